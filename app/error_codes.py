@@ -1,0 +1,63 @@
+"""The integer ``error_code`` of every problem answer, five digits, Confluent REST style.
+
+The first three digits are the HTTP status the code is answered with; the last two number
+the cases within it. ``@unique`` makes two codes with one value an import-time error instead
+of a silent alias. ``docs/errors.md`` lists them for users; the client mirrors them.
+"""
+
+from enum import IntEnum, unique
+
+
+@unique
+class ErrorCode(IntEnum):
+    # 400: the request is well-formed HTTP but its content is wrong.
+    INVALID_REQUEST = 40001  # malformed JSON, wrong types, missing fields
+    INVALID_RECORD = 40002  # a record that cannot be decoded in its declared format (bad base64, …)
+    # 404
+    UNKNOWN_TOPIC = 40401
+    UNKNOWN_PARTITION = 40402
+    UNKNOWN_MEMBER = 40403  # unknown or expired group member: it must rejoin
+    UNKNOWN_GROUP = 40404
+    UNKNOWN_PRODUCER = 40405
+    NOT_FOUND = 40499  # a path that names no resource
+    # 405 / 406
+    METHOD_NOT_ALLOWED = 40501
+    NOT_ACCEPTABLE = 40601
+    # 409
+    TOPIC_EXISTS = 40901
+    ILLEGAL_GENERATION = 40902  # stale generation, or a partition the member does not own
+    GROUP_NOT_EMPTY = 40903
+    REBALANCE_IN_PROGRESS = 40904
+    PRODUCER_FENCED = 40905  # an older producer epoch (Kafka's InvalidProducerEpoch / ProducerFenced)
+    OUT_OF_ORDER_SEQUENCE = 40906  # a gap in an idempotent producer's sequence numbers
+    IDEMPOTENCY_KEY_REUSED = 40907  # the same Idempotency-Key with a different request body
+    # 413
+    RECORD_TOO_LARGE = 41301  # one batch over max.message.bytes
+    REQUEST_TOO_LARGE = 41302  # a body over the broker's request size limit
+    # 415
+    UNSUPPORTED_MEDIA_TYPE = 41501
+    # 416
+    OFFSET_OUT_OF_RANGE = 41601
+    # 422
+    INVALID_CONFIG = 42201
+    INVALID_TOPIC_NAME = 42202
+    INVALID_PARTITIONS = 42203
+    INVALID_PARAMETER = 42204  # a query or body value outside its documented limits
+    INVALID_REPLICATION_FACTOR = 42205
+    NO_COMMITTED_OFFSET = 42206  # auto_offset_reset=none and no usable committed offset
+    INVALID_SESSION_TIMEOUT = 42207
+    # 429
+    TOO_MANY_REQUESTS = 42901
+    # 500
+    INTERNAL_ERROR = 50001
+    STORAGE_ERROR = 50002
+    # 503
+    NOT_ENOUGH_REPLICAS = 50301
+    NOT_READY = 50302  # starting up or shutting down
+    OVERLOADED = 50303
+    NOT_LEADER = 50304  # the partition is led by another broker
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status this code is answered with (its first three digits)."""
+        return int(self) // 100
