@@ -35,7 +35,15 @@ typecheck: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/tidelog openapi > openapi/openapi.json
 
-bench: $(STAMP)
+# The benchmark suite needs the `bench` extra (redis-py, nats-py, matplotlib, py-spy) on top of `dev`.
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(BENCH_STAMP): pyproject.toml $(BIN)/python
+	$(BIN)/pip install -e '.[dev,bench]'
+	rm -f $(VENV)/.bench-installed-*
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:
