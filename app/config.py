@@ -1,0 +1,118 @@
+"""Broker settings: one field per ``tidelog serve`` flag and ``TIDELOG_*`` environment variable.
+
+``Settings()`` is built by ``create_app`` or the CLI, never at import time. A field ``data_dir`` is the
+flag ``--data-dir`` and the variable ``TIDELOG_DATA_DIR``. The ``log_*``/``message_max_bytes``/
+``num_partitions``/``min_insync_replicas`` fields are the broker-wide defaults of topic configs, named
+after Kafka's broker configs (``log.retention.ms`` → ``log_retention_ms``).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+class Settings(BaseSettings):
+    """Everything a broker process can be configured with; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="TIDELOG_", extra="forbid", validate_default=True)
+
+    # --- network and identity
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on (0 picks a free one).")
+    data_dir: Path = Field(Path("./data"), description="Directory of the partition logs.")
+    catalog_url: str | None = Field(
+        None, description="SQLAlchemy URL of the catalog; default sqlite:///<data_dir>/catalog.db."
+    )
+    broker_id: int = Field(0, ge=0, description="This broker's id in the cluster.")
+    advertised_url: str | None = Field(
+        None, description="Base URL clients reach this broker at; default http://<host>:<port>."
+    )
+
+    # --- background work
+    log_retention_check_interval_ms: int = Field(
+        300_000, ge=100, description="How often retention and compaction run."
+    )
+
+    # --- request limits
+    max_request_bytes: int = Field(16 * MiB, ge=1 * KiB, description="Largest request body accepted (413).")
+    max_partitions_per_topic: int = Field(1000, ge=1, description="Most partitions a topic may have.")
+    max_records_per_request: int = Field(100_000, ge=1, description="Most records in one produce request.")
+    fetch_max_wait_ms: int = Field(30_000, ge=0, description="Largest max_wait_ms a fetch may ask for.")
+    fetch_max_records: int = Field(100_000, ge=1, description="Largest max_records a fetch may ask for.")
+    fetch_max_bytes: int = Field(64 * MiB, ge=1, description="Largest max_bytes a fetch may ask for.")
+    idempotency_key_window_ms: int = Field(
+        DAY_MS, ge=0, description="How long an Idempotency-Key's first answer is replayed."
+    )
+    max_inflight_requests: int = Field(
+        1024, ge=1, description="Requests served at once; beyond it the broker answers 503 with Retry-After."
+    )
+    overload_retry_after_s: int = Field(1, ge=1, description="Retry-After (seconds) of an overload answer.")
+
+    # --- consumer groups
+    group_min_session_timeout_ms: int = Field(6000, ge=1, description="Smallest session timeout allowed.")
+    group_max_session_timeout_ms: int = Field(1_800_000, ge=1, description="Largest session timeout allowed.")
+    offsets_retention_minutes: int = Field(
+        10_080, ge=1, description="How long committed offsets of an empty group are kept."
+    )
+
+    # --- defaults of topic configs (Kafka broker config names)
+    num_partitions: int = Field(1, ge=1, description="Partitions of a topic created without a count.")
+    log_retention_ms: int = Field(7 * DAY_MS, ge=-1, description="Default retention.ms (-1: forever).")
+    log_retention_bytes: int = Field(-1, ge=-1, description="Default retention.bytes (-1: unlimited).")
+    log_segment_bytes: int = Field(1 * GiB, ge=14, description="Default segment.bytes.")
+    log_segment_ms: int = Field(7 * DAY_MS, ge=1, description="Default segment.ms.")
+    log_cleanup_policy: Literal["delete", "compact", "compact,delete"] = Field(
+        "delete", description="Default cleanup.policy."
+    )
+    log_cleaner_delete_retention_ms: int = Field(DAY_MS, ge=0, description="Default delete.retention.ms.")
+    log_cleaner_min_cleanable_ratio: float = Field(
+        0.5, ge=0.0, le=1.0, description="Default min.cleanable.dirty.ratio."
+    )
+    message_max_bytes: int = Field(1_048_588, ge=0, description="Default max.message.bytes.")
+    log_message_timestamp_type: Literal["CreateTime", "LogAppendTime"] = Field(
+        "CreateTime", description="Default message.timestamp.type."
+    )
+    log_flush_interval_messages: int | None = Field(
+        None, ge=1, description="Default flush.messages (unset: leave flushing to the page cache)."
+    )
+    log_flush_interval_ms: int | None = Field(
+        None, ge=0, description="Default flush.ms (unset: leave flushing to the page cache)."
+    )
+    min_insync_replicas: int = Field(1, ge=1, description="Default min.insync.replicas.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms:
+            raise ValueError("group_min_session_timeout_ms is larger than group_max_session_timeout_ms")
+        return self
+
+    @property
+    def effective_catalog_url(self) -> str:
+        """The catalog URL, defaulting to the SQLite file ``<data_dir>/catalog.db``."""
+        if self.catalog_url:
+            return self.catalog_url
+        return f"sqlite:///{(self.data_dir.resolve() / 'catalog.db').as_posix()}"
+
+    @property
+    def effective_advertised_url(self) -> str:
+        """The URL clients should use to reach this broker."""
+        if self.advertised_url:
+            return self.advertised_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.getfqdn()
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,110 @@
+"""``create_app(settings)``: the broker's FastAPI application and its lifespan.
+
+The lifespan opens the catalog and migrates it, starts the Broker (which opens every partition log),
+starts the retention scheduler, and marks the app ready; on the way out (SIGTERM through uvicorn, or
+a test leaving its client) it stops them in reverse order in ``finally``, so every log is closed with
+its clean-shutdown marker. Nothing is created at import time: tests build as many apps as they like,
+each with its own settings and data directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from anyio import to_thread
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.catalog import Catalog
+from app.config import Settings
+from app.errors import install_error_handlers
+from app.metrics import Metrics
+from app.middleware import LimitsMiddleware, MetricsMiddleware
+
+__all__ = ["create_app", "operation_id"]
+
+logger = logging.getLogger("tidelog.app")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tidelog")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "0.0.0"
+
+
+def operation_id(route: APIRoute) -> str:
+    """A stable operationId, ``{tag}-{route name}`` (``topics-create_topic``)."""
+    tag = str(route.tags[0]) if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def _include_routers(app: FastAPI) -> None:
+    # One router per resource. Registering a new one is a one-line addition here.
+    from app.routes import health
+
+    for router in (health.router,):
+        app.include_router(router)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state = app.state
+    settings: Settings = state.settings
+    state.phase = "starting"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(settings.effective_catalog_url)
+    state.catalog = catalog
+    broker: Any = None
+    try:
+        await to_thread.run_sync(catalog.migrate)
+        from app.broker import Broker
+
+        broker = Broker(settings, catalog)
+        await broker.start()
+        state.broker = broker
+        state.phase = "ready"
+        logger.info("broker %d ready, data in %s", settings.broker_id, settings.data_dir)
+        yield
+    finally:
+        state.phase = "stopping"
+        try:
+            if broker is not None:
+                await broker.close()
+        finally:
+            catalog.close()
+            state.phase = "stopped"
+            logger.info("broker %d stopped", settings.broker_id)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The broker application for ``settings`` (default: from ``TIDELOG_*`` variables)."""
+    settings = settings if settings is not None else Settings()
+    metrics = Metrics()
+    app = FastAPI(
+        title="tidelog",
+        version=_version(),
+        summary="An HTTP-first event-streaming broker: partitioned, durable commit logs over REST and SSE.",
+        lifespan=_lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.phase = "created"
+    install_error_handlers(app)
+    _include_routers(app)
+    # Added last = outermost: metrics see every answer, including the limits' refusals.
+    app.add_middleware(
+        LimitsMiddleware,
+        max_inflight=settings.max_inflight_requests,
+        max_body_bytes=settings.max_request_bytes,
+        retry_after_s=settings.overload_retry_after_s,
+        metrics=metrics,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
