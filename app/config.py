@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         1024, ge=1, description="Requests served at once; beyond it the broker answers 503 with Retry-After."
     )
     overload_retry_after_s: int = Field(1, ge=1, description="Retry-After (seconds) of an overload answer.")
+    graceful_shutdown_timeout_s: float = Field(
+        10.0, ge=0, description="On SIGTERM, how long open requests and streams may finish before cancelling."
+    )
 
     # --- consumer groups
     group_min_session_timeout_ms: int = Field(6000, ge=1, description="Smallest session timeout allowed.")

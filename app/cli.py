@@ -1,0 +1,145 @@
+"""``tidelog serve``, ``tidelog migrate`` and ``tidelog openapi``: thin commands over the broker.
+
+Only click and the standard library are imported at module level: the client commands of ``tidelog``
+load this module too and must not pay for FastAPI, SQLAlchemy or the storage engine. Every ``serve``
+flag is a ``Settings`` field (``--data-dir`` → ``data_dir`` → ``TIDELOG_DATA_DIR``); a flag left out
+falls back to the environment variable, then to the default.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+
+__all__ = ["SERVE_SETTINGS_OPTIONS", "migrate", "openapi", "serve"]
+
+_POLICIES = click.Choice(["delete", "compact", "compact,delete"])
+_TIMESTAMP_TYPES = click.Choice(["CreateTime", "LogAppendTime"])
+
+#: (flag, type, help) of every Settings field, in docs/configuration.md's order.
+SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
+    ("--host", str, "Interface to listen on [127.0.0.1]."),
+    ("--port", click.IntRange(0, 65535), "TCP port [8080]."),
+    ("--data-dir", click.Path(file_okay=False), "Directory of the partition logs [./data]."),
+    ("--catalog-url", str, "SQLAlchemy URL of the catalog [sqlite:///<data-dir>/catalog.db]."),
+    ("--broker-id", click.IntRange(min=0), "This broker's id [0]."),
+    ("--advertised-url", str, "Base URL clients reach this broker at [http://<host>:<port>]."),
+    ("--log-retention-check-interval-ms", click.IntRange(min=100), "Retention/compaction period [300000]."),
+    ("--max-request-bytes", click.IntRange(min=1024), "Largest request body [16 MiB]."),
+    ("--max-partitions-per-topic", click.IntRange(min=1), "Most partitions per topic [1000]."),
+    ("--max-records-per-request", click.IntRange(min=1), "Most records per produce request [100000]."),
+    ("--fetch-max-wait-ms", click.IntRange(min=0), "Largest fetch max_wait_ms [30000]."),
+    ("--fetch-max-records", click.IntRange(min=1), "Largest fetch max_records [100000]."),
+    ("--fetch-max-bytes", click.IntRange(min=1), "Largest fetch max_bytes [64 MiB]."),
+    ("--idempotency-key-window-ms", click.IntRange(min=0), "Idempotency-Key replay window [24 h]."),
+    ("--max-inflight-requests", click.IntRange(min=1), "Requests served at once before 503 [1024]."),
+    ("--overload-retry-after-s", click.IntRange(min=1), "Retry-After of an overload answer [1]."),
+    ("--graceful-shutdown-timeout-s", click.FloatRange(min=0), "Wait for open requests on SIGTERM [10]."),
+    ("--group-min-session-timeout-ms", click.IntRange(min=1), "Smallest group session timeout [6000]."),
+    ("--group-max-session-timeout-ms", click.IntRange(min=1), "Largest group session timeout [1800000]."),
+    ("--offsets-retention-minutes", click.IntRange(min=1), "Committed offsets kept for [10080]."),
+    ("--num-partitions", click.IntRange(min=1), "Default partitions of a new topic [1]."),
+    ("--log-retention-ms", click.IntRange(min=-1), "Default retention.ms [7 days]."),
+    ("--log-retention-bytes", click.IntRange(min=-1), "Default retention.bytes [-1]."),
+    ("--log-segment-bytes", click.IntRange(min=14), "Default segment.bytes [1 GiB]."),
+    ("--log-segment-ms", click.IntRange(min=1), "Default segment.ms [7 days]."),
+    ("--log-cleanup-policy", _POLICIES, "Default cleanup.policy [delete]."),
+    ("--log-cleaner-delete-retention-ms", click.IntRange(min=0), "Default delete.retention.ms [1 day]."),
+    ("--log-cleaner-min-cleanable-ratio", click.FloatRange(0, 1), "Default min.cleanable.dirty.ratio [0.5]."),
+    ("--message-max-bytes", click.IntRange(min=0), "Default max.message.bytes [1048588]."),
+    ("--log-message-timestamp-type", _TIMESTAMP_TYPES, "Default message.timestamp.type [CreateTime]."),
+    ("--log-flush-interval-messages", click.IntRange(min=1), "Default flush.messages [unset]."),
+    ("--log-flush-interval-ms", click.IntRange(min=0), "Default flush.ms [unset]."),
+    ("--min-insync-replicas", click.IntRange(min=1), "Default min.insync.replicas [1]."),
+)
+
+
+def _settings_options(command: Any) -> Any:
+    for flag, kind, help_text in reversed(SERVE_SETTINGS_OPTIONS):
+        command = click.option(flag, type=kind, default=None, help=help_text)(command)
+    return command
+
+
+def _build_settings(options: dict[str, Any]) -> Any:
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    given = {name: value for name, value in options.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        raise click.UsageError("invalid settings:\n" + "\n".join(lines)) from exc
+
+
+@click.command()
+@_settings_options
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+    help="Log level of the broker and of uvicorn.",
+)
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
+def serve(log_level: str, access_log: bool, **options: Any) -> None:
+    """Run the broker (uvicorn) until SIGTERM or Ctrl-C, then close every log cleanly."""
+    settings = _build_settings(options)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    import uvicorn
+
+    from app.main import create_app
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout_s,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        # The lifespan failed (catalog unreachable, data dir unwritable…): uvicorn logged why.
+        sys.exit(3)
+
+
+@click.command()
+@click.option("--catalog-url", type=str, default=None, help="SQLAlchemy URL of the catalog.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Used for the default URL.")
+@click.option("--revision", default="head", show_default=True, help="Alembic revision to upgrade to.")
+def migrate(catalog_url: str | None, data_dir: str | None, revision: str) -> None:
+    """Apply the catalog's migrations (the broker also does this at start-up)."""
+    settings = _build_settings({"catalog_url": catalog_url, "data_dir": data_dir})
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.catalog import Catalog
+
+    catalog = Catalog(settings.effective_catalog_url)
+    try:
+        catalog.migrate(revision)
+        click.echo(f"catalog at revision {catalog.current_revision()}")
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot migrate the catalog: {exc}") from exc
+    finally:
+        catalog.close()
+
+
+@click.command()
+def openapi() -> None:
+    """Print the broker's OpenAPI document (JSON) to stdout."""
+    from app.config import Settings
+    from app.main import create_app
+
+    spec = create_app(Settings()).openapi()
+    click.echo(json.dumps(spec, indent=2, ensure_ascii=False))
