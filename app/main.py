@@ -23,6 +23,8 @@ from app.config import Settings
 from app.errors import install_error_handlers
 from app.metrics import Metrics
 from app.middleware import LimitsMiddleware, MetricsMiddleware
+from app.scheduler import RetentionScheduler
+from app.topics import TopicService
 
 __all__ = ["create_app", "operation_id"]
 
@@ -46,9 +48,9 @@ def operation_id(route: APIRoute) -> str:
 
 def _include_routers(app: FastAPI) -> None:
     # One router per resource. Registering a new one is a one-line addition here.
-    from app.routes import health
+    from app.routes import cluster, health, topics
 
-    for router in (health.router,):
+    for router in (health.router, cluster.router, topics.router):
         app.include_router(router)
 
 
@@ -61,6 +63,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     catalog = Catalog(settings.effective_catalog_url)
     state.catalog = catalog
     broker: Any = None
+    scheduler: RetentionScheduler | None = None
+    metrics: Metrics = state.metrics
     try:
         await to_thread.run_sync(catalog.migrate)
         from app.broker import Broker
@@ -68,12 +72,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         broker = Broker(settings, catalog)
         await broker.start()
         state.broker = broker
+        state.topic_service = TopicService(settings, catalog, broker)
+        metrics.set_partition_source(broker.partition_sizes)
+        scheduler = RetentionScheduler(broker, metrics, interval_ms=settings.log_retention_check_interval_ms)
+        state.retention_scheduler = scheduler
+        scheduler.start()
         state.phase = "ready"
         logger.info("broker %d ready, data in %s", settings.broker_id, settings.data_dir)
         yield
     finally:
         state.phase = "stopping"
+        metrics.set_partition_source(None)
         try:
+            if scheduler is not None:
+                await scheduler.stop()
             if broker is not None:
                 await broker.close()
         finally:

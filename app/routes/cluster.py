@@ -1,0 +1,46 @@
+"""``/v1/cluster``: this broker's identity and the cluster's brokers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from app.deps import SettingsDep
+from app.errors import error_responses
+
+router = APIRouter(prefix="/v1", tags=["cluster"])
+
+
+class BrokerOut(BaseModel):
+    broker_id: int
+    url: str
+    state: str = Field(description="starting | ready | stopping")
+
+
+class TopicPartitionRef(BaseModel):
+    topic: str
+    partition: int
+
+
+class ClusterOut(BaseModel):
+    broker_id: int = Field(description="The broker that answered.")
+    controller_id: int
+    advertised_url: str
+    version: str
+    brokers: list[BrokerOut]
+    under_replicated_partitions: list[TopicPartitionRef]
+
+
+@router.get("/cluster", response_model=ClusterOut, responses=error_responses())
+async def get_cluster(request: Request, settings: SettingsDep) -> ClusterOut:
+    """The broker's id, advertised URL and version, and the brokers of the cluster (one, for now)."""
+    url = settings.effective_advertised_url
+    state = str(getattr(request.app.state, "phase", "starting"))
+    return ClusterOut(
+        broker_id=settings.broker_id,
+        controller_id=settings.broker_id,
+        advertised_url=url,
+        version=request.app.version,
+        brokers=[BrokerOut(broker_id=settings.broker_id, url=url, state=state)],
+        under_replicated_partitions=[],
+    )

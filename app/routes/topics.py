@@ -1,0 +1,225 @@
+"""``/v1/topics``: list, create, describe, grow and delete topics, and read or change their configs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.deps import TopicServiceDep
+from app.error_codes import ErrorCode
+from app.errors import UnsupportedMediaTypeError, error_responses
+from app.topics import TopicConfigs, TopicInfo
+
+router = APIRouter(prefix="/v1/topics", tags=["topics"])
+
+ConfigValueOut = int | float | str | None
+
+
+async def require_json(request: Request) -> None:
+    """Refuses a body that is not ``application/json`` with 415 (error_code 41501)."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        shown = media_type or "no Content-Type"
+        raise UnsupportedMediaTypeError(f"{shown} is not supported here; send application/json")
+
+
+JsonBody = Depends(require_json)
+
+
+class TopicSummary(BaseModel):
+    name: str
+    topic_id: str
+    partition_count: int
+    replication_factor: int
+
+
+class TopicList(BaseModel):
+    topics: list[TopicSummary]
+
+
+class PartitionOut(BaseModel):
+    partition: int
+    leader: int | None
+    replicas: list[int]
+    isr: list[int]
+    leader_epoch: int
+    log_start_offset: int
+    high_watermark: int
+    log_end_offset: int
+
+
+class TopicOut(BaseModel):
+    name: str
+    topic_id: str | None = Field(description="Null in a validate_only answer: nothing was created.")
+    partition_count: int
+    replication_factor: int
+    partitions: list[PartitionOut]
+    configs: dict[str, ConfigValueOut] = Field(description="Effective value of every topic config.")
+    defaults: list[str] = Field(description="The configs at the broker default (not set on the topic).")
+
+
+class TopicConfigsOut(BaseModel):
+    topic: str
+    configs: dict[str, ConfigValueOut] = Field(description="Effective value of every topic config.")
+    defaults: list[str] = Field(description="The configs at the broker default (not set on the topic).")
+
+
+class CreateTopic(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {"name": "orders", "partitions": 3, "configs": {"retention.ms": 86400000}}
+        },
+    )
+
+    name: str = Field(description="1 to 249 of ASCII letters, digits, '.', '_' and '-'; not '.' or '..'.")
+    partitions: int | None = Field(None, description="Default: the broker's num_partitions.")
+    replication_factor: int | None = Field(None, description="Must be 1 on a single broker.")
+    configs: dict[str, Any] = Field(
+        default_factory=dict, description="Topic config overrides, name → value (see docs/configuration.md)."
+    )
+
+
+class UpdateTopic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    partitions: int = Field(description="The new partition count; it can only be raised.")
+
+
+class UpdateTopicConfigs(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"configs": {"retention.ms": 3600000, "segment.ms": None}}},
+    )
+
+    configs: dict[str, Any] = Field(
+        description="Configs to change, merged into the topic's; null resets one to the broker default."
+    )
+
+
+def _topic_out(info: TopicInfo) -> TopicOut:
+    return TopicOut(
+        name=info.name,
+        topic_id=info.topic_id,
+        partition_count=info.partition_count,
+        replication_factor=info.replication_factor,
+        partitions=[
+            PartitionOut(
+                partition=p.partition, leader=p.leader, replicas=p.replicas, isr=p.isr,
+                leader_epoch=p.leader_epoch, log_start_offset=p.log_start_offset,
+                high_watermark=p.high_watermark, log_end_offset=p.log_end_offset,
+            )
+            for p in info.partitions
+        ],
+        configs=info.configs,
+        defaults=info.defaults,
+    )
+
+
+def _configs_out(configs: TopicConfigs) -> TopicConfigsOut:
+    return TopicConfigsOut(topic=configs.topic, configs=configs.configs, defaults=configs.defaults)
+
+
+@router.get("", response_model=TopicList, responses=error_responses())
+async def list_topics(service: TopicServiceDep) -> TopicList:
+    """Every topic, by name."""
+    topics = await service.list_topics()
+    return TopicList(
+        topics=[
+            TopicSummary(name=t.name, topic_id=t.topic_id or "", partition_count=t.partition_count,
+                         replication_factor=t.replication_factor)
+            for t in topics
+        ]
+    )
+
+
+@router.post(
+    "",
+    response_model=TopicOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[JsonBody],
+    responses={
+        200: {"model": TopicOut, "description": "validate_only: what would be created (nothing was)."},
+        **error_responses(
+            ErrorCode.INVALID_REQUEST, ErrorCode.TOPIC_EXISTS, ErrorCode.INVALID_CONFIG,
+            ErrorCode.INVALID_TOPIC_NAME, ErrorCode.INVALID_PARTITIONS, ErrorCode.INVALID_REPLICATION_FACTOR,
+            ErrorCode.REQUEST_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        ),
+    },
+)
+async def create_topic(
+    body: CreateTopic,
+    service: TopicServiceDep,
+    response: Response,
+    validate_only: Annotated[bool, Query(description="Validate and answer 200 without creating.")] = False,
+) -> TopicOut:
+    """Create a topic: 201 with its description, or 200 with what would be created under validate_only."""
+    info = await service.create_topic(
+        body.name,
+        partitions=body.partitions,
+        replication_factor=body.replication_factor,
+        configs=body.configs,
+        validate_only=validate_only,
+    )
+    if validate_only:
+        response.status_code = status.HTTP_200_OK
+    return _topic_out(info)
+
+
+@router.get("/{topic}", response_model=TopicOut, responses=error_responses(ErrorCode.UNKNOWN_TOPIC))
+async def get_topic(topic: str, service: TopicServiceDep) -> TopicOut:
+    """The topic's partitions (leader, replicas, ISR, offsets) and effective configs."""
+    return _topic_out(await service.get_topic(topic))
+
+
+@router.patch(
+    "/{topic}",
+    response_model=TopicOut,
+    dependencies=[JsonBody],
+    responses=error_responses(
+        ErrorCode.INVALID_REQUEST, ErrorCode.UNKNOWN_TOPIC, ErrorCode.INVALID_PARTITIONS,
+        ErrorCode.REQUEST_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    ),
+)
+async def update_topic(topic: str, body: UpdateTopic, service: TopicServiceDep) -> TopicOut:
+    """Raise the partition count (lowering it is 422, error_code 42203; the same count changes nothing)."""
+    return _topic_out(await service.add_partitions(topic, body.partitions))
+
+
+@router.delete(
+    "/{topic}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(ErrorCode.UNKNOWN_TOPIC),
+)
+async def delete_topic(topic: str, service: TopicServiceDep) -> Response:
+    """Delete the topic and all its data."""
+    await service.delete_topic(topic)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{topic}/configs", response_model=TopicConfigsOut, responses=error_responses(ErrorCode.UNKNOWN_TOPIC)
+)
+async def get_topic_configs(topic: str, service: TopicServiceDep) -> TopicConfigsOut:
+    """Every config's effective value, and which are at the broker default."""
+    return _configs_out(await service.get_configs(topic))
+
+
+@router.put(
+    "/{topic}/configs",
+    response_model=TopicConfigsOut,
+    dependencies=[JsonBody],
+    responses=error_responses(
+        ErrorCode.INVALID_REQUEST, ErrorCode.UNKNOWN_TOPIC, ErrorCode.INVALID_CONFIG,
+        ErrorCode.REQUEST_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    ),
+)
+async def update_topic_configs(
+    topic: str, body: UpdateTopicConfigs, service: TopicServiceDep
+) -> TopicConfigsOut:
+    """Merge the given configs into the topic's (null resets one); the logs pick them up at once."""
+    return _configs_out(await service.update_configs(topic, body.configs))
