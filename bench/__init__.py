@@ -1,0 +1,1 @@
+"""Benchmarks of tidelog: `python -m bench` runs the comparative suite (bench/suite/)."""

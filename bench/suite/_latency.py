@@ -1,0 +1,199 @@
+"""End-to-end latency at a steady rate of single-record produces: from the produce call to delivery.
+
+The producer runs in the calling thread and paces itself on a schedule (`start + i / rate`); the consumer
+runs in its own thread with its own connection, connected before the first produce. Each record carries
+`time.perf_counter_ns()` taken just before its produce call, and the consumer subtracts it from the clock
+when it has decoded the record — the same process, so the same clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import redis
+from httpx_sse import connect_sse
+
+from ._tidelog import BenchError, Tidelog
+
+_JSON = {"content-type": "application/json"}
+
+
+def _pace(rate: int, count: int, time_cap_s: float, send_one: Callable[[], None]) -> int:
+    """Call ``send_one`` ``count`` times at ``rate``/s (never bursting to catch up); return the calls made."""
+    started = time.perf_counter()
+    deadline = started + time_cap_s
+    sent = 0
+    for index in range(count):
+        delay = started + index / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        if time.perf_counter() > deadline:
+            break
+        send_one()
+        sent += 1
+    return sent
+
+
+class _Collector:
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.latencies: list[float] = []
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def add(self, value_json: object) -> None:
+        if isinstance(value_json, dict) and "sent_ns" in value_json:
+            self.latencies.append((time.perf_counter_ns() - int(value_json["sent_ns"])) / 1e6)
+
+    @property
+    def finished(self) -> bool:
+        return self.stop.is_set() or len(self.latencies) >= self.count
+
+
+def _run(
+    collector: _Collector,
+    consume: Callable[[_Collector], None],
+    produce: Callable[[], int],
+    grace_s: float = 5.0,
+) -> list[float]:
+    def guarded() -> None:
+        try:
+            consume(collector)
+        except BaseException as exc:
+            collector.error = exc
+        finally:
+            collector.ready.set()
+
+    thread = threading.Thread(target=guarded, name="latency-consumer", daemon=True)
+    thread.start()
+    if not collector.ready.wait(timeout=30):
+        collector.stop.set()
+        raise BenchError("the consumer did not connect within 30 s")
+    if collector.error is not None:
+        raise BenchError(f"consumer failed: {collector.error!r}")
+    sent = produce()
+    waited = time.perf_counter() + grace_s
+    while len(collector.latencies) < sent and time.perf_counter() < waited and thread.is_alive():
+        time.sleep(0.01)
+    collector.stop.set()
+    thread.join(timeout=10)
+    if collector.error is not None and len(collector.latencies) < sent:
+        raise BenchError(f"consumer failed after {len(collector.latencies)} of {sent}: {collector.error!r}")
+    if len(collector.latencies) < sent:
+        raise BenchError(f"only {len(collector.latencies)} of {sent} records were delivered")
+    return collector.latencies
+
+
+def _tidelog_producer(
+    tidelog: Tidelog, topic: str, rate: int, count: int, size: int, cap: float
+) -> Callable[[], int]:
+    pad = "x" * max(0, size - 40)
+
+    def produce() -> int:
+        with tidelog.client() as http:
+            path = f"/v1/topics/{topic}/partitions/0/records"
+
+            def send_one() -> None:
+                body = orjson.dumps({"records": [{"value": {"sent_ns": time.perf_counter_ns(), "pad": pad}}]})
+                response = http.post(path, content=body, params={"acks": "1"}, headers=_JSON)
+                if response.status_code != 200:
+                    raise BenchError(f"produce: HTTP {response.status_code}: {response.text[:200]}")
+
+            return _pace(rate, count, cap, send_one)
+
+    return produce
+
+
+def tidelog_sse(
+    tidelog: Tidelog, topic: str, *, rate: int, count: int, size: int, time_cap_s: float
+) -> list[float]:
+    """tidelog produce (acks=1) → `GET /v1/topics/{topic}/events?from=latest` (Server-Sent Events)."""
+
+    def consume(collector: _Collector) -> None:
+        timeout = httpx.Timeout(10.0, read=2.0)
+        with (
+            httpx.Client(base_url=tidelog.url, timeout=timeout) as http,
+            connect_sse(http, "GET", f"/v1/topics/{topic}/events", params={"from": "latest"}) as source,
+        ):
+            if source.response.status_code != 200:
+                raise BenchError(f"events: HTTP {source.response.status_code}")
+            collector.ready.set()
+            try:
+                for sse in source.iter_sse():
+                    if sse.event == "record":
+                        collector.add(orjson.loads(sse.data).get("value"))
+                    if collector.finished:
+                        return
+            except httpx.ReadTimeout:
+                if not collector.finished:
+                    raise
+
+    producer = _tidelog_producer(tidelog, topic, rate, count, size, time_cap_s)
+    return _run(_Collector(count), consume, producer)
+
+
+def tidelog_long_poll(
+    tidelog: Tidelog, topic: str, *, rate: int, count: int, size: int, time_cap_s: float
+) -> list[float]:
+    """tidelog produce (acks=1) → long-poll fetch (`max_wait_ms=1000`, `min_bytes=1`) from the end."""
+    start_offset = tidelog.high_watermark(topic)
+
+    def consume(collector: _Collector) -> None:
+        offset = start_offset
+        with tidelog.client() as http:
+            collector.ready.set()
+            while not collector.finished:
+                response = http.get(
+                    f"/v1/topics/{topic}/partitions/0/records",
+                    params={"offset": offset, "max_wait_ms": 1000, "min_bytes": 1, "max_records": 1000},
+                )
+                if response.status_code != 200:
+                    raise BenchError(f"fetch: HTTP {response.status_code}: {response.text[:200]}")
+                body = orjson.loads(response.content)
+                for record in body["records"]:
+                    collector.add(record["value"])
+                offset = body["next_offset"]
+
+    producer = _tidelog_producer(tidelog, topic, rate, count, size, time_cap_s)
+    return _run(_Collector(count), consume, producer)
+
+
+def redis_xread_block(
+    url: str, key: str, *, rate: int, count: int, size: int, time_cap_s: float
+) -> list[float]:
+    """XADD (one entry per call) → XREAD BLOCK 1000 from the entry before the first."""
+    pad = "x" * max(0, size - 40)
+    producer_client = redis.Redis.from_url(url, socket_timeout=30)
+    start_id = producer_client.xadd(key, {"v": b"{}"})
+
+    def consume(collector: _Collector) -> None:
+        client = redis.Redis.from_url(url, socket_timeout=30)
+        try:
+            last_id = start_id
+            collector.ready.set()
+            while not collector.finished:
+                answer: Any = client.xread({key: last_id}, count=1000, block=1000)
+                if not answer:
+                    continue
+                for entry_id, fields in answer[0][1]:
+                    collector.add(orjson.loads(fields[b"v"]))
+                    last_id = entry_id
+        finally:
+            client.close()
+
+    def produce() -> int:
+        def send_one() -> None:
+            producer_client.xadd(key, {"v": orjson.dumps({"sent_ns": time.perf_counter_ns(), "pad": pad})})
+
+        return _pace(rate, count, time_cap_s, send_one)
+
+    try:
+        return _run(_Collector(count), consume, produce)
+    finally:
+        producer_client.close()
