@@ -1,0 +1,173 @@
+"""``Admin``: topics, configs, partitions, consumer groups and their offsets (``kafka-topics``,
+``kafka-configs``, ``kafka-consumer-groups`` as methods)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tidelog import _api
+from tidelog._types import GroupDescription, OffsetsResult, TopicDescription
+
+if TYPE_CHECKING:
+    from tidelog._client import AsyncClient, Client
+
+__all__ = ["RESET_TARGETS", "Admin", "AsyncAdmin"]
+
+RESET_TARGETS = ("earliest", "latest", "timestamp", "offset", "shift_by")
+
+
+def _check_reset(to: str, value: int | None) -> None:
+    if to not in RESET_TARGETS:
+        raise ValueError(f"to must be one of {', '.join(RESET_TARGETS)}, not {to!r}")
+    if to in ("timestamp", "offset", "shift_by") and value is None:
+        raise ValueError(f"resetting to {to} needs a value")
+
+
+class Admin:
+    """Administration over a ``Client``; every method is one request."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    # topics
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        *,
+        replication_factor: int = 1,
+        configs: Mapping[str, Any] | None = None,
+        validate_only: bool = False,
+    ) -> TopicDescription:
+        """Create a topic; with ``validate_only`` only check that it could be created."""
+        return self._client.call(
+            _api.create_topic(name, partitions, replication_factor, configs, validate_only)
+        )
+
+    def list_topics(self) -> list[TopicDescription]:
+        return self._client.call(_api.list_topics())
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        """Return the topic with each partition's leader, replicas, ISR and offsets, and its configs."""
+        return self._client.call(_api.describe_topic(name))
+
+    def create_partitions(self, name: str, total: int) -> TopicDescription:
+        """Raise the topic's partition count to ``total`` (it can never be lowered)."""
+        return self._client.call(_api.create_partitions(name, total))
+
+    def delete_topic(self, name: str) -> None:
+        self._client.call(_api.delete_topic(name))
+
+    def describe_configs(self, name: str) -> dict[str, Any]:
+        """Return the topic's effective configs, ``{name: value}``."""
+        return self._client.call(_api.describe_configs(name))
+
+    def alter_configs(self, name: str, configs: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``configs`` into the topic's (a ``None`` value resets that config to its default)."""
+        return self._client.call(_api.alter_configs(name, configs))
+
+    # groups
+    def list_groups(self) -> list[dict[str, Any]]:
+        return self._client.call(_api.list_groups())
+
+    def describe_group(self, group: str) -> GroupDescription:
+        return self._client.call(_api.describe_group(group))
+
+    def delete_group(self, group: str) -> None:
+        """Delete an empty group and its committed offsets."""
+        self._client.call(_api.delete_group(group))
+
+    def list_group_offsets(self, group: str) -> OffsetsResult:
+        """Return the group's committed offsets with each partition's high watermark and lag."""
+        return self._client.call(_api.group_offsets(group))
+
+    def commit_offsets(self, group: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Commit offsets for a group that has no members (a member commits through its Consumer)."""
+        self._client.call(
+            _api.commit(
+                group, [(t, p, o, None) for (t, p), o in offsets.items()], member_id=None, generation=None
+            )
+        )
+
+    def reset_offsets(
+        self,
+        group: str,
+        topics: Sequence[str],
+        to: str,
+        value: int | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> OffsetsResult:
+        """Reset an inactive group's offsets like ``kafka-consumer-groups --reset-offsets``."""
+        _check_reset(to, value)
+        return self._client.call(_api.reset_offsets(group, topics, to, value, dry_run))
+
+
+class AsyncAdmin:
+    """``Admin`` over an ``AsyncClient``."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        *,
+        replication_factor: int = 1,
+        configs: Mapping[str, Any] | None = None,
+        validate_only: bool = False,
+    ) -> TopicDescription:
+        return await self._client.call(
+            _api.create_topic(name, partitions, replication_factor, configs, validate_only)
+        )
+
+    async def list_topics(self) -> list[TopicDescription]:
+        return await self._client.call(_api.list_topics())
+
+    async def describe_topic(self, name: str) -> TopicDescription:
+        return await self._client.call(_api.describe_topic(name))
+
+    async def create_partitions(self, name: str, total: int) -> TopicDescription:
+        return await self._client.call(_api.create_partitions(name, total))
+
+    async def delete_topic(self, name: str) -> None:
+        await self._client.call(_api.delete_topic(name))
+
+    async def describe_configs(self, name: str) -> dict[str, Any]:
+        return await self._client.call(_api.describe_configs(name))
+
+    async def alter_configs(self, name: str, configs: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._client.call(_api.alter_configs(name, configs))
+
+    async def list_groups(self) -> list[dict[str, Any]]:
+        return await self._client.call(_api.list_groups())
+
+    async def describe_group(self, group: str) -> GroupDescription:
+        return await self._client.call(_api.describe_group(group))
+
+    async def delete_group(self, group: str) -> None:
+        await self._client.call(_api.delete_group(group))
+
+    async def list_group_offsets(self, group: str) -> OffsetsResult:
+        return await self._client.call(_api.group_offsets(group))
+
+    async def commit_offsets(self, group: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        await self._client.call(
+            _api.commit(
+                group, [(t, p, o, None) for (t, p), o in offsets.items()], member_id=None, generation=None
+            )
+        )
+
+    async def reset_offsets(
+        self,
+        group: str,
+        topics: Sequence[str],
+        to: str,
+        value: int | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> OffsetsResult:
+        _check_reset(to, value)
+        return await self._client.call(_api.reset_offsets(group, topics, to, value, dry_run))

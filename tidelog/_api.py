@@ -1,0 +1,469 @@
+"""The broker's endpoints as request descriptions, shared by ``Client`` and ``AsyncClient``.
+
+Each function returns a ``Call``: method, path, query, body, whether it is safe to send again after
+a lost answer, and how to read the answer. The two clients only differ in how they send it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+from tidelog._errors import ProtocolError
+from tidelog._records import OutgoingRecord, records_body
+from tidelog._types import (
+    FetchResult,
+    GroupDescription,
+    OffsetsResult,
+    PartitionOffsets,
+    ProduceResult,
+    RecordMetadata,
+    TopicDescription,
+)
+
+T = TypeVar("T")
+
+ACKS = ("0", "1", "all")
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _identity(body: Any) -> Any:
+    return body
+
+
+def _none(body: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    params: dict[str, Any] = field(default_factory=dict)
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    # Safe to send again when the answer was lost (reads, or writes the broker de-duplicates).
+    idempotent: bool = False
+    # Extra seconds on top of the client's timeout, for long-polls.
+    extra_timeout: float = 0.0
+
+
+def normalize_acks(acks: int | str) -> str:
+    value = str(acks)
+    if value == "-1":
+        value = "all"
+    if value not in ACKS:
+        raise ValueError(f"acks must be 0, 1 or 'all', not {acks!r}")
+    return value
+
+
+def _mapping(body: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise ProtocolError(f"{what}: expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+# -- topics --------------------------------------------------------------------------------------
+
+
+def list_topics() -> Call[list[TopicDescription]]:
+    def parse(body: Any) -> list[TopicDescription]:
+        items = body.get("topics") if isinstance(body, Mapping) else body
+        if not isinstance(items, list):
+            raise ProtocolError("list topics: expected a list of topics")
+        return [TopicDescription.from_json(t if isinstance(t, Mapping) else {"name": t}) for t in items]
+
+    return Call("GET", "/v1/topics", parse, idempotent=True)
+
+
+def create_topic(
+    name: str,
+    partitions: int,
+    replication_factor: int,
+    configs: Mapping[str, Any] | None,
+    validate_only: bool,
+) -> Call[TopicDescription]:
+    body: dict[str, Any] = {"name": name, "partitions": partitions, "replication_factor": replication_factor}
+    if configs:
+        body["configs"] = dict(configs)
+    return Call(
+        "POST",
+        "/v1/topics",
+        lambda b: TopicDescription.from_json(_mapping(b, "create topic")),
+        params={"validate_only": "true"} if validate_only else {},
+        json=body,
+    )
+
+
+def describe_topic(name: str) -> Call[TopicDescription]:
+    return Call(
+        "GET",
+        f"/v1/topics/{_seg(name)}",
+        lambda b: TopicDescription.from_json(_mapping(b, "describe topic")),
+        idempotent=True,
+    )
+
+
+def create_partitions(name: str, total: int) -> Call[TopicDescription]:
+    return Call(
+        "PATCH",
+        f"/v1/topics/{_seg(name)}",
+        lambda b: TopicDescription.from_json(_mapping(b, "alter topic")),
+        json={"partitions": total},
+        idempotent=True,  # raising to an absolute count twice is the same as once
+    )
+
+
+def delete_topic(name: str) -> Call[None]:
+    return Call("DELETE", f"/v1/topics/{_seg(name)}", _none)
+
+
+def describe_configs(name: str) -> Call[dict[str, Any]]:
+    def parse(body: Any) -> dict[str, Any]:
+        data = _mapping(body, "topic configs")
+        configs = data.get("configs", data)
+        return TopicDescription.from_json({"configs": configs}).configs
+
+    return Call("GET", f"/v1/topics/{_seg(name)}/configs", parse, idempotent=True)
+
+
+def describe_configs_raw(name: str) -> Call[Any]:
+    return Call("GET", f"/v1/topics/{_seg(name)}/configs", _identity, idempotent=True)
+
+
+def alter_configs(name: str, configs: Mapping[str, Any]) -> Call[dict[str, Any]]:
+    def parse(body: Any) -> dict[str, Any]:
+        if body is None:
+            return {}
+        data = _mapping(body, "alter configs")
+        return TopicDescription.from_json({"configs": data.get("configs", data)}).configs
+
+    return Call(
+        "PUT",
+        f"/v1/topics/{_seg(name)}/configs",
+        parse,
+        json={"configs": dict(configs)},
+        idempotent=True,
+    )
+
+
+# -- records -------------------------------------------------------------------------------------
+
+
+def produce(
+    topic: str,
+    records: Sequence[OutgoingRecord],
+    *,
+    partition: int | None,
+    acks: str,
+    key_format: str,
+    value_format: str,
+    producer_id: int | None = None,
+    producer_epoch: int | None = None,
+    sequence: int | None = None,
+    idempotency_key: str | None = None,
+    record_partitions: Sequence[int | None] | None = None,
+) -> Call[ProduceResult]:
+    """A produce request; to one partition's endpoint when ``partition`` is given."""
+    bodies, binary_headers = records_body(records)
+    if record_partitions is not None:
+        bodies = [
+            {**b, "partition": p} if p is not None else b
+            for b, p in zip(bodies, record_partitions, strict=True)
+        ]
+    body: dict[str, Any] = {"records": bodies, "key_format": key_format, "value_format": value_format}
+    params: dict[str, Any] = {"acks": acks}
+    if binary_headers:
+        params["header_format"] = "binary"
+    if producer_id is not None:
+        body["producer_id"] = producer_id
+        body["producer_epoch"] = producer_epoch
+        body["sequence"] = sequence
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    path = (
+        f"/v1/topics/{_seg(topic)}/records"
+        if partition is None
+        else f"/v1/topics/{_seg(topic)}/partitions/{partition}/records"
+    )
+
+    def parse(answer: Any) -> ProduceResult:
+        from tidelog._errors import error_from_response
+
+        results: list[RecordMetadata | Exception] = []
+        items = _mapping(answer, "produce").get("results") if answer is not None else None
+        if items is None:
+            # acks=0 may answer before offsets are known.
+            items = [{} for _ in records]
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise ProtocolError("produce: a result is not an object")
+            if "error_code" in item and item.get("offset") is None:
+                code = item.get("error_code")
+                results.append(
+                    error_from_response(
+                        int(code) // 100 if isinstance(code, int) else 500,
+                        {"error_code": code, "detail": item.get("message") or item.get("detail") or ""},
+                    )
+                )
+                continue
+            part = item.get("partition")
+            off = item.get("offset")
+            ts = item.get("timestamp")
+            results.append(
+                RecordMetadata(
+                    topic=topic,
+                    partition=part if isinstance(part, int) else (partition if partition is not None else -1),
+                    offset=off if isinstance(off, int) else -1,
+                    timestamp=ts if isinstance(ts, int) else -1,
+                )
+            )
+        return ProduceResult(tuple(results))
+
+    return Call(
+        "POST",
+        path,
+        parse,
+        params=params,
+        json=body,
+        headers=headers,
+        idempotent=producer_id is not None or idempotency_key is not None,
+    )
+
+
+def fetch(
+    topic: str,
+    partition: int,
+    offset: int,
+    *,
+    max_records: int | None,
+    max_bytes: int | None,
+    max_wait_ms: int | None,
+    min_bytes: int | None,
+    key_format: str | None,
+    value_format: str | None,
+    header_format: str | None = None,
+) -> Call[FetchResult]:
+    params: dict[str, Any] = {"offset": offset}
+    for name, value in (
+        ("max_records", max_records),
+        ("max_bytes", max_bytes),
+        ("max_wait_ms", max_wait_ms),
+        ("min_bytes", min_bytes),
+        ("key_format", key_format),
+        ("value_format", value_format),
+        ("header_format", header_format),
+    ):
+        if value is not None:
+            params[name] = value
+    return Call(
+        "GET",
+        f"/v1/topics/{_seg(topic)}/partitions/{partition}/records",
+        lambda b: FetchResult.from_json(
+            _mapping(b, "fetch"),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key_format=key_format,
+            value_format=value_format,
+            header_format=header_format,
+        ),
+        params=params,
+        idempotent=True,
+        extra_timeout=(max_wait_ms or 0) / 1000.0,
+    )
+
+
+def partition_offsets(topic: str, partition: int, timestamp: int | None = None) -> Call[PartitionOffsets]:
+    return Call(
+        "GET",
+        f"/v1/topics/{_seg(topic)}/partitions/{partition}/offsets",
+        lambda b: PartitionOffsets.from_json(_mapping(b, "offsets")),
+        params={"timestamp": timestamp} if timestamp is not None else {},
+        idempotent=True,
+    )
+
+
+def init_producer() -> Call[tuple[int, int]]:
+    def parse(body: Any) -> tuple[int, int]:
+        data = _mapping(body, "init producer")
+        pid, epoch = data.get("producer_id"), data.get("producer_epoch")
+        if not isinstance(pid, int) or not isinstance(epoch, int):
+            raise ProtocolError("init producer: producer_id and producer_epoch must be integers")
+        return pid, epoch
+
+    # A lost answer only wastes an id: the producer asks again.
+    return Call("POST", "/v1/producers", parse, json={}, idempotent=True)
+
+
+# -- groups --------------------------------------------------------------------------------------
+
+
+def join_group(
+    group: str,
+    *,
+    topics: Sequence[str] | None,
+    topic_pattern: str | None,
+    assignor: str,
+    session_timeout_ms: int,
+    rebalance_timeout_ms: int | None,
+    instance_id: str | None,
+    auto_offset_reset: str,
+) -> Call[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "assignor": assignor,
+        "session_timeout_ms": session_timeout_ms,
+        "auto_offset_reset": auto_offset_reset,
+    }
+    if topics is not None:
+        body["topics"] = list(topics)
+    if topic_pattern is not None:
+        body["topic_pattern"] = topic_pattern
+    if rebalance_timeout_ms is not None:
+        body["rebalance_timeout_ms"] = rebalance_timeout_ms
+    if instance_id is not None:
+        body["instance_id"] = instance_id
+    return Call(
+        "POST",
+        f"/v1/groups/{_seg(group)}/members",
+        lambda b: dict(_mapping(b, "join group")),
+        json=body,
+        # A static member (instance_id) rejoining is idempotent; a dynamic one would leave a ghost
+        # member behind that the session timeout removes.
+        idempotent=instance_id is not None,
+    )
+
+
+def heartbeat(group: str, member_id: str) -> Call[dict[str, Any]]:
+    return Call(
+        "POST",
+        f"/v1/groups/{_seg(group)}/members/{_seg(member_id)}/heartbeat",
+        lambda b: dict(_mapping(b, "heartbeat")),
+        json={},
+        idempotent=True,
+    )
+
+
+def leave_group(group: str, member_id: str) -> Call[None]:
+    return Call("DELETE", f"/v1/groups/{_seg(group)}/members/{_seg(member_id)}", _none, idempotent=True)
+
+
+def poll_member(
+    group: str,
+    member_id: str,
+    *,
+    max_records: int | None,
+    max_bytes: int | None,
+    max_wait_ms: int,
+    key_format: str | None = None,
+    value_format: str | None = None,
+) -> Call[dict[str, Any]]:
+    params: dict[str, Any] = {"max_wait_ms": max_wait_ms}
+    if max_records is not None:
+        params["max_records"] = max_records
+    if max_bytes is not None:
+        params["max_bytes"] = max_bytes
+    if key_format is not None:
+        params["key_format"] = key_format
+    if value_format is not None:
+        params["value_format"] = value_format
+    return Call(
+        "GET",
+        f"/v1/groups/{_seg(group)}/members/{_seg(member_id)}/records",
+        lambda b: dict(_mapping(b, "poll")),
+        params=params,
+        # Not idempotent: the poll advances the member's position, so a lost answer means records
+        # that only a rebalance or a seek brings back. The consumer handles it by seeking.
+        idempotent=False,
+        extra_timeout=max_wait_ms / 1000.0,
+    )
+
+
+def seek(group: str, member_id: str, topic: str, partition: int, to: str, value: int | None) -> Call[None]:
+    body: dict[str, Any] = {"topic": topic, "partition": partition, "to": to}
+    if value is not None:
+        body["value"] = value
+    return Call(
+        "POST",
+        f"/v1/groups/{_seg(group)}/members/{_seg(member_id)}/seek",
+        _none,
+        json=body,
+        idempotent=to != "shift_by",
+    )
+
+
+def commit(
+    group: str,
+    offsets: Iterable[tuple[str, int, int, str | None]],
+    *,
+    member_id: str | None,
+    generation: int | None,
+) -> Call[None]:
+    body: dict[str, Any] = {
+        "offsets": [
+            {"topic": t, "partition": p, "offset": o, **({"metadata": m} if m is not None else {})}
+            for t, p, o, m in offsets
+        ]
+    }
+    if member_id is not None:
+        body["member_id"] = member_id
+        body["generation"] = generation
+    return Call("POST", f"/v1/groups/{_seg(group)}/offsets", _none, json=body, idempotent=True)
+
+
+def group_offsets(group: str) -> Call[OffsetsResult]:
+    return Call("GET", f"/v1/groups/{_seg(group)}/offsets", OffsetsResult.from_json, idempotent=True)
+
+
+def list_groups() -> Call[list[dict[str, Any]]]:
+    def parse(body: Any) -> list[dict[str, Any]]:
+        items = body.get("groups") if isinstance(body, Mapping) else body
+        if not isinstance(items, list):
+            raise ProtocolError("list groups: expected a list")
+        return [dict(g) if isinstance(g, Mapping) else {"group_id": str(g)} for g in items]
+
+    return Call("GET", "/v1/groups", parse, idempotent=True)
+
+
+def describe_group(group: str) -> Call[GroupDescription]:
+    return Call(
+        "GET",
+        f"/v1/groups/{_seg(group)}",
+        lambda b: GroupDescription.from_json({"group_id": group, **_mapping(b, "describe group")}),
+        idempotent=True,
+    )
+
+
+def delete_group(group: str) -> Call[None]:
+    return Call("DELETE", f"/v1/groups/{_seg(group)}", _none, idempotent=True)
+
+
+def reset_offsets(
+    group: str,
+    topics: Sequence[str],
+    to: str,
+    value: int | None,
+    dry_run: bool,
+) -> Call[OffsetsResult]:
+    body: dict[str, Any] = {"topics": list(topics), "to": to, "dry_run": dry_run}
+    if value is not None:
+        body["value"] = value
+    return Call(
+        "POST",
+        f"/v1/groups/{_seg(group)}/offsets/reset",
+        OffsetsResult.from_json,
+        json=body,
+        idempotent=to != "shift_by",
+    )
+
+
+# -- service -------------------------------------------------------------------------------------
+
+
+def cluster() -> Call[dict[str, Any]]:
+    return Call("GET", "/v1/cluster", lambda b: dict(_mapping(b, "cluster")), idempotent=True)

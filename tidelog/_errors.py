@@ -1,0 +1,446 @@
+"""The client's exceptions: one class per broker ``error_code``, plus transport failures.
+
+Every class has a ``retriable`` flag: ``True`` where the same request may succeed if sent again after
+a pause (overload, a broker starting up, a rebalance in progress, a lost connection). The client's
+retry loop and the producer use it; applications can too.
+
+Exception tree::
+
+    TidelogError
+    ├── TransportError                 the request did not get an answer (retriable)
+    │   ├── ConnectError               could not connect: nothing was sent
+    │   ├── TimeoutError               no answer in time: the broker may have acted on it
+    │   └── ProtocolError              an answer that is not what the API documents
+    ├── ClientStateError               misuse of the client: closed producer, unknown partition count, ...
+    └── BrokerError                    the broker answered with an error (problem+json)
+        ├── BadRequestError (400)
+        │   ├── InvalidRequestError            40001
+        │   └── InvalidRecordError             40002
+        ├── NotFoundError (404)
+        │   ├── UnknownTopicError              40401
+        │   ├── UnknownPartitionError          40402
+        │   ├── UnknownMemberError             40403  the member must rejoin
+        │   ├── UnknownGroupError              40404
+        │   ├── UnknownProducerError           40405
+        │   └── ResourceNotFoundError          40499
+        ├── MethodNotAllowedError              40501
+        ├── NotAcceptableError                 40601
+        ├── ConflictError (409)
+        │   ├── TopicExistsError               40901
+        │   ├── IllegalGenerationError         40902
+        │   ├── GroupNotEmptyError             40903
+        │   ├── RebalanceInProgressError       40904  retriable
+        │   ├── ProducerFencedError            40905
+        │   ├── OutOfOrderSequenceError        40906
+        │   └── IdempotencyKeyReusedError      40907
+        ├── TooLargeError (413)
+        │   ├── RecordTooLargeError            41301
+        │   └── RequestTooLargeError           41302
+        ├── UnsupportedMediaTypeError          41501
+        ├── OffsetOutOfRangeError              41601  carries log_start_offset, high_watermark
+        ├── InvalidInputError (422)
+        │   ├── InvalidConfigError             42201
+        │   ├── InvalidTopicNameError          42202
+        │   ├── InvalidPartitionsError         42203
+        │   ├── InvalidParameterError          42204
+        │   ├── InvalidReplicationFactorError  42205
+        │   ├── NoCommittedOffsetError         42206
+        │   └── InvalidSessionTimeoutError     42207
+        ├── TooManyRequestsError               42901  retriable, honours Retry-After
+        ├── ServerError (500)
+        │   ├── InternalServerError            50001
+        │   └── StorageError                   50002
+        └── ServiceUnavailableError (503)      retriable, honours Retry-After
+            ├── NotEnoughReplicasError         50301
+            ├── NotReadyError                  50302
+            ├── OverloadedError                50303
+            └── NotLeaderError                 50304
+
+The numbers are the broker's ``error_code`` values (``docs/errors.md``); an answer whose code this
+client does not know maps to the class of its HTTP status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadRequestError",
+    "BrokerError",
+    "ClientStateError",
+    "ConflictError",
+    "ConnectError",
+    "GroupNotEmptyError",
+    "IdempotencyKeyReusedError",
+    "IllegalGenerationError",
+    "InternalServerError",
+    "InvalidConfigError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "InvalidPartitionsError",
+    "InvalidRecordError",
+    "InvalidReplicationFactorError",
+    "InvalidRequestError",
+    "InvalidSessionTimeoutError",
+    "InvalidTopicNameError",
+    "MethodNotAllowedError",
+    "NoCommittedOffsetError",
+    "NotAcceptableError",
+    "NotEnoughReplicasError",
+    "NotFoundError",
+    "NotLeaderError",
+    "NotReadyError",
+    "OffsetOutOfRangeError",
+    "OutOfOrderSequenceError",
+    "OverloadedError",
+    "ProducerFencedError",
+    "ProtocolError",
+    "RebalanceInProgressError",
+    "RecordTooLargeError",
+    "RequestTooLargeError",
+    "ResourceNotFoundError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "StorageError",
+    "TidelogError",
+    "TimeoutError",
+    "TooLargeError",
+    "TooManyRequestsError",
+    "TopicExistsError",
+    "TransportError",
+    "UnknownGroupError",
+    "UnknownMemberError",
+    "UnknownPartitionError",
+    "UnknownProducerError",
+    "UnknownTopicError",
+    "UnsupportedMediaTypeError",
+    "error_from_response",
+]
+
+
+class TidelogError(Exception):
+    """Base of every exception the client raises."""
+
+    retriable: ClassVar[bool] = False
+
+
+class TransportError(TidelogError):
+    """The request got no usable answer."""
+
+    retriable = True
+
+
+class ConnectError(TransportError):
+    """The connection could not be made, so the broker never saw the request."""
+
+
+class TimeoutError(TransportError):
+    """No answer within the timeout; the broker may or may not have acted on the request."""
+
+
+class ProtocolError(TransportError):
+    """An answer that does not follow the documented API (not JSON, missing fields)."""
+
+    retriable = False
+
+
+class ClientStateError(TidelogError):
+    """The client was used in a way its state does not allow (closed, not subscribed, ...)."""
+
+
+class BrokerError(TidelogError):
+    """The broker answered with an ``application/problem+json`` error."""
+
+    status: ClassVar[int] = 0
+    error_code: int
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int | None = None,
+        error_code: int | None = None,
+        title: str | None = None,
+        type: str | None = None,
+        body: Mapping[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.http_status = status if status is not None else (self.__class__.status or 500)
+        self.error_code = error_code if error_code is not None else self.http_status * 100
+        self.title = title or self.__class__.__name__
+        self.type = type or "about:blank"
+        self.body: dict[str, Any] = dict(body or {})
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.error_code}): {self.detail}"
+
+
+class BadRequestError(BrokerError):
+    status = 400
+
+
+class InvalidRequestError(BadRequestError):
+    pass
+
+
+class InvalidRecordError(BadRequestError):
+    pass
+
+
+class NotFoundError(BrokerError):
+    status = 404
+
+
+class UnknownTopicError(NotFoundError):
+    pass
+
+
+class UnknownPartitionError(NotFoundError):
+    pass
+
+
+class UnknownMemberError(NotFoundError):
+    """The group member is unknown or its session expired: it must join the group again."""
+
+
+class UnknownGroupError(NotFoundError):
+    pass
+
+
+class UnknownProducerError(NotFoundError):
+    pass
+
+
+class ResourceNotFoundError(NotFoundError):
+    pass
+
+
+class MethodNotAllowedError(BrokerError):
+    status = 405
+
+
+class NotAcceptableError(BrokerError):
+    status = 406
+
+
+class ConflictError(BrokerError):
+    status = 409
+
+
+class TopicExistsError(ConflictError):
+    pass
+
+
+class IllegalGenerationError(ConflictError):
+    """A commit with a stale generation, or for a partition the member does not own."""
+
+
+class GroupNotEmptyError(ConflictError):
+    pass
+
+
+class RebalanceInProgressError(ConflictError):
+    retriable = True
+
+
+class ProducerFencedError(ConflictError):
+    pass
+
+
+class OutOfOrderSequenceError(ConflictError):
+    pass
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    pass
+
+
+class TooLargeError(BrokerError):
+    status = 413
+
+
+class RecordTooLargeError(TooLargeError):
+    pass
+
+
+class RequestTooLargeError(TooLargeError):
+    pass
+
+
+class UnsupportedMediaTypeError(BrokerError):
+    status = 415
+
+
+class OffsetOutOfRangeError(BrokerError):
+    """The offset is below the log start or above the log end; the body tells both ends."""
+
+    status = 416
+
+    @property
+    def log_start_offset(self) -> int | None:
+        value = self.body.get("log_start_offset")
+        return value if isinstance(value, int) else None
+
+    @property
+    def high_watermark(self) -> int | None:
+        value = self.body.get("high_watermark")
+        return value if isinstance(value, int) else None
+
+
+class InvalidInputError(BrokerError):
+    status = 422
+
+
+class InvalidConfigError(InvalidInputError):
+    pass
+
+
+class InvalidTopicNameError(InvalidInputError):
+    pass
+
+
+class InvalidPartitionsError(InvalidInputError):
+    pass
+
+
+class InvalidParameterError(InvalidInputError):
+    pass
+
+
+class InvalidReplicationFactorError(InvalidInputError):
+    pass
+
+
+class NoCommittedOffsetError(InvalidInputError):
+    pass
+
+
+class InvalidSessionTimeoutError(InvalidInputError):
+    pass
+
+
+class TooManyRequestsError(BrokerError):
+    status = 429
+    retriable = True
+
+
+class ServerError(BrokerError):
+    status = 500
+
+
+class InternalServerError(ServerError):
+    pass
+
+
+class StorageError(ServerError):
+    pass
+
+
+class ServiceUnavailableError(BrokerError):
+    status = 503
+    retriable = True
+
+
+class NotEnoughReplicasError(ServiceUnavailableError):
+    pass
+
+
+class NotReadyError(ServiceUnavailableError):
+    pass
+
+
+class OverloadedError(ServiceUnavailableError):
+    pass
+
+
+class NotLeaderError(ServiceUnavailableError):
+    pass
+
+
+# The broker's app/error_codes.py, copied by number: the client never imports the broker.
+ERROR_CLASSES: dict[int, type[BrokerError]] = {
+    40001: InvalidRequestError,
+    40002: InvalidRecordError,
+    40401: UnknownTopicError,
+    40402: UnknownPartitionError,
+    40403: UnknownMemberError,
+    40404: UnknownGroupError,
+    40405: UnknownProducerError,
+    40499: ResourceNotFoundError,
+    40501: MethodNotAllowedError,
+    40601: NotAcceptableError,
+    40901: TopicExistsError,
+    40902: IllegalGenerationError,
+    40903: GroupNotEmptyError,
+    40904: RebalanceInProgressError,
+    40905: ProducerFencedError,
+    40906: OutOfOrderSequenceError,
+    40907: IdempotencyKeyReusedError,
+    41301: RecordTooLargeError,
+    41302: RequestTooLargeError,
+    41501: UnsupportedMediaTypeError,
+    41601: OffsetOutOfRangeError,
+    42201: InvalidConfigError,
+    42202: InvalidTopicNameError,
+    42203: InvalidPartitionsError,
+    42204: InvalidParameterError,
+    42205: InvalidReplicationFactorError,
+    42206: NoCommittedOffsetError,
+    42207: InvalidSessionTimeoutError,
+    42901: TooManyRequestsError,
+    50001: InternalServerError,
+    50002: StorageError,
+    50301: NotEnoughReplicasError,
+    50302: NotReadyError,
+    50303: OverloadedError,
+    50304: NotLeaderError,
+}
+
+_STATUS_CLASSES: dict[int, type[BrokerError]] = {
+    400: BadRequestError,
+    404: NotFoundError,
+    405: MethodNotAllowedError,
+    406: NotAcceptableError,
+    409: ConflictError,
+    413: TooLargeError,
+    415: UnsupportedMediaTypeError,
+    416: OffsetOutOfRangeError,
+    422: InvalidInputError,
+    429: TooManyRequestsError,
+    503: ServiceUnavailableError,
+}
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare from tidelog, fall back to the client's own backoff
+
+
+def error_from_response(status: int, body: Any, retry_after: str | None = None) -> BrokerError:
+    """Build the exception for an error answer: by ``error_code`` first, then by HTTP status."""
+    problem: Mapping[str, Any] = body if isinstance(body, Mapping) else {}
+    code = problem.get("error_code")
+    cls: type[BrokerError] | None = ERROR_CLASSES.get(code) if isinstance(code, int) else None
+    if cls is None:
+        cls = _STATUS_CLASSES.get(status) or (ServerError if status >= 500 else BrokerError)
+    detail = problem.get("detail")
+    if not isinstance(detail, str) or not detail:
+        detail = str(body)[:500] if body else f"HTTP {status}"
+    title = problem.get("title")
+    return cls(
+        detail,
+        status=status,
+        error_code=code if isinstance(code, int) else None,
+        title=title if isinstance(title, str) else None,
+        type=problem.get("type") if isinstance(problem.get("type"), str) else None,
+        body=problem,
+        retry_after=_parse_retry_after(retry_after),
+    )
