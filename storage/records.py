@@ -497,7 +497,7 @@ def validate_batch(buf: Buffer, pos: int = 0) -> BatchHeader:
     Raises ``CorruptRecordError`` naming what is wrong.
     """
     header = parse_header(buf, pos)
-    _check_structure(header, buf, pos)
+    _check_frame(header, buf, pos)
     end = pos + header.size
     actual = _crc32c(memoryview(buf)[pos + _CRC_START : end])
     if actual != header.crc:
@@ -505,10 +505,11 @@ def validate_batch(buf: Buffer, pos: int = 0) -> BatchHeader:
             f"CRC-32C mismatch in the batch at position {pos} (base offset {header.base_offset}): "
             f"stored {header.crc:#010x}, computed {actual:#010x}"
         )
+    _check_fields(header, pos)
     return header
 
 
-def _check_structure(header: BatchHeader, buf: Buffer, pos: int) -> None:
+def _check_frame(header: BatchHeader, buf: Buffer, pos: int) -> None:
     if header.magic != MAGIC:
         raise CorruptRecordError(f"batch at position {pos} has magic {header.magic}, expected {MAGIC}")
     if header.batch_length < _MIN_BATCH_LENGTH:
@@ -520,6 +521,9 @@ def _check_structure(header: BatchHeader, buf: Buffer, pos: int) -> None:
         raise CorruptRecordError(
             f"truncated batch at position {pos}: {header.size} bytes declared, {len(buf) - pos} available"
         )
+
+
+def _check_fields(header: BatchHeader, pos: int) -> None:
     if header.record_count < 0 or header.last_offset_delta < 0:
         raise CorruptRecordError(
             f"batch at position {pos} has record count {header.record_count} "
@@ -631,7 +635,8 @@ def decode_batch(buf: Buffer, pos: int = 0, *, verify_crc: bool = True) -> list[
         header = validate_batch(buf, pos)
     else:
         header = parse_header(buf, pos)
-        _check_structure(header, buf, pos)
+        _check_frame(header, buf, pos)
+        _check_fields(header, pos)
     return _decode(buf, pos, header)
 
 
