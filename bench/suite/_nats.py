@@ -72,7 +72,8 @@ class JetStream:
             js = nc.jetstream(timeout=30)
             await js.account_info()  # fails unless JetStream is enabled
             self._nc, self._js = nc, js
-            return f"NATS {nc.connected_server_version} with JetStream (file storage, 1 replica)"
+            version = str(nc.connected_server_version).strip("<>").removeprefix("nats server ")
+            return f"NATS {version} with JetStream (file storage, 1 replica)"
 
         return self._loop.run(connect(), timeout=15)
 

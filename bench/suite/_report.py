@@ -116,6 +116,9 @@ def _chart_scaling(path: Path, results: Results) -> None:
                 [p[0] for p in points], [p[1] for p in points], marker="o", label=f"{partitions} partition(s)"
             )
     left.set_xlabel("concurrent producers")
+    producer_counts = sorted({int(p[0]) for points in lines.values() for p in points})
+    if producer_counts:
+        left.set_xticks(producer_counts)
     left.set_ylabel("records/s (acks=1)")
     left.set_title("Produce throughput by partitions and producers", fontsize=10)
     left.set_ylim(bottom=0)
@@ -149,13 +152,7 @@ def write_charts(results: Results, image_dir: Path) -> list[tuple[str, str]]:
     for workload, metric, name, caption in plan:
         for (w, case, m), figures in by_workload.items():
             if w == workload and m == metric and any(f.samples for f in figures):
-                _chart_bars(
-                    image_dir / name,
-                    f"{workload}: {case} (median, min\u2013max)",
-                    figures,
-                    metric,
-                    log=workload.startswith("1.") and metric == "records/s",
-                )
+                _chart_bars(image_dir / name, f"{workload}: {case} (median, min\u2013max)", figures, metric)
                 written.append((caption, name))
                 break
     if any(f.workload.startswith("3.") and f.samples for f in results.figures.values()):
@@ -205,7 +202,8 @@ def render_section(
     )
     out.append(
         "| `acks=all` | fsynced (group commit shared by concurrent requests) before the answer | none of the "
-        "peers as configured here; Redis would need `appendfsync always`, JetStream `sync_interval: always` |"
+        "peers as configured here; Redis would need `appendonly yes` with `appendfsync always`, JetStream "
+        "(2.10 and later) `sync_interval: always` |"
     )
     out.append("")
     out.append("### Targets")
@@ -251,7 +249,8 @@ def render_section(
         out.append(
             "py-spy sampled the broker process (200 Hz, `--nonblocking`) while the suite's Python client "
             "drove it. *self* is the share of samples in which the function itself was running, *total* the "
-            "share in which it was anywhere on the stack (all threads, idle event-loop waits included)."
+            "share in which it was anywhere on the stack (all threads; idle samples, such as the event loop "
+            "waiting on its sockets, are left out as py-spy does by default)."
         )
         out.append("")
         for workload, rows in results.profiles.items():

@@ -29,6 +29,7 @@ def interleave(contenders: Sequence[Contender], repetitions: int, *, label: str 
     A contender that raises is reported and dropped from later rounds; the others go on.
     """
     alive = list(contenders)
+    show_case = len({c.figure.case for c in contenders}) > 1
     for round_index in range(repetitions):
         if not alive:
             return
@@ -44,8 +45,13 @@ def interleave(contenders: Sequence[Contender], repetitions: int, *, label: str 
                 continue
             contender.figure.samples.append(sample)
             took = time.perf_counter() - started
+            name = (
+                f"{contender.figure.case} / {contender.figure.system}"
+                if show_case
+                else contender.figure.system
+            )
             print(
-                f"  {label}[{round_index + 1}/{repetitions}] {contender.figure.system}: "
+                f"  {label}[{round_index + 1}/{repetitions}] {name}: "
                 f"{sample:,.2f} {contender.figure.metric} ({took:.1f} s)",
                 flush=True,
             )
