@@ -48,9 +48,10 @@ def operation_id(route: APIRoute) -> str:
 
 def _include_routers(app: FastAPI) -> None:
     # One router per resource. Registering a new one is a one-line addition here.
-    from app.routes import cluster, health, topics
+    from app.routes import cluster, health, offsets, producers, records, topics
 
-    for router in (health.router, cluster.router, topics.router):
+    for router in (health.router, cluster.router, topics.router, records.router, offsets.router,
+                   producers.router):
         app.include_router(router)
 
 

@@ -1,0 +1,709 @@
+"""The Broker: every open partition log of this process, and produce/fetch/offsets over them.
+
+Lifecycle: ``create_app``'s lifespan builds ``Broker(settings, catalog)``, awaits ``start()`` (opens
+the log of every partition of every topic in the catalog, under ``<data_dir>/<topic>-<partition>/``)
+and ``close()`` on the way out (every log closed cleanly: flush, producer-state snapshot,
+clean-shutdown marker, so the next start skips recovery).
+
+Topic metadata (partition count, ``LogConfig``) is cached in memory: produce and fetch never touch
+the catalog. The topic admin hooks (``open_topic``/``delete_topic``/``update_topic_config``) keep the
+cache in step; they may be called from worker threads, so the topic table is replaced
+copy-on-write under a ``threading.Lock``. A topic missing from the cache is looked up in the
+catalog once (another broker sharing the catalog may have created it) before a 404.
+
+Concurrency and durability: see ``app/broker/partitions.py`` and ``docs/durability.md``. In short,
+exactly one writer appends to a partition (its ``asyncio.Lock``, taken in arrival order); acks are
+
+- ``0``: answered once the request is validated and its append is queued behind the partition's
+  lock; the append still happens, but the client learns no offsets and no error (a failed append is
+  logged), and a crash before the append loses the records;
+- ``1``: answered after the append to the log (the OS page cache): survives the broker process
+  dying (SIGKILL), not the machine losing power before the kernel writes the pages back;
+- ``all`` (default): answered after the batch is fsynced; concurrent acks=all requests share one
+  fsync per partition (group commit).
+
+On a single node the high watermark is the log end after every append, so records are visible
+to consumers as soon as they are appended, before they are fsynced: a machine crash can take back
+acks=1 records a consumer has already seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from app.broker.errors import (
+    InvalidRecordError,
+    OffsetOutOfRangeError,
+    OutOfOrderSequenceError,
+    ProducerFencedError,
+    RecordTooLargeError,
+    UnknownProducerError,
+)
+from app.broker.fetch import FetchResult, decode_fetched
+from app.broker.idempotency import IdempotencyKeys
+from app.broker.partitioner import StickyPartitioner, partition_for_key
+from app.broker.partitions import PartitionHandle, PartitionState
+from app.broker.produce import ParsedRecords, RecordResult, estimated_size
+from app.catalog import Catalog
+from app.catalog import producers as producers_catalog
+from app.config import Settings
+from app.error_codes import ErrorCode
+from app.errors_base import InvalidParameterError, TidelogError, UnknownPartitionError, UnknownTopicError
+from storage import AppendResult, LogConfig, PartitionLog, RecordIn, TimestampType
+from storage import errors as storage_errors
+
+__all__ = ["Acks", "Broker", "ProduceOutcome", "RetentionStats", "log_config_for"]
+
+logger = logging.getLogger("tidelog.broker")
+
+_LOG_CONFIG_NAMES = frozenset(LogConfig().to_topic_configs())
+_BATCH_OVERHEAD = 61  # bytes of a record batch header, offset and length prefix included
+
+
+class Acks(Enum):
+    """How much of the write a produce answer waits for (Kafka's ``acks``)."""
+
+    NONE = "0"
+    LEADER = "1"
+    ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceOutcome:
+    """Per-record results in request order, and what was appended (for metrics)."""
+
+    results: list[RecordResult]
+    appended_records: int
+    appended_bytes: int
+
+    @property
+    def failed(self) -> bool:
+        return any(r.error_code is not None for r in self.results)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionStats:
+    """What one retention and compaction run did."""
+
+    partitions: int = 0
+    segments_deleted: int = 0
+    partitions_compacted: int = 0
+    idempotency_keys_purged: int = 0
+    errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Topic:
+    name: str
+    config: LogConfig
+    partitions: tuple[PartitionHandle, ...]
+
+
+def log_config_for(settings: Settings, overrides: Mapping[str, object]) -> LogConfig:
+    """The ``LogConfig`` of a topic: the broker's defaults (``Settings``) under its config overrides."""
+    defaults: dict[str, object] = {
+        "retention.ms": settings.log_retention_ms,
+        "retention.bytes": settings.log_retention_bytes,
+        "segment.bytes": settings.log_segment_bytes,
+        "segment.ms": settings.log_segment_ms,
+        "cleanup.policy": settings.log_cleanup_policy,
+        "delete.retention.ms": settings.log_cleaner_delete_retention_ms,
+        "min.cleanable.dirty.ratio": settings.log_cleaner_min_cleanable_ratio,
+        "max.message.bytes": settings.message_max_bytes,
+        "message.timestamp.type": settings.log_message_timestamp_type,
+    }
+    if settings.log_flush_interval_messages is not None:
+        defaults["flush.messages"] = settings.log_flush_interval_messages
+    if settings.log_flush_interval_ms is not None:
+        defaults["flush.ms"] = settings.log_flush_interval_ms
+    defaults.update({k: v for k, v in overrides.items() if v is not None})
+    # Topic configs the log does not use (min.insync.replicas, ...) stay with the topic service.
+    return LogConfig.from_topic_configs({k: v for k, v in defaults.items() if k in _LOG_CONFIG_NAMES})
+
+
+def _translate(exc: BaseException) -> BaseException:
+    """A storage error as the data path's domain error (others unchanged)."""
+    if isinstance(exc, storage_errors.RecordTooLargeError):
+        return RecordTooLargeError(str(exc), size=exc.size, limit=exc.limit)
+    if isinstance(exc, storage_errors.InvalidRecordError):
+        return InvalidRecordError(str(exc))
+    if isinstance(exc, storage_errors.OutOfOrderSequenceError):
+        return OutOfOrderSequenceError(str(exc))
+    if isinstance(exc, storage_errors.ProducerFencedError):
+        return ProducerFencedError(str(exc))
+    if isinstance(exc, storage_errors.UnknownProducerIdError):
+        return UnknownProducerError(
+            f"{exc}; the partition has no state for this producer: start again at sequence 0 with a new "
+            "producer id (POST /v1/producers)"
+        )
+    if isinstance(exc, storage_errors.LogClosedError):
+        return UnknownTopicError("the topic was deleted while the request was being served")
+    return exc
+
+
+def _error_of(exc: BaseException) -> tuple[int, str]:
+    if isinstance(exc, TidelogError):
+        return int(exc.code), exc.detail
+    return int(ErrorCode.STORAGE_ERROR), f"storage error: {exc}"
+
+
+class Broker:
+    """The partition logs of one broker process and the operations of the data path."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.data_dir = Path(settings.data_dir)
+        self._topics: dict[str, _Topic] = {}
+        self._admin_lock = threading.Lock()
+        self._sticky = StickyPartitioner()
+        self._background: set[asyncio.Task[Any]] = set()
+        #: The newest epoch this broker handed out per producer id: older epochs are fenced at once,
+        #: even on partitions the newer incarnation has not written to yet.
+        self._producer_epochs: dict[int, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self.idempotency = IdempotencyKeys(catalog, settings.idempotency_key_window_ms)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the log of every partition of every topic in the catalog."""
+        self._loop = asyncio.get_running_loop()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._open_catalog_topics)
+
+    def _open_catalog_topics(self) -> None:
+        from app.catalog import topics as topics_catalog
+
+        with self.catalog.read() as session:
+            rows = [
+                (row.name, len(row.partitions), dict(row.config_overrides))
+                for row in topics_catalog.list_topics(session)
+            ]
+        for name, partitions, overrides in rows:
+            self.open_topic(name, partitions, log_config_for(self.settings, overrides))
+        logger.info("opened %d topics", len(rows))
+
+    async def close(self) -> None:
+        """Finish queued acks=0 appends, then close every log cleanly."""
+        self._closed = True
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        with self._admin_lock:
+            topics = list(self._topics.values())
+            self._topics = {}
+        handles = [h for t in topics for h in t.partitions]
+
+        def close_all() -> None:
+            for handle in handles:
+                try:
+                    handle.log.close()
+                except Exception:
+                    logger.exception("closing %s-%d failed", handle.topic, handle.partition)
+
+        await asyncio.to_thread(close_all)
+
+    # -- topic admin hooks (called by TopicService after its catalog transaction commits) ------------
+
+    def partition_dir(self, topic: str, partition: int) -> Path:
+        return self.data_dir / f"{topic}-{partition}"
+
+    def open_topic(self, topic: str, partitions: int, config: LogConfig) -> None:
+        """Open (creating if needed) partitions ``0..partitions-1``; idempotent, opens only new ones."""
+        with self._admin_lock:
+            existing = self._topics.get(topic)
+            handles = list(existing.partitions) if existing else []
+            for p in range(len(handles), partitions):
+                directory = self.partition_dir(topic, p)
+                log = PartitionLog.open(directory, config)
+                handles.append(PartitionHandle(topic, p, directory, log))
+            if existing is not None and existing.config != config:
+                for handle in existing.partitions:
+                    handle.log.update_config(config)
+            self._topics = {**self._topics, topic: _Topic(topic, config, tuple(handles))}
+
+    def delete_topic(self, topic: str) -> None:
+        """Close the topic's logs and remove their data. Unknown topics are ignored."""
+        with self._admin_lock:
+            existing = self._topics.get(topic)
+            if existing is None:
+                return
+            self._topics = {k: v for k, v in self._topics.items() if k != topic}
+        self._sticky.forget(topic)
+        for handle in existing.partitions:
+            try:
+                handle.log.delete()
+            except Exception:
+                logger.exception("deleting %s-%d failed", topic, handle.partition)
+            self._wake_threadsafe(handle)
+
+    def update_topic_config(self, topic: str, config: LogConfig) -> None:
+        """Apply a topic's new config to its open logs."""
+        with self._admin_lock:
+            existing = self._topics.get(topic)
+            if existing is None:
+                raise UnknownTopicError(f"topic {topic!r} does not exist")
+            for handle in existing.partitions:
+                handle.log.update_config(config)
+            self._topics = {**self._topics, topic: _Topic(topic, config, existing.partitions)}
+
+    def _wake_threadsafe(self, handle: PartitionHandle) -> None:
+        # Waiters of a deleted partition wake up and find the topic gone.
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            if _running_loop() is loop:
+                handle.notify()
+            else:
+                loop.call_soon_threadsafe(handle.notify)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    # -- metadata -----------------------------------------------------------------------------------
+
+    def topic_names(self) -> list[str]:
+        return sorted(self._topics)
+
+    def partition_count(self, topic: str) -> int:
+        """The number of partitions of ``topic``; raises ``UnknownTopicError``."""
+        return len(self._cached_topic(topic).partitions)
+
+    def topic_config(self, topic: str) -> LogConfig:
+        return self._cached_topic(topic).config
+
+    def partition_state(self, topic: str, partition: int) -> PartitionState:
+        """Offsets and size of one partition; raises ``UnknownTopicError``/``UnknownPartitionError``."""
+        return self._handle(self._cached_topic(topic), partition).state()
+
+    def partition_sizes(self) -> list[tuple[str, int, int, int, int, int]]:
+        """(topic, partition, size_bytes, segment_count, log_start_offset, log_end_offset) of every one."""
+        rows = []
+        for topic in list(self._topics.values()):
+            for handle in topic.partitions:
+                s = handle.state()
+                rows.append(
+                    (s.topic, s.partition, s.size_bytes, s.segment_count,
+                     s.log_start_offset, s.log_end_offset)
+                )
+        return rows
+
+    def _cached_topic(self, topic: str) -> _Topic:
+        found = self._topics.get(topic)
+        if found is None:
+            raise UnknownTopicError(f"topic {topic!r} does not exist")
+        return found
+
+    async def _topic(self, topic: str) -> _Topic:
+        found = self._topics.get(topic)
+        if found is None:
+            found = await asyncio.to_thread(self._load_topic, topic)
+        return found
+
+    def _load_topic(self, topic: str) -> _Topic:
+        """A topic another broker sharing the catalog created: open it here too."""
+        from app.catalog import topics as topics_catalog
+
+        with self.catalog.read() as session:
+            row = topics_catalog.get_topic(session, name=topic)
+            found = None if row is None else (len(row.partitions), dict(row.config_overrides))
+        if found is None:
+            raise UnknownTopicError(f"topic {topic!r} does not exist")
+        self.open_topic(topic, found[0], log_config_for(self.settings, found[1]))
+        return self._cached_topic(topic)
+
+    @staticmethod
+    def _handle(topic: _Topic, partition: int) -> PartitionHandle:
+        if not 0 <= partition < len(topic.partitions):
+            raise UnknownPartitionError(
+                f"topic {topic.name!r} has no partition {partition} "
+                f"(it has {len(topic.partitions)}: 0..{len(topic.partitions) - 1})",
+                partitions=len(topic.partitions),
+            )
+        return topic.partitions[partition]
+
+    async def partition(self, topic: str, partition: int) -> PartitionHandle:
+        """The open partition; raises ``UnknownTopicError``/``UnknownPartitionError``."""
+        found = await self._topic(topic)
+        if partition >= len(found.partitions):
+            # Partitions may have been added by another broker sharing the catalog.
+            found = await asyncio.to_thread(self._load_topic, topic)
+        return self._handle(found, partition)
+
+    # -- produce ------------------------------------------------------------------------------------
+
+    async def produce(
+        self, topic: str, parsed: ParsedRecords, *, acks: Acks = Acks.ALL, partition: int | None = None
+    ) -> ProduceOutcome:
+        """Append ``parsed`` records to ``topic`` (all to ``partition`` when given).
+
+        The whole request is checked first (partitions exist, compacted topics get keys,
+        idempotent batches fit one batch); then every partition's records are appended, partitions
+        concurrently. A partition whose append fails gets the error in each of its records'
+        results; the others succeed. Raises when the request is refused as a whole.
+        """
+        found = await self._topic(topic)
+        count = len(found.partitions)
+        if partition is not None and partition >= count:
+            found = await asyncio.to_thread(self._load_topic, topic)
+            count = len(found.partitions)
+        if partition is not None:
+            self._handle(found, partition)
+        config = found.config
+        compacted = "compact" in config.cleanup_policy
+        records = parsed.records
+        groups: dict[int, list[int]] = {}
+        used_sticky = False
+        for i, asked in enumerate(parsed.partitions):
+            record = records[i]
+            if partition is not None:
+                if asked is not None and asked != partition:
+                    raise InvalidParameterError(
+                        f"records[{i}].partition is {asked} but the request is for partition {partition}"
+                    )
+                p = partition
+            elif asked is not None:
+                if asked >= count:
+                    self._handle(found, asked)
+                p = asked
+            elif record.key is not None:
+                p = partition_for_key(record.key, count)
+            else:
+                p = self._sticky.partition(topic, count)
+                used_sticky = True
+            if compacted and record.key is None:
+                raise InvalidRecordError(
+                    f"records[{i}] has no key, but topic {topic!r} is compacted (cleanup.policy="
+                    f"{config.cleanup_policy}): every record needs a key"
+                )
+            group = groups.get(p)
+            if group is None:
+                groups[p] = [i]
+            else:
+                group.append(i)
+        if used_sticky:
+            self._sticky.batch_sent(topic, count)
+
+        if parsed.idempotent:
+            if partition is None:
+                raise InvalidParameterError(
+                    "idempotent produce (producer_id, producer_epoch, sequence) is per partition: use "
+                    "POST /v1/topics/{topic}/partitions/{partition}/records"
+                )
+            newest = self._producer_epochs.get(parsed.producer_id)
+            if newest is not None and parsed.producer_epoch < newest:
+                raise ProducerFencedError(
+                    f"producer {parsed.producer_id} epoch {parsed.producer_epoch} is fenced by epoch {newest}"
+                )
+
+        plans = [
+            (found.partitions[p], indices, self._split(records, indices, config, parsed.idempotent))
+            for p, indices in groups.items()
+        ]
+        outcomes = await asyncio.gather(
+            *(self._produce_partition(h, records, batches, parsed, acks, config) for h, _, batches in plans),
+            return_exceptions=True,
+        )
+        results: list[RecordResult | None] = [None] * len(records)
+        appended_records = appended_bytes = 0
+        errors: list[BaseException] = []
+        for (handle, indices, _), outcome in zip(plans, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                error = _translate(outcome)
+                errors.append(error)
+                code, message = _error_of(error)
+                for i in indices:
+                    results[i] = RecordResult(handle.partition, error_code=code, message=message)
+                continue
+            partition_results, n_bytes = outcome
+            appended_records += len(indices)
+            appended_bytes += n_bytes
+            for i, result in zip(indices, partition_results, strict=True):
+                results[i] = result
+        if errors and len(errors) == len(plans):
+            # Nothing was appended: answer with the error itself rather than a 207 of failures.
+            raise errors[0]
+        final = [r for r in results if r is not None]
+        return ProduceOutcome(final, appended_records, appended_bytes)
+
+    def _split(
+        self, records: Sequence[RecordIn], indices: list[int], config: LogConfig, idempotent: bool
+    ) -> list[list[RecordIn]]:
+        """The partition's records cut into batches that fit ``max.message.bytes`` (like ``batch.size``)."""
+        limit = config.max_message_bytes
+        batches: list[list[RecordIn]] = []
+        current: list[RecordIn] = []
+        size = _BATCH_OVERHEAD
+        for i in indices:
+            record = records[i]
+            record_size = estimated_size(record)
+            if current and size + record_size > limit:
+                batches.append(current)
+                current, size = [], _BATCH_OVERHEAD
+            current.append(record)
+            size += record_size
+        if current:
+            batches.append(current)
+        if idempotent and len(batches) > 1:
+            raise RecordTooLargeError(
+                f"an idempotent produce request must fit one record batch of max.message.bytes={limit}; "
+                "send fewer records per request",
+                limit=limit,
+            )
+        return batches
+
+    async def _produce_partition(
+        self,
+        handle: PartitionHandle,
+        records: Sequence[RecordIn],
+        batches: list[list[RecordIn]],
+        parsed: ParsedRecords,
+        acks: Acks,
+        config: LogConfig,
+    ) -> tuple[list[RecordResult], int]:
+        await handle.write_lock.acquire()
+        if acks is Acks.NONE:
+            task = asyncio.get_running_loop().create_task(self._append_then_release(handle, batches, parsed))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            n = sum(len(b) for b in batches)
+            return [RecordResult(handle.partition)] * n, 0
+        try:
+            appended, n_bytes = await self._append_locked(handle, batches, parsed)
+        finally:
+            handle.write_lock.release()
+        if acks is Acks.ALL and appended:
+            await handle.wait_durable(appended[-1].last_offset + 1)
+        log_append_time = config.message_timestamp_type == TimestampType.LOG_APPEND_TIME
+        results: list[RecordResult] = []
+        p = handle.partition
+        for batch, result in zip(batches, appended, strict=True):
+            base = result.base_offset
+            if log_append_time:
+                ts = result.log_append_time
+                results.extend(RecordResult(p, base + j, ts) for j in range(len(batch)))
+            else:
+                results.extend(RecordResult(p, base + j, r.timestamp or 0) for j, r in enumerate(batch))
+        return results, n_bytes
+
+    async def _append_then_release(
+        self, handle: PartitionHandle, batches: list[list[RecordIn]], parsed: ParsedRecords
+    ) -> None:
+        try:
+            await self._append_locked(handle, batches, parsed)
+        except Exception as exc:
+            logger.warning(
+                "acks=0 append to %s-%d failed: %s", handle.topic, handle.partition, _translate(exc)
+            )
+        finally:
+            handle.write_lock.release()
+
+    async def _append_locked(
+        self, handle: PartitionHandle, batches: list[list[RecordIn]], parsed: ParsedRecords
+    ) -> tuple[list[AppendResult], int]:
+        """Append the batches (the partition's lock is held). Returns their results and bytes added."""
+        log = handle.log
+        results: list[AppendResult] = []
+        size_before = log.size_bytes
+        sequence = parsed.sequence
+        try:
+            for batch in batches:
+                result = await asyncio.to_thread(
+                    log.append_records,
+                    batch,
+                    producer_id=parsed.producer_id,
+                    producer_epoch=parsed.producer_epoch,
+                    base_sequence=sequence,
+                )
+                if sequence >= 0:
+                    sequence += len(batch)
+                results.append(result)
+                handle.advance_high_watermark()
+        except storage_errors.StorageError as exc:
+            raise _translate(exc) from exc
+        return results, max(0, log.size_bytes - size_before)
+
+    # -- producers ----------------------------------------------------------------------------------
+
+    async def init_producer(
+        self, producer_id: int | None = None, producer_epoch: int | None = None
+    ) -> producers_catalog.ProducerIdentity:
+        """A new idempotent producer id (epoch 0), or the given id with its epoch bumped (fencing)."""
+        now_ms = int(time.time() * 1000)
+
+        def run() -> producers_catalog.ProducerIdentity:
+            with self.catalog.begin() as session:
+                return producers_catalog.init_producer(
+                    session, now_ms=now_ms, producer_id=producer_id, producer_epoch=producer_epoch
+                )
+
+        try:
+            identity = await asyncio.to_thread(run)
+        except producers_catalog.ProducerLookupError:
+            raise UnknownProducerError(f"producer id {producer_id} was never allocated") from None
+        except producers_catalog.StaleProducerEpochError as exc:
+            raise ProducerFencedError(
+                f"producer {producer_id} is at epoch {exc.current_epoch}, not {producer_epoch}: "
+                "a newer incarnation has fenced this one",
+                current_epoch=exc.current_epoch,
+            ) from None
+        newest = self._producer_epochs.get(identity.producer_id, -1)
+        self._producer_epochs[identity.producer_id] = max(newest, identity.producer_epoch)
+        return identity
+
+    # -- fetch --------------------------------------------------------------------------------------
+
+    async def fetch(
+        self,
+        topic: str,
+        partition: int,
+        offset: int | None,
+        *,
+        max_records: int,
+        max_bytes: int,
+        max_wait_ms: int,
+        min_bytes: int = 1,
+    ) -> FetchResult:
+        """Records of one partition from ``offset`` (None: the log start), never past the high watermark.
+
+        Long-poll: answers as soon as at least ``min_bytes`` of record batches are readable, or after
+        ``max_wait_ms`` with whatever there is. Raises ``OffsetOutOfRangeError`` (with
+        ``log_start_offset`` and ``high_watermark``) for an offset below the log start or above its end.
+        """
+        loop = asyncio.get_running_loop()
+        handle = await self.partition(topic, partition)
+        log = handle.log
+        deadline = loop.time() + max_wait_ms / 1000.0
+        event: asyncio.Event | None = None
+        try:
+            while True:
+                high_watermark = log.high_watermark
+                log_start = log.log_start_offset
+                position = log_start if offset is None else offset
+                if position < log_start or position > log.log_end_offset:
+                    raise OffsetOutOfRangeError(
+                        f"offset {position} is out of range: the log holds [{log_start}, {high_watermark})",
+                        offset=position,
+                        log_start_offset=log_start,
+                        high_watermark=high_watermark,
+                    )
+                data = b""
+                if position < high_watermark:
+                    try:
+                        data = log.read(position, max_bytes, max_offset=high_watermark).data
+                    except storage_errors.OffsetOutOfRangeError:
+                        continue  # retention moved the log start meanwhile: check again
+                    except storage_errors.LogClosedError:
+                        raise UnknownTopicError(f"topic {topic!r} was deleted") from None
+                remaining = deadline - loop.time()
+                if len(data) >= min_bytes or remaining <= 0:
+                    break
+                if event is None:
+                    event = asyncio.Event()
+                    handle.add_waiter(event)
+                    continue  # registered: check once more so no append is missed
+                if self._topics.get(topic) is None:
+                    raise UnknownTopicError(f"topic {topic!r} was deleted")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+                event.clear()
+        finally:
+            if event is not None:
+                handle.remove_waiter(event)
+        records, types, next_offset = decode_fetched(
+            data, offset=position, high_watermark=high_watermark, max_records=max_records
+        )
+        return FetchResult(
+            records=records,
+            next_offset=next_offset,
+            high_watermark=high_watermark,
+            log_start_offset=log_start,
+            timestamp_types=types,
+            bytes_read=len(data),
+        )
+
+    async def wait_for_data(self, positions: Mapping[tuple[str, int], int], timeout_s: float) -> bool:
+        """True as soon as any listed partition's high watermark is above its position; False on timeout."""
+        loop = asyncio.get_running_loop()
+        handles = [(await self.partition(t, p), position) for (t, p), position in positions.items()]
+        deadline = loop.time() + timeout_s
+        event = asyncio.Event()
+        for handle, _ in handles:
+            handle.add_waiter(event)
+        try:
+            while True:
+                if any(handle.high_watermark > position for handle, position in handles):
+                    return True
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(event.wait(), remaining)
+                except TimeoutError:
+                    return any(handle.high_watermark > position for handle, position in handles)
+                event.clear()
+        finally:
+            for handle, _ in handles:
+                handle.remove_waiter(event)
+
+    # -- offsets ------------------------------------------------------------------------------------
+
+    def offset_for_timestamp(self, topic: str, partition: int, timestamp_ms: int) -> int | None:
+        """The earliest offset whose timestamp is >= ``timestamp_ms`` below the high watermark, or None."""
+        handle = self._handle(self._cached_topic(topic), partition)
+        offset = handle.log.offset_for_timestamp(timestamp_ms)
+        if offset is None or offset >= handle.log.high_watermark:
+            return None
+        return max(offset, handle.log.log_start_offset)
+
+    # -- background ---------------------------------------------------------------------------------
+
+    def enforce_retention(self, now_ms: int | None = None) -> RetentionStats:
+        """Run retention (and compaction on compacted topics) over every partition; purge old
+        Idempotency-Key answers. Called by the scheduler in a worker thread."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        partitions = segments = compacted = errors = 0
+        for topic in list(self._topics.values()):
+            compact = "compact" in topic.config.cleanup_policy
+            for handle in topic.partitions:
+                partitions += 1
+                try:
+                    segments += handle.log.enforce_retention(now)
+                    if compact and handle.log.compact(now) is not None:
+                        compacted += 1
+                except storage_errors.LogClosedError:
+                    continue  # deleted meanwhile
+                except Exception:
+                    errors += 1
+                    logger.exception("retention of %s-%d failed", handle.topic, handle.partition)
+        purged = 0
+        try:
+            with self.catalog.begin() as session:
+                purged = producers_catalog.purge_expired_idempotency_keys(session, now_ms=now)
+        except Exception:
+            errors += 1
+            logger.exception("purging expired Idempotency-Key answers failed")
+        return RetentionStats(partitions, segments, compacted, purged, errors)
+
+    def iter_handles(self) -> Iterable[PartitionHandle]:
+        for topic in list(self._topics.values()):
+            yield from topic.partitions
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -1,0 +1,59 @@
+"""Fetch results: raw batches read from a partition log, decoded and trimmed to what was asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from storage import Record, TimestampType, decode_batch, iter_batches
+
+__all__ = ["FetchResult", "decode_fetched"]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What a fetch returns: records in ``[offset, high_watermark)``, and where to continue.
+
+    ``timestamp_types[i]`` is the timestamp type of ``records[i]``'s batch (CreateTime, or
+    LogAppendTime on topics with ``message.timestamp.type=LogAppendTime``). ``bytes_read`` is the
+    size of the record batches the records came from.
+    """
+
+    records: list[Record]
+    next_offset: int
+    high_watermark: int
+    log_start_offset: int
+    timestamp_types: list[TimestampType] = field(default_factory=list)
+    bytes_read: int = 0
+
+
+def decode_fetched(
+    data: bytes, *, offset: int, high_watermark: int, max_records: int
+) -> tuple[list[Record], list[TimestampType], int]:
+    """Decode whole batches read from ``offset``: records in [offset, HW), at most ``max_records``.
+
+    Returns the records, their timestamp types and the next offset to fetch. The next offset
+    skips control batches and offsets removed by compaction at the end of a batch, so a consumer
+    never asks again for a range that holds nothing.
+    """
+    records: list[Record] = []
+    types: list[TimestampType] = []
+    next_offset = offset
+    for pos, header in iter_batches(data):
+        if header.base_offset >= high_watermark or len(records) >= max_records:
+            break
+        if header.is_control:
+            next_offset = max(next_offset, min(header.next_offset, high_watermark))
+            continue
+        timestamp_type = header.timestamp_type
+        room = max_records - len(records)
+        batch = [r for r in decode_batch(data, pos) if offset <= r.offset < high_watermark]
+        if len(batch) > room:
+            batch = batch[:room]
+            records.extend(batch)
+            types.extend([timestamp_type] * room)
+            next_offset = batch[-1].offset + 1
+            break
+        records.extend(batch)
+        types.extend([timestamp_type] * len(batch))
+        next_offset = max(next_offset, min(header.next_offset, high_watermark))
+    return records, types, next_offset

@@ -1,0 +1,209 @@
+"""Record key/value formats: how JSON request bodies become record bytes and back.
+
+A produce request names a ``key_format`` and a ``value_format`` (defaults ``string`` and ``json``):
+
+- ``json``: any JSON value, stored as its compact JSON encoding (``{"a": 1}`` → ``b'{"a":1}'``) and
+  returned as the same JSON value;
+- ``string``: a JSON string, stored as its UTF-8 bytes;
+- ``binary``: a base64 (standard alphabet, padded) JSON string, stored as the decoded bytes.
+
+JSON ``null`` is "no key" / "no value"; a record without a value is a tombstone, whatever the format.
+
+The formats a record was produced with are kept in the record's ``attributes`` byte (Kafka leaves
+it unused): bits 0-1 the key format, bits 2-3 the value format, each 0 binary, 1 string, 2 json.
+Fetch, SSE and compaction therefore return every record in the format it was produced in, unless
+the reader asks for another one (``key_format``/``value_format`` on fetch), in which case bytes
+that cannot be shown in the asked format (invalid UTF-8 as ``string``, invalid JSON as ``json``)
+are an error naming the offset rather than a silently altered value.
+
+Header values are UTF-8 strings, or base64 with ``header_format=binary``. Headers carry no format
+bits, so reading a header value that is not UTF-8 as a string replaces the bad bytes with U+FFFD;
+ask for ``header_format=binary`` to get the exact bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from enum import IntEnum
+from typing import Any
+
+import orjson
+
+from app.broker.errors import InvalidRecordError
+from app.errors_base import InvalidParameterError
+from storage import Header, Record, TimestampType
+
+__all__ = [
+    "Format",
+    "decode_header_value",
+    "encode_data",
+    "encode_header_value",
+    "key_format_of",
+    "pack_attributes",
+    "parse_format",
+    "render_record",
+    "value_format_of",
+]
+
+
+class Format(IntEnum):
+    """A key or value format; the integer is what the record's attributes byte stores."""
+
+    BINARY = 0
+    STRING = 1
+    JSON = 2
+
+
+_BY_NAME = {f.name.lower(): f for f in Format}
+_TIMESTAMP_TYPE_NAMES = {
+    TimestampType.CREATE_TIME: "CreateTime",
+    TimestampType.LOG_APPEND_TIME: "LogAppendTime",
+}
+
+
+def parse_format(name: object, *, default: Format, field: str) -> Format:
+    """The ``Format`` named ``name`` (``json``/``string``/``binary``), ``default`` when None."""
+    if name is None:
+        return default
+    fmt = _BY_NAME.get(name) if isinstance(name, str) else None
+    if fmt is None:
+        raise InvalidParameterError(f"{field} must be one of json, string, binary; got {name!r}")
+    return fmt
+
+
+def pack_attributes(key_format: Format, value_format: Format) -> int:
+    """The record attributes byte that records these formats."""
+    return int(key_format) | (int(value_format) << 2)
+
+
+def key_format_of(attributes: int) -> Format:
+    """The key format stored in a record's attributes (binary for unknown bit patterns)."""
+    bits = attributes & 0b11
+    return Format(bits) if bits <= 2 else Format.BINARY
+
+
+def value_format_of(attributes: int) -> Format:
+    """The value format stored in a record's attributes (binary for unknown bit patterns)."""
+    bits = (attributes >> 2) & 0b11
+    return Format(bits) if bits <= 2 else Format.BINARY
+
+
+def encode_data(data: object, fmt: Format, where: str) -> bytes | None:
+    """The bytes stored for a JSON key or value in format ``fmt``; None for JSON null.
+
+    ``where`` names the place in the request for the error message (``records[3].value``).
+    """
+    if data is None:
+        return None
+    if fmt is Format.JSON:
+        return orjson.dumps(data)
+    if not isinstance(data, str):
+        raise InvalidRecordError(
+            f"{where} must be a string (or null) in format {fmt.name.lower()}, got {_json_type(data)}"
+        )
+    if fmt is Format.STRING:
+        try:
+            return data.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates from "\ud800" escapes
+            raise InvalidRecordError(f"{where} is not valid Unicode text: {exc.reason}") from None
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRecordError(f"{where} is not valid base64") from None
+
+
+def encode_header_value(data: object, binary: bool, where: str) -> bytes | None:
+    """The bytes of a header value given in a request (UTF-8 text, or base64 when ``binary``)."""
+    if data is None:
+        return None
+    return encode_data(data, Format.BINARY if binary else Format.STRING, where)
+
+
+def decode_header_value(data: bytes | None, binary: bool) -> str | None:
+    """A stored header value as JSON text: UTF-8 (bad bytes replaced) or base64 when ``binary``."""
+    if data is None:
+        return None
+    if binary:
+        return base64.b64encode(data).decode("ascii")
+    return data.decode("utf-8", "replace")
+
+
+def _json_type(data: object) -> str:
+    if isinstance(data, bool):
+        return "a boolean"
+    if isinstance(data, int | float):
+        return "a number"
+    if isinstance(data, list):
+        return "an array"
+    if isinstance(data, dict):
+        return "an object"
+    return type(data).__name__
+
+
+def _render(data: bytes | None, stored: Format, fmt: Format, raw_json: bool, offset: int, what: str) -> Any:
+    if data is None:
+        return None
+    if fmt is Format.BINARY:
+        return base64.b64encode(data).decode("ascii")
+    if fmt is Format.STRING:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRecordError(
+                f"the {what} of the record at offset {offset} is not UTF-8 text; "
+                f"fetch it with {what}_format=binary",
+                offset=offset,
+            ) from None
+    if stored is Format.JSON and raw_json:
+        # Stored by this broker as orjson output, hence valid JSON: splice the bytes as they are.
+        return orjson.Fragment(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise InvalidRecordError(
+            f"the {what} of the record at offset {offset} is not JSON; fetch it with {what}_format=binary",
+            offset=offset,
+        ) from None
+
+
+def render_headers(headers: tuple[Header, ...], binary: bool) -> list[dict[str, str | None]]:
+    """Record headers as ``[{key, value}]``."""
+    return [{"key": k, "value": decode_header_value(v, binary)} for k, v in headers]
+
+
+def render_record(
+    topic: str,
+    partition: int,
+    record: Record,
+    *,
+    key_format: Format | None = None,
+    value_format: Format | None = None,
+    header_format_binary: bool = False,
+    timestamp_type: TimestampType = TimestampType.CREATE_TIME,
+    raw_json: bool = False,
+) -> dict[str, Any]:
+    """The JSON object of one record, as fetch, NDJSON and SSE return it.
+
+    ``{topic, partition, offset, timestamp, timestamp_type, key, value, headers}``. Formats left None
+    are the ones the record was produced with. With ``raw_json`` JSON keys and values are
+    ``orjson.Fragment``s holding the stored bytes (no parse, no re-encode): only ``orjson.dumps`` can
+    serialise such a dict, which is what the fetch route uses; leave it False for a plain dict.
+    Raises ``InvalidRecordError`` when a record cannot be shown in an explicitly asked format.
+    """
+    attributes = record.attributes
+    stored_key = key_format_of(attributes)
+    stored_value = value_format_of(attributes)
+    # Format.BINARY is 0, hence falsy: compare with None, never use ``or``.
+    shown_key = stored_key if key_format is None else key_format
+    shown_value = stored_value if value_format is None else value_format
+    return {
+        "topic": topic,
+        "partition": partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "timestamp_type": _TIMESTAMP_TYPE_NAMES[timestamp_type],
+        "key": _render(record.key, stored_key, shown_key, raw_json, record.offset, "key"),
+        "value": _render(record.value, stored_value, shown_value, raw_json, record.offset, "value"),
+        "headers": render_headers(record.headers, header_format_binary) if record.headers else [],
+    }
