@@ -34,13 +34,16 @@ class Admin:
     def create_topic(
         self,
         name: str,
-        partitions: int = 1,
+        partitions: int | None = None,
         *,
-        replication_factor: int = 1,
+        replication_factor: int | None = None,
         configs: Mapping[str, Any] | None = None,
         validate_only: bool = False,
     ) -> TopicDescription:
-        """Create a topic; with ``validate_only`` only check that it could be created."""
+        """Create a topic; with ``validate_only`` only check that it could be created.
+
+        ``partitions`` and ``replication_factor`` default to the broker's defaults.
+        """
         return self._client.call(
             _api.create_topic(name, partitions, replication_factor, configs, validate_only)
         )
@@ -113,9 +116,9 @@ class AsyncAdmin:
     async def create_topic(
         self,
         name: str,
-        partitions: int = 1,
+        partitions: int | None = None,
         *,
-        replication_factor: int = 1,
+        replication_factor: int | None = None,
         configs: Mapping[str, Any] | None = None,
         validate_only: bool = False,
     ) -> TopicDescription:

@@ -84,12 +84,16 @@ def list_topics() -> Call[list[TopicDescription]]:
 
 def create_topic(
     name: str,
-    partitions: int,
-    replication_factor: int,
+    partitions: int | None,
+    replication_factor: int | None,
     configs: Mapping[str, Any] | None,
     validate_only: bool,
 ) -> Call[TopicDescription]:
-    body: dict[str, Any] = {"name": name, "partitions": partitions, "replication_factor": replication_factor}
+    body: dict[str, Any] = {"name": name}
+    if partitions is not None:
+        body["partitions"] = partitions
+    if replication_factor is not None:
+        body["replication_factor"] = replication_factor
     if configs:
         body["configs"] = dict(configs)
     return Call(

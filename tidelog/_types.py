@@ -244,34 +244,36 @@ class PartitionDescription:
 
 @dataclass(frozen=True, slots=True)
 class TopicDescription:
-    """A topic: its partitions with their offsets, and its configs."""
+    """A topic: its partitions with their offsets, and its configs.
+
+    A topic listing gives names and counts only: there ``partitions`` is empty and ``configs`` too.
+    """
 
     name: str
+    partition_count: int
+    replication_factor: int
     partitions: tuple[PartitionDescription, ...]
     configs: dict[str, Any]
-    replication_factor: int
+    defaults: tuple[str, ...] = ()
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
-
-    @property
-    def partition_count(self) -> int:
-        return len(self.partitions)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TopicDescription:
         raw_parts = data.get("partitions")
-        parts: tuple[PartitionDescription, ...]
+        parts: tuple[PartitionDescription, ...] = ()
         if isinstance(raw_parts, list):
             parts = tuple(PartitionDescription.from_json(p) for p in raw_parts if isinstance(p, Mapping))
-        elif isinstance(raw_parts, int):
-            # A listing may give only the count.
-            parts = tuple(PartitionDescription(i, None, (), (), 0, 0, 0) for i in range(raw_parts))
-        else:
-            parts = ()
+        count = _opt_int(data.get("partition_count"))
+        if count is None:
+            count = raw_parts if isinstance(raw_parts, int) else len(parts)
+        defaults = data.get("defaults")
         return cls(
-            name=str(data.get("name", "")),
+            name=str(data.get("name", data.get("topic", ""))),
+            partition_count=count,
+            replication_factor=_int(data.get("replication_factor"), 1),
             partitions=parts,
             configs=_flatten_configs(data.get("configs")),
-            replication_factor=_int(data.get("replication_factor"), 1),
+            defaults=tuple(str(d) for d in defaults) if isinstance(defaults, list) else (),
             raw=dict(data),
         )
 

@@ -21,3 +21,7 @@ def _register_broker_commands() -> None:
 
 
 _register_broker_commands()
+
+from tidelog._cli import register as _register_client_commands  # noqa: E402 - after the group exists
+
+_register_client_commands(main)
