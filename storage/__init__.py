@@ -1,6 +1,9 @@
 """tidelog storage engine: record batches and the partition log. No HTTP, no SQL."""
 
+from storage.cleaner import CompactionStats
 from storage.compression import Compression
+from storage.config import LogConfig
+from storage.log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, AppendResult, PartitionLog, ReadResult
 from storage.records import (
     BatchHeader,
     Header,
@@ -18,9 +21,16 @@ from storage.records import (
 )
 
 __all__ = [
+    "EARLIEST_TIMESTAMP",
+    "LATEST_TIMESTAMP",
+    "AppendResult",
     "BatchHeader",
+    "CompactionStats",
     "Compression",
     "Header",
+    "LogConfig",
+    "PartitionLog",
+    "ReadResult",
     "Record",
     "RecordIn",
     "TimestampType",
