@@ -70,6 +70,7 @@ class TopicConfigsOut(BaseModel):
 class CreateTopic(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "example": {"name": "orders", "partitions": 3, "configs": {"retention.ms": 86400000}}
         },
@@ -84,7 +85,7 @@ class CreateTopic(BaseModel):
 
 
 class UpdateTopic(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     partitions: int = Field(description="The new partition count; it can only be raised.")
 
@@ -92,6 +93,7 @@ class UpdateTopic(BaseModel):
 class UpdateTopicConfigs(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"example": {"configs": {"retention.ms": 3600000, "segment.ms": None}}},
     )
 
