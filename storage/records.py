@@ -302,18 +302,25 @@ _TWO_BYTE_LIMIT: Final = TABLE_SIZE >> 1  # non-negative values below this are i
 
 
 def _encode_headers(headers: Sequence[Header]) -> bytes:
-    parts = [encode_varint(len(headers))]
+    varint_bytes = VARINT_BYTES
+    limit = _TWO_BYTE_LIMIT
+    n = len(headers)
+    parts = [varint_bytes[n << 1] if n < limit else encode_varint(n)]
+    push = parts.append
     for hkey, hvalue in headers:
-        if not isinstance(hkey, str):
-            raise InvalidRecordError(f"a header key must be a str, not {type(hkey).__name__}")
-        kb = hkey.encode("utf-8")
-        parts.append(encode_varint(len(kb)))
-        parts.append(kb)
+        try:
+            kb = hkey.encode()
+        except AttributeError:
+            raise InvalidRecordError(f"a header key must be a str, not {type(hkey).__name__}") from None
+        n = len(kb)
+        push(varint_bytes[n << 1] if n < limit else encode_varint(n))
+        push(kb)
         if hvalue is None:
-            parts.append(_NULL)
+            push(_NULL)
         else:
-            parts.append(encode_varint(len(hvalue)))
-            parts.append(bytes(hvalue))
+            n = len(hvalue)
+            push(varint_bytes[n << 1] if n < limit else encode_varint(n))
+            push(hvalue)
     return b"".join(parts)
 
 
@@ -681,11 +688,13 @@ def _decode(buf: Buffer, pos: int, header: BatchHeader) -> list[Record]:
         raise CorruptRecordError(
             f"batch at offset {header.base_offset} claims {count} records in {stop - start} bytes of records"
         )
-    append_time = header.max_timestamp if header.attributes & _TIMESTAMP_TYPE_BIT else None
+    if header.attributes & _TIMESTAMP_TYPE_BIT:
+        # LogAppendTime: every record reads as the batch's max timestamp; the deltas are parsed, not used.
+        base_ts, ts_scale = header.max_timestamp, 0
+    else:
+        base_ts, ts_scale = header.base_timestamp, 1
     try:
-        return _decode_records(
-            data, start, stop, count, header.base_offset, header.base_timestamp, append_time
-        )
+        return _decode_records(data, start, stop, count, header.base_offset, base_ts, ts_scale)
     except IndexError:
         raise CorruptRecordError(
             f"a record of the batch at offset {header.base_offset} runs past the end of the batch"
@@ -693,7 +702,7 @@ def _decode(buf: Buffer, pos: int, header: BatchHeader) -> list[Record]:
 
 
 def _decode_records(
-    data: bytes, pos: int, end: int, count: int, base_offset: int, base_ts: int, append_time: int | None
+    data: bytes, pos: int, end: int, count: int, base_offset: int, base_ts: int, ts_scale: int
 ) -> list[Record]:
     """Decode ``count`` records from ``data[pos:end]``: the hot loop.
 
@@ -729,11 +738,11 @@ def _decode_records(
             ts = base_ts
             pos += 2
         elif z < 0x80:
-            ts = base_ts + ((z >> 1) ^ -(z & 1))
+            ts = base_ts + ((z >> 1) ^ -(z & 1)) * ts_scale
             pos += 2
         else:
             delta, pos = read(data, pos + 1)
-            ts = base_ts + delta
+            ts = base_ts + delta * ts_scale
         # offset delta
         z = data[pos]
         if z < 0x80:
@@ -803,7 +812,7 @@ def _decode_records(
                 if pos < record_end
                 else f"record at offset {offset} overruns its declared length by {pos - record_end} bytes"
             )
-        push(new(offset, ts if append_time is None else append_time, key, value, headers, attributes))
+        push(new(offset, ts, key, value, headers, attributes))
     if pos != end:
         raise CorruptRecordError(
             f"{end - pos} bytes left over after the last of {count} records"
@@ -814,27 +823,45 @@ def _decode_records(
 
 
 def _decode_headers(data: bytes, pos: int, record_end: int) -> tuple[tuple[Header, ...], int]:
-    count, pos = read_varint(data, pos)
+    """Decode a record's header count and headers at ``data[pos]``; one-byte lengths take a fast path."""
+    z = data[pos]
+    if z < 0x80 and not z & 1:
+        count = z >> 1
+        pos += 1
+    else:
+        count, pos = read_varint(data, pos)
     if not 0 <= count <= record_end - pos:
         raise CorruptRecordError(f"a record declares {count} headers")
     headers: list[Header] = []
-    for _ in range(count):
-        n, pos = read_varint(data, pos)
-        if n < 0 or pos + n > record_end:
-            raise CorruptRecordError(f"a header key declares length {n}")
-        try:
-            hkey = data[pos : pos + n].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CorruptRecordError(f"a header key is not valid UTF-8: {exc}") from None
-        pos += n
-        n, pos = read_varint(data, pos)
-        hvalue: bytes | None
-        if n == -1:
-            hvalue = None
-        elif n < 0 or pos + n > record_end:
-            raise CorruptRecordError(f"a header value declares length {n}")
-        else:
-            hvalue = data[pos : pos + n]
-            pos += n
-        headers.append((hkey, hvalue))
+    push = headers.append
+    try:
+        for _ in range(count):
+            z = data[pos]
+            if z < 0x80 and not z & 1:
+                start = pos + 1
+                pos = start + (z >> 1)
+            else:
+                n, start = read_varint(data, pos)
+                if n < 0:
+                    raise CorruptRecordError(f"a header key declares length {n}")
+                pos = start + n
+            hkey = data[start:pos].decode()
+            z = data[pos]
+            if z == 1:
+                push((hkey, None))
+                pos += 1
+            elif z < 0x80 and not z & 1:
+                start = pos + 1
+                pos = start + (z >> 1)
+                push((hkey, data[start:pos]))
+            else:
+                n, start = read_varint(data, pos)
+                if n < 0:
+                    raise CorruptRecordError(f"a header value declares length {n}")
+                pos = start + n
+                push((hkey, data[start:pos]))
+    except UnicodeDecodeError as exc:
+        raise CorruptRecordError(f"a header key is not valid UTF-8: {exc}") from None
+    if pos > record_end:
+        raise CorruptRecordError("a record's headers run past the end of the record")
     return tuple(headers), pos
