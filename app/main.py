@@ -16,13 +16,12 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from app.catalog import Catalog
 from app.config import Settings
 from app.errors import install_error_handlers
 from app.metrics import Metrics
-from app.middleware import LimitsMiddleware, MetricsMiddleware
+from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
 from app.scheduler import RetentionScheduler
 from app.topics import TopicService
 
@@ -38,12 +37,6 @@ def _version() -> str:
         return version("tidelog")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
         return "0.0.0"
-
-
-def operation_id(route: APIRoute) -> str:
-    """A stable operationId, ``{tag}-{route name}`` (``topics-create_topic``)."""
-    tag = str(route.tags[0]) if route.tags else "default"
-    return f"{tag}-{route.name}"
 
 
 def _include_routers(app: FastAPI) -> None:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,18 +22,26 @@ from app.error_codes import ErrorCode
 from app.errors import problem_response
 from app.metrics import Metrics
 
-__all__ = ["LimitsMiddleware", "MetricsMiddleware"]
+__all__ = ["LimitsMiddleware", "MetricsMiddleware", "operation_id"]
 
 _EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
+def operation_id(route: Any) -> str:
+    """A stable operationId, ``{tag}-{route name}`` (``topics-create_topic``); also the metrics label."""
+    explicit = getattr(route, "operation_id", None)
+    if explicit:
+        return str(explicit)
+    tags = getattr(route, "tags", None)
+    tag = str(tags[0]) if tags else "default"
+    return f"{tag}-{route.name}"
+
+
 def _operation(scope: Scope) -> str:
     route = scope.get("route")
-    operation_id = getattr(route, "operation_id", None) or getattr(route, "unique_id", None)
-    if operation_id:
-        return str(operation_id)
-    name = getattr(route, "name", None)
-    return str(name) if name else "unmatched"
+    if route is None or not getattr(route, "name", None):
+        return "unmatched"
+    return operation_id(route)
 
 
 class MetricsMiddleware:
