@@ -1,9 +1,11 @@
 """End-to-end latency at a steady rate of single-record produces: from the produce call to delivery.
 
-The producer runs in the calling thread and paces itself on a schedule (`start + i / rate`); the consumer
-runs in its own thread with its own connection, connected before the first produce. Each record carries
-`time.perf_counter_ns()` taken just before its produce call, and the consumer subtracts it from the clock
-when it has decoded the record — the same process, so the same clock.
+The producers follow a fixed schedule (record i is due at `start + i / rate`) spread over a few worker
+threads, each with its own connection, so that one slow answer delays neither the records after it nor
+the rate (an open schedule, not one request after the other: no coordinated omission up to `workers`
+requests in flight). The consumer runs in its own thread with its own connection, connected before the
+first produce. Each record carries `time.perf_counter_ns()` taken just before its produce call, and the
+consumer subtracts it from the clock when it has decoded the record: one process, so one clock.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,22 +24,63 @@ from httpx_sse import connect_sse
 from ._tidelog import BenchError, Tidelog
 
 _JSON = {"content-type": "application/json"}
+PRODUCER_WORKERS = 4
+
+# A sender: (send one record, close the connection behind it); each producer worker makes its own.
+Sender = tuple[Callable[[], None], Callable[[], None]]
 
 
-def _pace(rate: int, count: int, time_cap_s: float, send_one: Callable[[], None]) -> int:
-    """Call ``send_one`` ``count`` times at ``rate``/s (never bursting to catch up); return the calls made."""
-    started = time.perf_counter()
+@dataclass(frozen=True, slots=True)
+class LatencyRun:
+    latencies_ms: list[float]
+    sent: int
+    seconds: float
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else 0.0
+
+
+def _pace(
+    rate: int,
+    count: int,
+    time_cap_s: float,
+    make_sender: Callable[[], Sender],
+    workers: int = PRODUCER_WORKERS,
+) -> tuple[int, float]:
+    """Send ``count`` records on the schedule; return (records sent, seconds from first due to last sent)."""
+    senders = [make_sender() for _ in range(workers)]
+    started = time.perf_counter() + 0.05
     deadline = started + time_cap_s
-    sent = 0
-    for index in range(count):
-        delay = started + index / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        if time.perf_counter() > deadline:
-            break
-        send_one()
-        sent += 1
-    return sent
+    sent = [0] * workers
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        send_one = senders[index][0]
+        try:
+            for item in range(index, count, workers):
+                delay = started + item / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                if time.perf_counter() > deadline or errors:
+                    return
+                send_one()
+                sent[index] += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=time_cap_s + 60)
+    finally:
+        for _, close in senders:
+            close()
+    if errors:
+        raise BenchError(f"produce failed: {errors[0]!r}")
+    return sum(sent), time.perf_counter() - started
 
 
 class _Collector:
@@ -59,9 +103,9 @@ class _Collector:
 def _run(
     collector: _Collector,
     consume: Callable[[_Collector], None],
-    produce: Callable[[], int],
+    produce: Callable[[], tuple[int, float]],
     grace_s: float = 5.0,
-) -> list[float]:
+) -> LatencyRun:
     def guarded() -> None:
         try:
             consume(collector)
@@ -77,7 +121,7 @@ def _run(
         raise BenchError("the consumer did not connect within 30 s")
     if collector.error is not None:
         raise BenchError(f"consumer failed: {collector.error!r}")
-    sent = produce()
+    sent, seconds = produce()
     waited = time.perf_counter() + grace_s
     while len(collector.latencies) < sent and time.perf_counter() < waited and thread.is_alive():
         time.sleep(0.01)
@@ -87,32 +131,32 @@ def _run(
         raise BenchError(f"consumer failed after {len(collector.latencies)} of {sent}: {collector.error!r}")
     if len(collector.latencies) < sent:
         raise BenchError(f"only {len(collector.latencies)} of {sent} records were delivered")
-    return collector.latencies
+    return LatencyRun(collector.latencies, sent, seconds)
 
 
 def _tidelog_producer(
     tidelog: Tidelog, topic: str, rate: int, count: int, size: int, cap: float
-) -> Callable[[], int]:
+) -> Callable[[], tuple[int, float]]:
     pad = "x" * max(0, size - 40)
+    path = f"/v1/topics/{topic}/partitions/0/records"
 
-    def produce() -> int:
-        with tidelog.client() as http:
-            path = f"/v1/topics/{topic}/partitions/0/records"
+    def make_sender() -> Sender:
+        http = tidelog.client()
 
-            def send_one() -> None:
-                body = orjson.dumps({"records": [{"value": {"sent_ns": time.perf_counter_ns(), "pad": pad}}]})
-                response = http.post(path, content=body, params={"acks": "1"}, headers=_JSON)
-                if response.status_code != 200:
-                    raise BenchError(f"produce: HTTP {response.status_code}: {response.text[:200]}")
+        def send_one() -> None:
+            body = orjson.dumps({"records": [{"value": {"sent_ns": time.perf_counter_ns(), "pad": pad}}]})
+            response = http.post(path, content=body, params={"acks": "1"}, headers=_JSON)
+            if response.status_code != 200:
+                raise BenchError(f"produce: HTTP {response.status_code}: {response.text[:200]}")
 
-            return _pace(rate, count, cap, send_one)
+        return send_one, http.close
 
-    return produce
+    return lambda: _pace(rate, count, cap, make_sender)
 
 
 def tidelog_sse(
     tidelog: Tidelog, topic: str, *, rate: int, count: int, size: int, time_cap_s: float
-) -> list[float]:
+) -> LatencyRun:
     """tidelog produce (acks=1) → `GET /v1/topics/{topic}/events?from=latest` (Server-Sent Events)."""
 
     def consume(collector: _Collector) -> None:
@@ -140,7 +184,7 @@ def tidelog_sse(
 
 def tidelog_long_poll(
     tidelog: Tidelog, topic: str, *, rate: int, count: int, size: int, time_cap_s: float
-) -> list[float]:
+) -> LatencyRun:
     """tidelog produce (acks=1) → long-poll fetch (`max_wait_ms=1000`, `min_bytes=1`) from the end."""
     start_offset = tidelog.high_watermark(topic)
 
@@ -166,11 +210,11 @@ def tidelog_long_poll(
 
 def redis_xread_block(
     url: str, key: str, *, rate: int, count: int, size: int, time_cap_s: float
-) -> list[float]:
+) -> LatencyRun:
     """XADD (one entry per call) → XREAD BLOCK 1000 from the entry before the first."""
     pad = "x" * max(0, size - 40)
-    producer_client = redis.Redis.from_url(url, socket_timeout=30)
-    start_id = producer_client.xadd(key, {"v": b"{}"})
+    with redis.Redis.from_url(url, socket_timeout=30) as setup:
+        start_id = setup.xadd(key, {"v": b"{}"})
 
     def consume(collector: _Collector) -> None:
         client = redis.Redis.from_url(url, socket_timeout=30)
@@ -187,13 +231,12 @@ def redis_xread_block(
         finally:
             client.close()
 
-    def produce() -> int:
+    def make_sender() -> Sender:
+        client = redis.Redis.from_url(url, socket_timeout=30)
+
         def send_one() -> None:
-            producer_client.xadd(key, {"v": orjson.dumps({"sent_ns": time.perf_counter_ns(), "pad": pad})})
+            client.xadd(key, {"v": orjson.dumps({"sent_ns": time.perf_counter_ns(), "pad": pad})})
 
-        return _pace(rate, count, time_cap_s, send_one)
+        return send_one, client.close
 
-    try:
-        return _run(_Collector(count), consume, produce)
-    finally:
-        producer_client.close()
+    return _run(_Collector(count), consume, lambda: _pace(rate, count, time_cap_s, make_sender))

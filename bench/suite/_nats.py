@@ -27,6 +27,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from ._events import Throughput
+from ._latency import PRODUCER_WORKERS, LatencyRun
 
 T = TypeVar("T")
 
@@ -137,13 +138,14 @@ class JetStream:
 
         return self._loop.run(run(), timeout=time_cap_s + 120)
 
-    def latency(self, subject: str, *, rate: int, count: int, size: int, time_cap_s: float) -> list[float]:
-        """Single-message publishes (each awaiting its PubAck) at ``rate``/s; a push consumer takes them.
+    def latency(self, subject: str, *, rate: int, count: int, size: int, time_cap_s: float) -> LatencyRun:
+        """Single-message publishes (each awaiting its PubAck) on a fixed schedule, taken by a push consumer.
 
-        Returns the milliseconds from the start of each publish call to the consumer's callback.
+        The schedule is shared by the same number of concurrent senders as the other systems' producers;
+        latencies are milliseconds from the start of each publish call to the consumer's callback.
         """
 
-        async def run() -> list[float]:
+        async def run() -> LatencyRun:
             js = self._context()
             latencies: list[float] = []
             done = asyncio.Event()
@@ -158,19 +160,29 @@ class JetStream:
             subscription = await js.subscribe(subject, cb=on_message, deliver_policy=DeliverPolicy.NEW)
             try:
                 pad = "x" * max(0, size - 40)
-                started = time.perf_counter()
+                started = time.perf_counter() + 0.05
                 deadline = started + time_cap_s
-                for index in range(count):
-                    due = started + index / rate
-                    delay = due - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    if time.perf_counter() > deadline:
-                        break
-                    await js.publish(subject, orjson.dumps({"sent_ns": time.perf_counter_ns(), "pad": pad}))
+                sent = [0] * PRODUCER_WORKERS
+
+                async def sender(index: int) -> None:
+                    for item in range(index, count, PRODUCER_WORKERS):
+                        delay = started + item / rate - time.perf_counter()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                        if time.perf_counter() > deadline:
+                            return
+                        await js.publish(
+                            subject, orjson.dumps({"sent_ns": time.perf_counter_ns(), "pad": pad})
+                        )
+                        sent[index] += 1
+
+                await asyncio.gather(*(sender(i) for i in range(PRODUCER_WORKERS)))
+                seconds = time.perf_counter() - started
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), timeout=5)
-                return latencies
+                if len(latencies) < sum(sent):
+                    raise RuntimeError(f"only {len(latencies)} of {sum(sent)} messages were delivered")
+                return LatencyRun(latencies, sum(sent), seconds)
             finally:
                 await subscription.unsubscribe()
 

@@ -21,6 +21,7 @@ from . import _latency
 from ._broker import BrokerProcess
 from ._disk import dd_write_mb_per_s
 from ._events import Throughput, batch_of
+from ._latency import LatencyRun
 from ._model import Figure, Results, Target, percentile
 from ._nats import JetStream
 from ._profile import profile_while
@@ -418,10 +419,10 @@ class Suite:
         t = self._t()
         case = f"{s.latency_rate:,} records/s, one record per produce"
         cap = s.latency_count / s.latency_rate * 2 + 10
-        runs: list[tuple[str, Callable[[], list[float]]]] = []
+        runs: list[tuple[str, Callable[[], LatencyRun]]] = []
 
-        def tidelog_run(kind: Callable[..., list[float]]) -> Callable[[], list[float]]:
-            def run() -> list[float]:
+        def tidelog_run(kind: Callable[..., LatencyRun]) -> Callable[[], LatencyRun]:
+            def run() -> LatencyRun:
                 topic = self._name("latency")
                 t.create_topic(topic, 1)
                 return kind(
@@ -474,13 +475,24 @@ class Suite:
             p99 = self.results.figure(LATENCY, case, system, "p99 ms", higher_is_better=False)
             p999 = self.results.figure(LATENCY, case, system, "p99.9 ms", higher_is_better=False)
 
+            achieved: list[float] = []
+
             def measure(
-                run: Callable[[], list[float]] = run, p99: Figure = p99, p999: Figure = p999
+                run: Callable[[], LatencyRun] = run,
+                p50: Figure = p50,
+                p99: Figure = p99,
+                p999: Figure = p999,
+                achieved: list[float] = achieved,
             ) -> float:
-                latencies = run()
-                p99.samples.append(percentile(latencies, 99))
-                p999.samples.append(percentile(latencies, 99.9))
-                return percentile(latencies, 50)
+                result = run()
+                p99.samples.append(percentile(result.latencies_ms, 99))
+                p999.samples.append(percentile(result.latencies_ms, 99.9))
+                achieved.append(result.achieved_rate)
+                p50.note = (
+                    f"{min(achieved):,.0f}\u2013{max(achieved):,.0f} records/s achieved, "
+                    f"{_latency.PRODUCER_WORKERS} concurrent producers"
+                )
+                return percentile(result.latencies_ms, 50)
 
             contenders.append(Contender(p50, measure))
         interleave(contenders, s.repetitions, label="latency ")
