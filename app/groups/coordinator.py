@@ -1,0 +1,696 @@
+"""The group coordinator: membership, rebalancing, positions and committed offsets, all in the catalog.
+
+There is no per-process consumer state: every operation is one catalog transaction that first locks
+the group's row (``app.catalog.groups.lock_group``), so two broker processes never interleave a
+rebalance and any process can serve any request of any member (docs/groups.md).
+
+Every operation first *settles* the group with the catalog's clock readings, lazily doing what a
+Kafka coordinator's timers would do:
+
+1. members whose ``last_seen_ms + session_timeout_ms`` has passed are removed;
+2. cooperative revocations whose old owner released the partition (it has been told about the
+   revocation and come back, or it is gone, or its rebalance timeout passed) are handed over to
+   their new owner;
+3. if the membership, a subscription or the subscribed topics' partitions changed, the assignment is
+   recomputed and the generation bumped. Eager assignors (range, roundrobin) move partitions at once;
+   ``cooperative-sticky`` revokes the partitions that must move first (the old owner stops fetching
+   them but may still commit them) and assigns them in a later generation, so a partition never has
+   two fetching owners and the other partitions keep being consumed meanwhile.
+
+Group states: Empty (no members), PreparingRebalance (revocations pending), CompletingRebalance (some
+member has not yet been told the current generation), Stable, Dead (committed offsets expired).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.catalog.db import Catalog
+from app.catalog.groups import (
+    CommittedOffsetRow,
+    GroupRow,
+    MemberRow,
+    OwnershipRow,
+    delete_group,
+    lock_group,
+    topic_partition_counts,
+)
+from app.catalog.groups import (
+    list_groups as catalog_list_groups,
+)
+from app.errors_base import InvalidParameterError, UnknownPartitionError, UnknownTopicError
+from app.groups.assignors import ASSIGNORS, MemberInfo, TopicPartition, assign, is_cooperative
+from app.groups.errors import (
+    GroupNotEmptyError,
+    IllegalGenerationError,
+    InvalidSessionTimeoutError,
+    UnknownGroupError,
+    UnknownMemberError,
+)
+from app.groups.model import (
+    AUTO_OFFSET_RESETS,
+    CommittedOffset,
+    GroupDescription,
+    GroupSummary,
+    JoinRequest,
+    MemberDescription,
+    MemberState,
+    MemberView,
+    OffsetCommit,
+    PartitionPosition,
+)
+
+__all__ = ["DEFAULT_SESSION_TIMEOUT_MS", "GroupCoordinator", "heartbeat_interval_ms"]
+
+#: Kafka's session.timeout.ms default since 3.0 (KIP-735), clamped into the broker's bounds.
+DEFAULT_SESSION_TIMEOUT_MS = 45_000
+TopicLookup = Callable[[Session], Mapping[str, int]]
+
+
+def heartbeat_interval_ms(session_timeout_ms: int) -> int:
+    """How often a member should heartbeat: a third of its session, at most Kafka's 3 s default."""
+    return max(50, min(3000, session_timeout_ms // 3))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class _Txn:
+    """One locked group inside one transaction, with its members and partition rows loaded."""
+
+    session: Session
+    group: GroupRow
+    now_ms: int
+    members: dict[str, MemberRow]
+    rows: dict[TopicPartition, OwnershipRow]
+    generation_bumped: bool = False
+    removed: list[str] = field(default_factory=list)
+
+    def bump(self) -> None:
+        if not self.generation_bumped:
+            self.group.generation += 1
+            self.generation_bumped = True
+
+
+class GroupCoordinator:
+    """Consumer-group operations over the catalog; every public method is one transaction."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        min_session_timeout_ms: int = 6000,
+        max_session_timeout_ms: int = 1_800_000,
+        offsets_retention_ms: int = 7 * 24 * 3600 * 1000,
+        topic_lookup: TopicLookup = topic_partition_counts,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self._catalog = catalog
+        self.min_session_timeout_ms = min_session_timeout_ms
+        self.max_session_timeout_ms = max_session_timeout_ms
+        self.offsets_retention_ms = offsets_retention_ms
+        self._topic_lookup = topic_lookup
+        self._clock = clock
+
+    # ------------------------------------------------------------------ membership
+
+    def join(self, group_id: str, request: JoinRequest) -> MemberView:
+        """Add a member (or re-admit a static one) and answer its generation and assignment."""
+        session_timeout = self._session_timeout(request.session_timeout_ms)
+        rebalance_timeout = request.rebalance_timeout_ms or session_timeout
+        if rebalance_timeout <= 0:
+            raise InvalidParameterError("rebalance_timeout_ms must be positive")
+        self._check_subscription(request)
+        with self._locked(group_id, create=True) as txn:
+            assert txn is not None
+            self._expire(txn)
+            static = None
+            if request.instance_id is not None:
+                static = next((m for m in txn.members.values() if m.instance_id == request.instance_id), None)
+            others = [m for m in txn.members.values() if m is not static]
+            if others and txn.group.protocol not in (None, request.assignor):
+                raise InvalidParameterError(
+                    f"group {group_id!r} uses the {txn.group.protocol} assignor; "
+                    f"a member cannot join it with {request.assignor}",
+                    protocol=txn.group.protocol,
+                )
+            member_id = f"{request.client_kind}-{uuid.uuid4().hex}"
+            force = True
+            if static is not None:
+                # KIP-345: the returning instance gets a new member id (fencing the old one) and keeps
+                # its partitions; only a changed subscription makes the group rebalance.
+                force = (
+                    static.topics != (list(request.topics) if request.topics is not None else None)
+                    or static.topic_pattern != request.topic_pattern
+                    or static.assignor != request.assignor
+                )
+                self._rename_member(txn, static, member_id)
+            member = MemberRow(
+                group_id=group_id,
+                member_id=member_id,
+                instance_id=request.instance_id,
+                topics=list(request.topics) if request.topics is not None else None,
+                topic_pattern=request.topic_pattern,
+                assignor=request.assignor,
+                session_timeout_ms=session_timeout,
+                rebalance_timeout_ms=rebalance_timeout,
+                auto_offset_reset=request.auto_offset_reset,
+                client_kind=request.client_kind,
+                joined_at_ms=txn.now_ms,
+                last_seen_ms=txn.now_ms,
+                known_generation=static.known_generation if static is not None else 0,
+            )
+            txn.session.add(member)
+            txn.members[member_id] = member
+            txn.group.protocol = request.assignor
+            self._reconcile(txn, force=force)
+            member.known_generation = txn.group.generation
+            self._finish(txn)
+            return self._view(txn, member)
+
+    def leave(self, group_id: str, member_id: str) -> None:
+        """Remove a member; the others rebalance."""
+        with self._locked(group_id, create=False) as txn:
+            if txn is None:
+                raise UnknownMemberError(f"group {group_id!r} has no member {member_id!r}")
+            self._expire(txn)
+            member = txn.members.pop(member_id, None)
+            if member is None:
+                raise UnknownMemberError(f"group {group_id!r} has no member {member_id!r}")
+            txn.session.delete(member)
+            txn.removed.append(member_id)
+            self._reconcile(txn, force=True)
+            self._finish(txn)
+
+    def sync(
+        self,
+        group_id: str,
+        member_id: str,
+        *,
+        positions: Mapping[TopicPartition, int] | None = None,
+        acked_generation: int | None = None,
+    ) -> MemberState:
+        """A heartbeat: record ``positions``, settle the group, answer the member's view and positions.
+
+        ``positions`` are stored only for partitions the member still owns. ``acked_generation`` says
+        the member has finished with every partition revoked from it up to that generation.
+        """
+        with self._locked(group_id, create=False) as locked:
+            txn, member = self._live_member(locked, group_id, member_id)
+            member.last_seen_ms = txn.now_ms
+            acked = member.known_generation
+            if acked_generation is not None:
+                acked = max(acked, min(acked_generation, txn.group.generation))
+            for tp, offset in (positions or {}).items():
+                row = txn.rows.get(tp)
+                if row is not None and row.owner_member_id == member_id:
+                    row.position = offset
+            self._reconcile(txn, acting=member_id, acked_generation=acked)
+            member.known_generation = txn.group.generation
+            self._finish(txn)
+            view = self._view(txn, member)
+            committed = self._committed_map(txn.session, group_id)
+            return MemberState(
+                view=view,
+                positions=tuple(
+                    PartitionPosition(tp[0], tp[1], txn.rows[tp].position, committed.get(tp))
+                    for tp in view.assignment
+                ),
+            )
+
+    def seek(self, group_id: str, member_id: str, tp: TopicPartition, offset: int) -> None:
+        """Set the member's position in a partition it owns."""
+        with self._locked(group_id, create=False) as locked:
+            txn, member = self._live_member(locked, group_id, member_id)
+            member.last_seen_ms = txn.now_ms
+            self._reconcile(txn)
+            row = txn.rows.get(tp)
+            if row is None or row.owner_member_id != member_id or row.target_member_id is not None:
+                raise IllegalGenerationError(
+                    f"member {member_id!r} does not own {tp[0]}-{tp[1]} in generation {txn.group.generation}",
+                    generation=txn.group.generation,
+                )
+            row.position = offset
+            self._finish(txn)
+
+    # ------------------------------------------------------------------ offsets
+
+    def commit(
+        self,
+        group_id: str,
+        offsets: Sequence[OffsetCommit],
+        *,
+        member_id: str | None = None,
+        generation: int | None = None,
+    ) -> None:
+        """Store committed offsets, fenced by the member's generation and ownership.
+
+        Without ``member_id`` (an admin or a simple consumer) only while the group has no members.
+        """
+        for commit in offsets:
+            if commit.offset < 0:
+                raise InvalidParameterError(
+                    f"offset {commit.offset} of {commit.topic}-{commit.partition} is negative"
+                )
+        with self._locked(group_id, create=member_id is None) as locked:
+            if member_id is None:
+                assert locked is not None
+                txn = locked
+                self._expire(txn)
+                if txn.members:
+                    raise GroupNotEmptyError(
+                        f"group {group_id!r} has members: commit as one of them (member_id, generation)"
+                    )
+                topics = self._topic_lookup(txn.session)
+                for commit in offsets:
+                    self._check_partition(topics, commit.topic, commit.partition)
+            else:
+                txn, member = self._live_member(locked, group_id, member_id)
+                member.last_seen_ms = txn.now_ms
+                self._reconcile(txn)
+                if generation != txn.group.generation:
+                    raise IllegalGenerationError(
+                        f"generation {generation} is stale: the group is at generation "
+                        f"{txn.group.generation}",
+                        generation=txn.group.generation,
+                    )
+                for commit in offsets:
+                    row = txn.rows.get((commit.topic, commit.partition))
+                    if row is None or row.owner_member_id != member_id:
+                        raise IllegalGenerationError(
+                            f"member {member_id!r} does not own {commit.topic}-{commit.partition}",
+                            generation=txn.group.generation,
+                        )
+            self._upsert_offsets(txn, offsets)
+            if member_id is not None:
+                # A commit after the member was told of a revocation releases the revoked partition.
+                acked = txn.members[member_id].known_generation
+                self._reconcile(txn, acting=member_id, acked_generation=acked)
+            self._finish(txn)
+
+    def committed(self, group_id: str) -> list[CommittedOffset]:
+        """The group's committed offsets, by topic and partition."""
+        with self._catalog.read() as session:
+            if session.get(GroupRow, group_id) is None:
+                raise UnknownGroupError(f"no group {group_id!r}")
+            return self._committed_list(session, group_id)
+
+    def reset_offsets(self, group_id: str, offsets: Sequence[OffsetCommit]) -> None:
+        """Overwrite the committed offsets of a group without members (``--reset-offsets``)."""
+        self.commit(group_id, offsets)
+
+    def members_count(self, group_id: str) -> int:
+        """How many live members the group has (settling it first)."""
+        with self._locked(group_id, create=False) as txn:
+            if txn is None:
+                return 0
+            self._expire(txn)
+            self._reconcile(txn)
+            self._finish(txn)
+            return len(txn.members)
+
+    # ------------------------------------------------------------------ groups
+
+    def describe(self, group_id: str) -> GroupDescription:
+        """The group's state, protocol, generation, members with assignments, and committed offsets."""
+        with self._locked(group_id, create=False) as txn:
+            if txn is None:
+                raise UnknownGroupError(f"no group {group_id!r}")
+            self._expire(txn)
+            self._reconcile(txn)
+            self._finish(txn)
+            members = []
+            for member in sorted(txn.members.values(), key=lambda m: m.member_id):
+                members.append(
+                    MemberDescription(
+                        member_id=member.member_id,
+                        instance_id=member.instance_id,
+                        client_kind=member.client_kind,
+                        topics=tuple(member.topics) if member.topics is not None else None,
+                        topic_pattern=member.topic_pattern,
+                        session_timeout_ms=member.session_timeout_ms,
+                        last_seen_ms=member.last_seen_ms,
+                        known_generation=member.known_generation,
+                        assignment=self._owned(txn, member.member_id),
+                        revoking=self._revoking(txn, member.member_id),
+                    )
+                )
+            return GroupDescription(
+                group_id=group_id,
+                state=txn.group.state,
+                protocol=txn.group.protocol,
+                generation=txn.group.generation,
+                members=tuple(members),
+                offsets=tuple(self._committed_list(txn.session, group_id)),
+            )
+
+    def list_groups(self) -> list[GroupSummary]:
+        """Every group with its last known state (the periodic sweep keeps it current)."""
+        with self._catalog.read() as session:
+            counts: dict[str, int] = {}
+            for (gid,) in session.execute(select(MemberRow.group_id)).all():
+                counts[gid] = counts.get(gid, 0) + 1
+            return [
+                GroupSummary(g.group_id, g.state, g.protocol, g.generation, counts.get(g.group_id, 0))
+                for g in catalog_list_groups(session)
+            ]
+
+    def delete(self, group_id: str) -> None:
+        """Delete a group without members, with its committed offsets."""
+        with self._locked(group_id, create=False) as txn:
+            if txn is None:
+                raise UnknownGroupError(f"no group {group_id!r}")
+            self._expire(txn)
+            if txn.members:
+                raise GroupNotEmptyError(f"group {group_id!r} still has {len(txn.members)} member(s)")
+            delete_group(txn.session, group_id=group_id)
+
+    def sweep(self) -> int:
+        """Settle every group (expire sessions, rebalance, expire offsets); answers members expired."""
+        with self._catalog.read() as session:
+            group_ids = [g.group_id for g in catalog_list_groups(session)]
+        expired = 0
+        for group_id in group_ids:
+            with self._locked(group_id, create=False) as txn:
+                if txn is None:
+                    continue
+                expired += self._expire(txn)
+                self._reconcile(txn)
+                self._finish(txn)
+                self._expire_offsets(txn)
+        return expired
+
+    # ------------------------------------------------------------------ internals
+
+    @contextmanager
+    def _locked(self, group_id: str, *, create: bool) -> Iterator[_Txn | None]:
+        now = self._clock()
+        with self._catalog.begin() as session:
+            group = lock_group(session, group_id=group_id, now_ms=now, create=create)
+            if group is None:
+                yield None
+                return
+            members = {
+                m.member_id: m
+                for m in session.scalars(select(MemberRow).where(MemberRow.group_id == group_id)).all()
+            }
+            rows = {
+                (r.topic, r.partition): r
+                for r in session.scalars(select(OwnershipRow).where(OwnershipRow.group_id == group_id)).all()
+            }
+            yield _Txn(session=session, group=group, now_ms=now, members=members, rows=rows)
+
+    def _session_timeout(self, requested: int | None) -> int:
+        if requested is None:
+            default = max(DEFAULT_SESSION_TIMEOUT_MS, self.min_session_timeout_ms)
+            return min(default, self.max_session_timeout_ms)
+        if not self.min_session_timeout_ms <= requested <= self.max_session_timeout_ms:
+            raise InvalidSessionTimeoutError(
+                f"session_timeout_ms={requested} is outside [{self.min_session_timeout_ms}, "
+                f"{self.max_session_timeout_ms}] (group.min/max.session.timeout.ms)",
+                min_session_timeout_ms=self.min_session_timeout_ms,
+                max_session_timeout_ms=self.max_session_timeout_ms,
+            )
+        return requested
+
+    @staticmethod
+    def _check_subscription(request: JoinRequest) -> None:
+        if (request.topics is None) == (request.topic_pattern is None):
+            raise InvalidParameterError("give exactly one of topics and topic_pattern")
+        if request.topics is not None and not request.topics:
+            raise InvalidParameterError("topics must name at least one topic")
+        if request.topic_pattern is not None:
+            try:
+                re.compile(request.topic_pattern)
+            except re.error as exc:
+                raise InvalidParameterError(f"topic_pattern is not a regular expression: {exc}") from None
+        if request.assignor not in ASSIGNORS:
+            raise InvalidParameterError(
+                f"unknown assignor {request.assignor!r}; use one of {', '.join(sorted(ASSIGNORS))}"
+            )
+        if request.auto_offset_reset not in AUTO_OFFSET_RESETS:
+            raise InvalidParameterError(f"auto_offset_reset must be one of {', '.join(AUTO_OFFSET_RESETS)}")
+
+    @staticmethod
+    def _check_partition(topics: Mapping[str, int], topic: str, partition: int) -> None:
+        if topic not in topics:
+            raise UnknownTopicError(f"topic {topic!r} does not exist")
+        if not 0 <= partition < topics[topic]:
+            raise UnknownPartitionError(f"topic {topic!r} has no partition {partition}")
+
+    def _live_member(self, txn: _Txn | None, group_id: str, member_id: str) -> tuple[_Txn, MemberRow]:
+        if txn is None:
+            raise UnknownMemberError(f"group {group_id!r} has no member {member_id!r}; join again")
+        self._expire(txn)
+        member = txn.members.get(member_id)
+        if member is None:
+            raise UnknownMemberError(f"group {group_id!r} has no member {member_id!r}; join again")
+        return txn, member
+
+    def _expire(self, txn: _Txn) -> int:
+        expired = [
+            m for m in txn.members.values() if m.last_seen_ms + m.session_timeout_ms < txn.now_ms
+        ]
+        for member in expired:
+            del txn.members[member.member_id]
+            txn.session.delete(member)
+            txn.removed.append(member.member_id)
+        if expired:
+            txn.session.flush()
+        return len(expired)
+
+    def _rename_member(self, txn: _Txn, member: MemberRow, new_id: str) -> None:
+        old_id = member.member_id
+        for row in txn.rows.values():
+            if row.owner_member_id == old_id:
+                row.owner_member_id = new_id
+            if row.target_member_id == old_id:
+                row.target_member_id = new_id
+        del txn.members[old_id]
+        txn.session.delete(member)
+        txn.session.flush()
+
+    def _subscribed(self, txn: _Txn) -> dict[TopicPartition, list[str]]:
+        """Every partition some member subscribes to, with the members that may own it."""
+        topics = self._topic_lookup(txn.session)
+        eligible: dict[TopicPartition, list[str]] = {}
+        for member in txn.members.values():
+            if member.topics is not None:
+                names = [t for t in member.topics if t in topics]
+            else:
+                pattern = re.compile(member.topic_pattern or "")
+                names = [t for t in topics if pattern.fullmatch(t)]
+            for topic in names:
+                for partition in range(topics[topic]):
+                    eligible.setdefault((topic, partition), []).append(member.member_id)
+        return eligible
+
+    def _reconcile(
+        self,
+        txn: _Txn,
+        *,
+        force: bool = False,
+        acting: str | None = None,
+        acked_generation: int = -1,
+    ) -> None:
+        members = txn.members
+        # 1. Hand over revoked partitions whose old owner has let go of them.
+        for row in txn.rows.values():
+            if row.target_member_id is None:
+                continue
+            released = (
+                row.owner_member_id not in members
+                or (row.revoke_deadline_ms is not None and txn.now_ms >= row.revoke_deadline_ms)
+                or (row.owner_member_id == acting and acked_generation >= (row.revoked_generation or 0))
+            )
+            if released and row.target_member_id in members:
+                txn.bump()
+                row.owner_member_id = row.target_member_id
+                row.assigned_generation = txn.group.generation
+                row.position = None
+                row.target_member_id = row.revoked_generation = row.revoke_deadline_ms = None
+        # 2. Recompute the assignment when membership, subscriptions or partitions changed.
+        eligible = self._subscribed(txn)
+        needed = force or bool(txn.removed) or set(eligible) != set(txn.rows)
+        if not needed:
+            for tp, row in txn.rows.items():
+                if row.owner_member_id not in eligible[tp] or (
+                    row.target_member_id is not None and row.target_member_id not in eligible[tp]
+                ):
+                    needed = True
+                    break
+        if not needed:
+            return
+        txn.bump()
+        txn.removed.clear()
+        generation = txn.group.generation
+        protocol = txn.group.protocol or "range"
+        infos = [
+            MemberInfo(
+                member_id=m.member_id,
+                instance_id=m.instance_id,
+                topics=frozenset(tp[0] for tp, ids in eligible.items() if m.member_id in ids),
+            )
+            for m in members.values()
+        ]
+        current = {
+            tp: row.owner_member_id
+            for tp, row in txn.rows.items()
+            if tp in eligible and row.owner_member_id in eligible[tp]
+        }
+        target = assign(protocol, infos, sorted(eligible), current)
+        cooperative = is_cooperative(protocol)
+        for tp in [tp for tp in txn.rows if tp not in target]:
+            txn.session.delete(txn.rows.pop(tp))
+        for tp, new_owner in target.items():
+            existing = txn.rows.get(tp)
+            if existing is None:
+                row = OwnershipRow(
+                    group_id=txn.group.group_id,
+                    topic=tp[0],
+                    partition=tp[1],
+                    owner_member_id=new_owner,
+                    assigned_generation=generation,
+                    position=None,
+                )
+                txn.session.add(row)
+                txn.rows[tp] = row
+                continue
+            row = existing
+            owner_valid = tp in current
+            if row.owner_member_id == new_owner and owner_valid:
+                row.target_member_id = row.revoked_generation = row.revoke_deadline_ms = None
+            elif cooperative and owner_valid:
+                if row.target_member_id is None:
+                    old_owner = members[row.owner_member_id]
+                    row.revoked_generation = generation
+                    row.revoke_deadline_ms = txn.now_ms + old_owner.rebalance_timeout_ms
+                row.target_member_id = new_owner
+            else:
+                row.owner_member_id = new_owner
+                row.assigned_generation = generation
+                row.position = None
+                row.target_member_id = row.revoked_generation = row.revoke_deadline_ms = None
+        txn.session.flush()
+
+    def _finish(self, txn: _Txn) -> None:
+        group = txn.group
+        if not txn.members:
+            state = "Dead" if group.state == "Dead" else "Empty"
+            group.protocol = None
+            if group.empty_since_ms is None:
+                group.empty_since_ms = txn.now_ms
+        else:
+            group.empty_since_ms = None
+            if any(r.target_member_id is not None for r in txn.rows.values()):
+                state = "PreparingRebalance"
+            elif any(m.known_generation < group.generation for m in txn.members.values()):
+                state = "CompletingRebalance"
+            else:
+                state = "Stable"
+        if state != group.state:
+            group.state = state
+            group.state_changed_at_ms = txn.now_ms
+
+    def _expire_offsets(self, txn: _Txn) -> None:
+        group = txn.group
+        if txn.members or group.empty_since_ms is None:
+            return
+        rows = txn.session.scalars(
+            select(CommittedOffsetRow).where(CommittedOffsetRow.group_id == group.group_id)
+        ).all()
+        for row in rows:
+            if max(group.empty_since_ms, row.committed_at_ms) + self.offsets_retention_ms <= txn.now_ms:
+                txn.session.delete(row)
+        txn.session.flush()
+        remaining = txn.session.scalars(
+            select(CommittedOffsetRow.topic).where(CommittedOffsetRow.group_id == group.group_id).limit(1)
+        ).first()
+        if remaining is None and rows and group.state != "Dead":
+            group.state = "Dead"
+            group.state_changed_at_ms = txn.now_ms
+
+    def _upsert_offsets(self, txn: _Txn, offsets: Sequence[OffsetCommit]) -> None:
+        for commit in offsets:
+            key = (txn.group.group_id, commit.topic, commit.partition)
+            row = txn.session.get(CommittedOffsetRow, key)
+            if row is None:
+                txn.session.add(
+                    CommittedOffsetRow(
+                        group_id=key[0],
+                        topic=commit.topic,
+                        partition=commit.partition,
+                        offset=commit.offset,
+                        metadata_=commit.metadata,
+                        committed_at_ms=txn.now_ms,
+                    )
+                )
+            else:
+                row.offset = commit.offset
+                row.metadata_ = commit.metadata
+                row.committed_at_ms = txn.now_ms
+        if txn.group.state == "Dead":
+            txn.group.state = "Empty"
+            txn.group.state_changed_at_ms = txn.now_ms
+        txn.session.flush()
+
+    @staticmethod
+    def _owned(txn: _Txn, member_id: str) -> tuple[TopicPartition, ...]:
+        return tuple(
+            sorted(
+                tp
+                for tp, row in txn.rows.items()
+                if row.owner_member_id == member_id and row.target_member_id is None
+            )
+        )
+
+    @staticmethod
+    def _revoking(txn: _Txn, member_id: str) -> tuple[TopicPartition, ...]:
+        return tuple(
+            sorted(
+                tp
+                for tp, row in txn.rows.items()
+                if row.owner_member_id == member_id and row.target_member_id is not None
+            )
+        )
+
+    def _view(self, txn: _Txn, member: MemberRow) -> MemberView:
+        return MemberView(
+            group_id=txn.group.group_id,
+            member_id=member.member_id,
+            generation=txn.group.generation,
+            state=txn.group.state,
+            assignment=self._owned(txn, member.member_id),
+            revoking=self._revoking(txn, member.member_id),
+            heartbeat_interval_ms=heartbeat_interval_ms(member.session_timeout_ms),
+            session_timeout_ms=member.session_timeout_ms,
+            auto_offset_reset=member.auto_offset_reset,
+        )
+
+    @staticmethod
+    def _committed_map(session: Session, group_id: str) -> dict[TopicPartition, int]:
+        rows = session.execute(
+            select(CommittedOffsetRow.topic, CommittedOffsetRow.partition, CommittedOffsetRow.offset).where(
+                CommittedOffsetRow.group_id == group_id
+            )
+        ).all()
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    @staticmethod
+    def _committed_list(session: Session, group_id: str) -> list[CommittedOffset]:
+        rows = session.scalars(
+            select(CommittedOffsetRow)
+            .where(CommittedOffsetRow.group_id == group_id)
+            .order_by(CommittedOffsetRow.topic, CommittedOffsetRow.partition)
+        ).all()
+        return [CommittedOffset(r.topic, r.partition, r.offset, r.metadata_, r.committed_at_ms) for r in rows]
