@@ -177,7 +177,10 @@ class CoordinatorMachine(RuleBasedStateMachine):
             tp = data.draw(st.sampled_from(not_owned))
             with pytest.raises(IllegalGenerationError):
                 self.coordinator.commit(
-                    self.group, [OffsetCommit(tp[0], tp[1], 5)], member_id=member_id, generation=view.generation
+                    self.group,
+                    [OffsetCommit(tp[0], tp[1], 5)],
+                    member_id=member_id,
+                    generation=view.generation,
                 )
         elif owned:
             tp = owned[0]
@@ -240,7 +243,9 @@ class CoordinatorMachine(RuleBasedStateMachine):
                 if previous is not None and previous[0] != owner and previous[0] in self.members:
                     assert previous[1], f"{tp} moved from {previous[0]} to {owner} without a revocation"
         self.last_seen_owner = {
-            tp: (m.member_id, tp in m.revoking) for m in description.members for tp in m.assignment + m.revoking
+            tp: (m.member_id, tp in m.revoking)
+            for m in description.members
+            for tp in m.assignment + m.revoking
         }
         if not self.members:
             assert description.state in ("Empty", "Dead")
