@@ -65,7 +65,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final, cast
+from typing import Final, cast, final
 
 import crc32c as _crc32c_mod
 
@@ -159,7 +159,23 @@ class TimestampType(IntEnum):
     LOG_APPEND_TIME = 1
 
 
-@dataclass(frozen=True, slots=True)
+class _MutableRecordIn:
+    """``RecordIn``'s slots without the frozen ``__setattr__``: what its ``__init__`` writes through."""
+
+    # The same names as RecordIn's fields (CPython compares the sorted names when switching classes).
+    __slots__ = ("attributes", "headers", "key", "timestamp", "value")
+    value: bytes | None
+    key: bytes | None
+    headers: Sequence[Header]
+    timestamp: int | None
+    attributes: int
+
+
+_object_setattr = object.__setattr__
+
+
+@final
+@dataclass(frozen=True, slots=True, init=False)
 class RecordIn:
     """A record to encode. ``timestamp`` None means the batch's ``now_ms``; ``value`` None is a tombstone.
 
@@ -171,6 +187,26 @@ class RecordIn:
     headers: Sequence[Header] = ()
     timestamp: int | None = None
     attributes: int = 0
+
+    def __init__(
+        self,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Sequence[Header] = (),
+        timestamp: int | None = None,
+        attributes: int = 0,
+    ) -> None:
+        # The broker builds one RecordIn per produced record, and a frozen dataclass's generated
+        # __init__ (one object.__setattr__ call per field) costs twice this: the instance briefly
+        # becomes a _MutableRecordIn (same slots), takes plain slot writes, and turns back.
+        _object_setattr(self, "__class__", _MutableRecordIn)
+        mutable = cast(_MutableRecordIn, self)
+        mutable.value = value
+        mutable.key = key
+        mutable.headers = headers
+        mutable.timestamp = timestamp
+        mutable.attributes = attributes
+        mutable.__class__ = RecordIn  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)

@@ -723,3 +723,18 @@ def test_header_alias_is_a_pair() -> None:
     header: Header = ("k", None)
     decoded = decode_batch(encode_batch([RecordIn(b"v", headers=[header])], now_ms=NOW))
     assert decoded[0].headers == (header,)
+
+
+def test_record_in_behaves_as_a_frozen_dataclass() -> None:
+    record = RecordIn(b"v", key=b"k")
+    assert record == RecordIn(value=b"v", key=b"k", headers=(), timestamp=None, attributes=0)
+    assert record != RecordIn(b"v")
+    assert type(record) is RecordIn
+    assert [f.name for f in dataclasses.fields(RecordIn)] == ["value", "key", "headers", "timestamp", "attributes"]
+    assert dataclasses.replace(record, timestamp=5) == RecordIn(b"v", b"k", (), 5, 0)
+    assert repr(RecordIn(None)) == "RecordIn(value=None, key=None, headers=(), timestamp=None, attributes=0)"
+    assert hash(RecordIn(b"v")) == hash(RecordIn(b"v"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.value = b"w"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        RecordIn()  # type: ignore[call-arg]
