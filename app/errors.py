@@ -238,10 +238,12 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
-def error_responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of a route answering ``codes`` (plus 422, 500 and 503 every route can give)."""
-    every = {*codes, ErrorCode.INVALID_PARAMETER, ErrorCode.INTERNAL_ERROR, ErrorCode.NOT_READY,
-             ErrorCode.OVERLOADED}
+def error_responses(*codes: ErrorCode, common: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route answering ``codes``, plus (with ``common``) the 422, 500 and 503
+    (overloaded, not ready) that any API route can give; probes pass ``common=False``."""
+    every = {*codes, ErrorCode.INTERNAL_ERROR}
+    if common:
+        every |= {ErrorCode.INVALID_PARAMETER, ErrorCode.NOT_READY, ErrorCode.OVERLOADED}
     by_status: dict[int, list[ErrorCode]] = {}
     for code in sorted(every):
         by_status.setdefault(code.http_status, []).append(code)

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from app.catalog import Catalog
 from app.config import Settings
-from app.errors import install_error_handlers
+from app.errors import PROBLEM_JSON, install_error_handlers
 from app.metrics import Metrics
 from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
 from app.scheduler import RetentionScheduler
@@ -88,6 +88,26 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             logger.info("broker %d stopped", settings.broker_id)
 
 
+def _problem_only_errors(app: FastAPI) -> None:
+    """Error answers are only ever ``application/problem+json``: drop the ``application/json`` twin
+    FastAPI adds beside it for a ``responses=`` entry with a model."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for response in operation.get("responses", {}).values():
+                    content = response.get("content", {})
+                    if PROBLEM_JSON in content:
+                        content.pop("application/json", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The broker application for ``settings`` (default: from ``TIDELOG_*`` variables)."""
     settings = settings if settings is not None else Settings()
@@ -104,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.phase = "created"
     install_error_handlers(app)
     _include_routers(app)
+    _problem_only_errors(app)
     # Added last = outermost: metrics see every answer, including the limits' refusals.
     app.add_middleware(
         LimitsMiddleware,

@@ -16,7 +16,7 @@ class Health(BaseModel):
     status: str
 
 
-@router.get("/healthz", response_model=Health, responses=error_responses(), summary="Liveness")
+@router.get("/healthz", response_model=Health, responses=error_responses(common=False), summary="Liveness")
 async def healthz() -> Health:
     """Answers 200 while the process serves HTTP at all."""
     return Health(status="ok")
@@ -25,7 +25,7 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Health,
-    responses=error_responses(ErrorCode.NOT_READY),
+    responses=error_responses(ErrorCode.NOT_READY, common=False),
     summary="Readiness",
 )
 async def readyz(request: Request) -> Health | Response:
@@ -40,7 +40,7 @@ async def readyz(request: Request) -> Health | Response:
     "/metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
-                     "description": "Prometheus text exposition"}, **error_responses()},
+                     "description": "Prometheus text exposition"}, **error_responses(common=False)},
     summary="Prometheus metrics",
 )
 async def metrics(request: Request) -> Response:
