@@ -155,9 +155,9 @@ class LogSegment:
             off = 0
             wlen = len(window)
             while off + psize <= wlen:
-                base, length, _e, _m, _c, _a, delta = unpack(window, off)
+                base, length, _e, magic, _c, _a, delta = unpack(window, off)
                 size = length + LOG_OVERHEAD
-                if length < HEADER_SIZE - LOG_OVERHEAD or pos + off + size > end:
+                if length < HEADER_SIZE - LOG_OVERHEAD or pos + off + size > end or magic != 2:
                     return
                 yield pos + off, base, base + delta, size
                 off += size
@@ -173,10 +173,27 @@ class LogSegment:
             yield pos, parse_header(self.pread(HEADER_SIZE, pos))
 
     def find_batch(self, offset: int, end: int) -> tuple[int, int, int, int] | None:
-        """The first batch (pos, base, last, size) whose last offset >= ``offset``, within ``end``."""
-        _idx_offset, start = self.offset_index.lookup(offset)
+        """The first batch (pos, base, last, size) whose last offset >= ``offset``, within ``end``.
+
+        The index is a hint: when the batch at the indexed position is not the indexed one (a
+        damaged index file), the segment is scanned from its start instead.
+        """
+        idx_offset, start = self.offset_index.lookup(offset)
         if start >= end:
             start = 0
+        first = True
+        for entry in self.iter_headers(start, end):
+            if first and start > 0 and entry[1] != idx_offset:
+                log.warning("index entry %d -> %d of %s is wrong; scanning", idx_offset, start, self.log_path)
+                return self._scan_for(offset, 0, end)
+            first = False
+            if entry[2] >= offset:
+                return entry
+        if first and start > 0:
+            return self._scan_for(offset, 0, end)
+        return None
+
+    def _scan_for(self, offset: int, start: int, end: int) -> tuple[int, int, int, int] | None:
         for entry in self.iter_headers(start, end):
             if entry[2] >= offset:
                 return entry
