@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from app.broker import Acks, Broker, ProduceOutcome
@@ -323,7 +324,10 @@ class _NdjsonAnswer(Response):
     media_type = NDJSON
 
     def __init__(self, lines: AsyncIterator[bytes]) -> None:
-        super().__init__(status_code=200, media_type=NDJSON)
+        # Like StreamingResponse: no body attribute, so no Content-Length header (chunked answer).
+        self.status_code = 200
+        self.background = None
+        self.init_headers(None)
         self._lines = lines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -360,7 +364,7 @@ async def _produce_ndjson(
         buffer = b""
         line_no = 0
         total = 0
-        async for chunk in request.stream():
+        async for chunk in _body_chunks(request):
             buffer += chunk
             if b"\n" not in buffer:
                 continue
@@ -426,6 +430,15 @@ async def _produce_ndjson(
         return b"\n".join(out) + b"\n"
 
     return _NdjsonAnswer(lines())
+
+
+async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The request body as it arrives; ends quietly when the client goes away mid-stream."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        return
 
 
 def _error_line(number: int, code: int, message: str) -> bytes:
