@@ -48,7 +48,7 @@ class ConfigSpec:
 
     def describe_range(self) -> str:
         if self.kind == "choice":
-            return " | ".join(self.choices)
+            return " / ".join(self.choices)
         low = "" if self.minimum is None else f"{self.minimum:g}"
         high = "" if self.maximum is None else f"{self.maximum:g}"
         if self.kind == "int":
