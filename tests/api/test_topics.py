@@ -349,7 +349,8 @@ def test_topics_and_configs_survive_a_restart(settings: Settings) -> None:
     from fastapi.testclient import TestClient
 
     with TestClient(create_app(settings)) as first:
-        create(first, partitions=3, configs={"retention.ms": 1234})
+        create(first, partitions=3, configs={"retention.ms": 1234, "min.insync.replicas": 1,
+                                             "segment.index.bytes": 4096})
         first.put("/v1/topics/orders/configs", json={"configs": {"cleanup.policy": "compact"}})
     with TestClient(create_app(settings)) as second:
         topic = second.get("/v1/topics/orders").json()
@@ -357,3 +358,21 @@ def test_topics_and_configs_survive_a_restart(settings: Settings) -> None:
         assert topic["configs"]["retention.ms"] == 1234
         assert topic["configs"]["cleanup.policy"] == "compact"
         assert second.app.state.broker.topic_config("orders").retention_ms == 1234
+
+
+@pytest.mark.postgres
+def test_topic_admin_with_a_postgresql_catalog(pg_url: str, data_dir: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    settings = Settings(data_dir=data_dir, catalog_url=pg_url, log_retention_check_interval_ms=3_600_000)
+    with TestClient(create_app(settings)) as client:
+        assert create(client, partitions=2, configs={"min.cleanable.dirty.ratio": 0.1}).status_code == 201
+        assert_problem(create(client), 409, 40901)
+        assert client.patch("/v1/topics/orders", json={"partitions": 4}).json()["partition_count"] == 4
+        configs = client.put("/v1/topics/orders/configs", json={"configs": {"retention.ms": 99}}).json()
+        assert configs["configs"]["retention.ms"] == 99
+        assert configs["configs"]["min.cleanable.dirty.ratio"] == 0.1
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/topics/orders").json()["partition_count"] == 4
+        assert client.delete("/v1/topics/orders").status_code == 204
+        assert client.get("/v1/topics").json() == {"topics": []}
