@@ -37,8 +37,18 @@ def _frame_name(frame: str) -> str:
     return frame
 
 
-def summarize_collapsed(text: str, *, top: int = 12) -> list[tuple[str, float, float]]:
-    """Return (function, self %, total %) for the functions with the most self samples."""
+Rows = list[tuple[str, float, float]]
+OWN_PACKAGES = ("app/", "storage/")
+
+
+def _is_own(name: str) -> bool:
+    path = name.rpartition("(")[2]
+    return path.startswith(OWN_PACKAGES)
+
+
+def summarize_collapsed(text: str, *, top: int = 12) -> tuple[Rows, Rows]:
+    """Return (function, self %, total %) rows: the most self samples anywhere, and tidelog's own
+    functions (app/, storage/) with the most total samples."""
     self_samples: Counter[str] = Counter()
     total_samples: Counter[str] = Counter()
     grand_total = 0
@@ -55,17 +65,20 @@ def summarize_collapsed(text: str, *, top: int = 12) -> list[tuple[str, float, f
         for name in set(frames):
             total_samples[name] += count
     if grand_total == 0:
-        return []
-    return [
-        (name, 100.0 * samples / grand_total, 100.0 * total_samples[name] / grand_total)
-        for name, samples in self_samples.most_common(top)
-    ]
+        return [], []
+
+    def row(name: str) -> tuple[str, float, float]:
+        return name, 100.0 * self_samples[name] / grand_total, 100.0 * total_samples[name] / grand_total
+
+    hottest = [row(name) for name, _ in self_samples.most_common(top)]
+    own = [row(name) for name, _ in total_samples.most_common() if _is_own(name)][:top]
+    return hottest, own
 
 
 def profile_while(
     pid: int, seconds: float, workdir: Path, name: str, load: Callable[[], object]
-) -> list[tuple[str, float, float]]:
-    """Sample ``pid`` for ``seconds`` while ``load()`` runs; return the summary (empty if py-spy failed)."""
+) -> tuple[Rows, Rows]:
+    """Sample ``pid`` for ``seconds`` while ``load()`` runs; return the summaries of summarize_collapsed."""
     executable = py_spy_executable()
     if executable is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")

@@ -692,19 +692,23 @@ class Suite:
         batch = batch_of(s.batch, s.value_size)
         topic = self._name("profile")
         t.create_topic(topic, 1)
-        try:
-            self.results.profiles["produce (acks=1, Python client)"] = profile_while(
-                broker.pid,
-                s.profile_seconds,
-                self.workdir,
-                "produce",
+        loads: list[tuple[str, Callable[[], object]]] = [
+            (
+                "produce (acks=1, Python client)",
                 lambda: t.produce(topic, batch, total=10**9, acks="1", time_cap_s=s.profile_seconds),
-            )
-            self.results.profiles["fetch (JSON, Python client)"] = profile_while(
-                broker.pid, s.profile_seconds, self.workdir, "fetch", lambda: self._fetch_loop(topic)
-            )
-        except Exception as exc:
-            self.results.skip("Profile", f"py-spy could not sample the broker: {exc}")
+            ),
+            ("fetch (JSON, Python client)", lambda: self._fetch_loop(topic)),
+        ]
+        for name, load in loads:
+            try:
+                hottest, own = profile_while(
+                    broker.pid, s.profile_seconds, self.workdir, name.split()[0], load
+                )
+            except Exception as exc:
+                self.results.skip(f"Profile of {name}", f"py-spy could not sample the broker: {exc}")
+                continue
+            self.results.profiles[f"{name}: most time by itself"] = hottest
+            self.results.profiles[f"{name}: tidelog's own functions (app/, storage/) by total"] = own
 
     def _fetch_loop(self, topic: str) -> None:
         s = self.scale

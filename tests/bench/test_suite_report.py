@@ -90,3 +90,18 @@ def test_section_is_appended_when_absent(tmp_path: Path) -> None:
     write_section(doc, render_section(_results(), SMOKE, []))
     text = doc.read_text(encoding="utf-8")
     assert text.startswith("# Benchmarks\n\n## Storage engine\n\nA\n\n## Comparative suite")
+
+
+def test_collapsed_stacks_are_summarised_by_self_and_total() -> None:
+    from bench.suite._profile import summarize_collapsed
+
+    text = (
+        "run (asyncio/runners.py:10);handle (app/routes/records.py:5);encode (storage/records.py:9) 6\n"
+        "run (asyncio/runners.py:10);handle (app/routes/records.py:7) 3\n"
+        "run (asyncio/runners.py:12);select (selectors.py:1) 1\n"
+        "garbage line\n"
+    )
+    hottest, own = summarize_collapsed(text)
+    assert hottest[0] == ("encode (storage/records.py)", 60.0, 60.0)
+    assert ("handle (app/routes/records.py)", 30.0, 90.0) in hottest
+    assert [name for name, _, _ in own] == ["handle (app/routes/records.py)", "encode (storage/records.py)"]
