@@ -46,17 +46,64 @@ Record layout (inside the possibly compressed records section; "varint" is a zig
         header_value_length  varint   -1 for a null value, then the value bytes
 
 Header keys may repeat; order is kept. An empty key or value (length 0) is distinct from a null one
-(length -1). When a batch's timestamp type is LogAppendTime, every record's timestamp reads as the
-batch's ``max_timestamp`` (the deltas keep the producer's create times, as in Kafka).
+(length -1). Varint examples: 0 -> ``00``, -1 -> ``01``, 1 -> ``02``, 63 -> ``7e``, 64 -> ``80 01``,
+300 -> ``d8 04``.
 
-Compression (``storage.compression``): the records section is compressed as a whole; gzip is an
-RFC 1952 stream, lz4 an LZ4 frame, zstd a zstd frame. Snappy is refused with
-``UnsupportedCompressionError``.
+Timestamps are epoch milliseconds in int64. ``base_timestamp`` is the first record's timestamp (as
+Kafka's ``MemoryRecordsBuilder`` writes it), so deltas may be negative; a timestamp or a delta that
+does not fit in int64 is refused. When a batch's timestamp type is LogAppendTime, every record's
+timestamp reads as the batch's ``max_timestamp``; the deltas keep the producer's create times, as in
+Kafka.
+
+Offsets: a produced batch holds dense offset deltas 0..n-1 and ``last_offset_delta = n - 1``.
+Compaction rewrites a batch with the deltas of its surviving records (gaps allowed, still strictly
+increasing) and keeps the original ``last_offset_delta``, so the batch still spans its original
+offset range; it may even keep a batch with no records at all (``record_count`` 0, header only).
+
+CRC-32C is the Castagnoli CRC (polynomial 0x1EDC6F41, reflected 0x82F63B78, initial value and final
+XOR 0xFFFFFFFF; "123456789" checks as 0xE3069283), computed by the C-backed ``crc32c`` package.
+
+Example: one record, key ``b"k"``, value ``b"value"``, header ``("h", b"v")``, base offset 100,
+leader epoch 7, timestamp 1700000000000 (0x18bcfe56800), no compression, no producer id::
+
+    00 00 00 00 00 00 00 64   base_offset 100
+    00 00 00 42               batch_length 66 (78 bytes in all)
+    00 00 00 07               partition_leader_epoch 7
+    02                        magic 2
+    62 50 34 06               crc, CRC-32C of the 57 bytes from the next one to the end
+    00 00                     attributes: no compression, CreateTime
+    00 00 00 00               last_offset_delta 0
+    00 00 01 8b cf e5 68 00   base_timestamp
+    00 00 01 8b cf e5 68 00   max_timestamp
+    ff ff ff ff ff ff ff ff   producer_id -1
+    ff ff                     producer_epoch -1
+    ff ff ff ff               base_sequence -1
+    00 00 00 01               record_count 1
+    20                        record length 16
+    00 00 00                  attributes 0, timestamp delta 0, offset delta 0
+    02 6b                     key length 1, "k"
+    0a 76 61 6c 75 65         value length 5, "value"
+    02 02 68 02 76            1 header: key length 1, "h", value length 1, "v"
+
+Compression (``storage.compression``): the records section is compressed as a whole, and
+``batch_length`` and the CRC describe the compressed bytes. gzip is an RFC 1952 stream (level 6), lz4
+an LZ4 frame with independent 64 KiB blocks (Kafka's Java reader decodes blocks independently), zstd a
+zstd frame (level 3). Snappy is refused with ``UnsupportedCompressionError``.
+
+What is checked: ``validate_batch`` checks the frame (61 bytes at least, magic 2, ``batch_length`` at
+least 49 and within the buffer), then the CRC, then that ``record_count`` and ``last_offset_delta`` are
+not negative and the codec id is one Kafka defines. Decoding also checks every record: lengths are
+not negative (except -1 for null), each record ends exactly where its length says, the records fill
+the section exactly, header keys are UTF-8. Any failure is a ``CorruptRecordError`` naming it.
+
+Threads: every function here is pure over its arguments (zstd contexts are kept per thread), so
+readers in many threads can decode at once.
 
 Speed: encoding and decoding are per-record Python loops tuned for CPython (one- and two-byte varint
-fast paths inlined, table lookups for encoding, one ``b"".join`` per batch). A decoded ``Record`` is
-a frozen dataclass; because a frozen dataclass's ``__init__`` costs three times a plain one, the
-decoder builds each through ``_RecordBuilder`` (see there).
+fast paths inlined, table lookups for encoding, one ``b"".join`` per batch). ``Record`` and
+``RecordIn`` are frozen dataclasses; a frozen dataclass's generated ``__init__`` costs about three
+times a plain one, so the decoder builds records through ``_RecordBuilder`` and ``RecordIn`` has its
+own ``__init__`` (see both).
 """
 
 from __future__ import annotations

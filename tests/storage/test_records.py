@@ -730,7 +730,13 @@ def test_record_in_behaves_as_a_frozen_dataclass() -> None:
     assert record == RecordIn(value=b"v", key=b"k", headers=(), timestamp=None, attributes=0)
     assert record != RecordIn(b"v")
     assert type(record) is RecordIn
-    assert [f.name for f in dataclasses.fields(RecordIn)] == ["value", "key", "headers", "timestamp", "attributes"]
+    assert [f.name for f in dataclasses.fields(RecordIn)] == [
+        "value",
+        "key",
+        "headers",
+        "timestamp",
+        "attributes",
+    ]
     assert dataclasses.replace(record, timestamp=5) == RecordIn(b"v", b"k", (), 5, 0)
     assert repr(RecordIn(None)) == "RecordIn(value=None, key=None, headers=(), timestamp=None, attributes=0)"
     assert hash(RecordIn(b"v")) == hash(RecordIn(b"v"))
@@ -738,3 +744,34 @@ def test_record_in_behaves_as_a_frozen_dataclass() -> None:
         record.value = b"w"  # type: ignore[misc]
     with pytest.raises(TypeError):
         RecordIn()  # type: ignore[call-arg]
+
+
+def test_the_worked_example_in_the_format_documentation_is_exact() -> None:
+    import storage.records
+
+    doc = storage.records.__doc__ or ""
+    block = doc[doc.index("Example: one record") : doc.index("Compression (``storage.compression``)")]
+    hex_bytes = []
+    for line in block.splitlines()[3:]:
+        # each line: hex pairs, then three or more spaces, then the comment
+        cells = line.strip().split("   ")[0].split()
+        hex_bytes += [c for c in cells if len(c) == 2]
+    documented = bytes.fromhex("".join(hex_bytes))
+    batch = encode_batch(
+        [RecordIn(value=b"value", key=b"k", headers=[("h", b"v")], timestamp=1_700_000_000_000)],
+        base_offset=100,
+        now_ms=1_700_000_000_000,
+        partition_leader_epoch=7,
+    )
+    assert documented == batch
+    assert reference_crc32c(batch[21:]) == 0x62503406
+
+
+def test_codec_bench_runs_at_a_tiny_scale(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import codec_bench
+
+    assert codec_bench.main(["--batch", "20", "--rounds", "1", "--seconds", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| value only |") == 4
+    assert out.count("| key+2 headers |") == 4
+    assert "decode, uncompressed:" in out
