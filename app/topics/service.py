@@ -8,6 +8,7 @@ Broker keeps its per-partition state.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -141,6 +142,9 @@ class TopicService:
         self.settings = settings
         self.catalog = catalog
         self.broker = broker
+        # Changes run one at a time: a delete's hook must not run after a re-create of the same name
+        # has committed and opened its logs (admin operations are rare; reads are not serialised).
+        self._changes = asyncio.Lock()
 
     # --- reads
 
@@ -191,29 +195,33 @@ class TopicService:
             info = self._info(record, with_offsets=False)
             return TopicInfo(name=info.name, topic_id=None, replication_factor=factor,
                              partitions=info.partitions, configs=info.configs, defaults=info.defaults)
-        record = await to_thread.run_sync(self._create, name, count, replicas, overrides)
-        self.broker.open_topic(name, count, log_config)
+        async with self._changes:
+            record = await to_thread.run_sync(self._create, name, count, replicas, overrides)
+            self.broker.open_topic(name, count, log_config)
         return self._info(record, with_offsets=True)
 
     async def add_partitions(self, name: str, partitions: int) -> TopicInfo:
         """Raise the topic's partition count to ``partitions`` (the same count is a no-op)."""
         self._check_partition_count(partitions)
-        record, grew = await to_thread.run_sync(self._grow, name, partitions)
-        if grew:
-            self.broker.open_topic(name, partitions, log_config_for(self.settings, record.overrides))
+        async with self._changes:
+            record, grew = await to_thread.run_sync(self._grow, name, partitions)
+            if grew:
+                self.broker.open_topic(name, partitions, log_config_for(self.settings, record.overrides))
         return self._info(record, with_offsets=True)
 
     async def update_configs(self, name: str, configs: Mapping[str, object]) -> TopicConfigs:
         """Merge ``configs`` into the topic's overrides; a ``None`` value resets that config."""
         changes = validate_overrides(configs)
-        record = await to_thread.run_sync(self._update_configs, name, changes)
-        self.broker.update_topic_config(name, log_config_for(self.settings, record.overrides))
+        async with self._changes:
+            record = await to_thread.run_sync(self._update_configs, name, changes)
+            self.broker.update_topic_config(name, log_config_for(self.settings, record.overrides))
         return self._configs(record)
 
     async def delete_topic(self, name: str) -> None:
         """Delete the topic from the catalog, then its logs."""
-        await to_thread.run_sync(self._delete, name)
-        self.broker.delete_topic(name)
+        async with self._changes:
+            await to_thread.run_sync(self._delete, name)
+            self.broker.delete_topic(name)
 
     # --- checks
 

@@ -376,3 +376,34 @@ def test_topic_admin_with_a_postgresql_catalog(pg_url: str, data_dir: Any) -> No
         assert client.get("/v1/topics/orders").json()["partition_count"] == 4
         assert client.delete("/v1/topics/orders").status_code == 204
         assert client.get("/v1/topics").json() == {"topics": []}
+
+
+def test_concurrent_creates_and_deletes_stay_consistent(client: Any, settings: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.errors_base import UnknownTopicError
+
+    def churn(i: int) -> list[int]:
+        statuses = []
+        for _ in range(6):
+            statuses.append(create(client, "churn", partitions=2).status_code)
+            statuses.append(client.delete("/v1/topics/churn").status_code)
+        return statuses
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = [s for result in pool.map(churn, range(4)) for s in result]
+    assert set(statuses) <= {201, 204, 404, 409}
+    assert statuses.count(201) >= 1
+    exists = client.get("/v1/topics/churn").status_code == 200
+    broker = client.app.state.broker
+    if exists:
+        assert broker.partition_count("churn") == 2
+        assert (settings.data_dir / "churn-0").is_dir()
+    else:
+        with pytest.raises(UnknownTopicError):
+            broker.partition_count("churn")
+        assert not (settings.data_dir / "churn-0").exists()
+    # Whatever happened, the name is usable afterwards.
+    client.delete("/v1/topics/churn")
+    assert create(client, "churn").status_code == 201
+    assert (settings.data_dir / "churn-0").is_dir()
