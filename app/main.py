@@ -41,10 +41,10 @@ def _version() -> str:
 
 def _include_routers(app: FastAPI) -> None:
     # One router per resource. Registering a new one is a one-line addition here.
-    from app.routes import cluster, health, offsets, producers, records, topics
+    from app.routes import cluster, events, groups, health, offsets, producers, records, topics
 
     for router in (health.router, cluster.router, topics.router, records.router, offsets.router,
-                   producers.router):
+                   producers.router, groups.router, events.router):
         app.include_router(router)
 
 
@@ -58,6 +58,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.catalog = catalog
     broker: Any = None
     scheduler: RetentionScheduler | None = None
+    group_service: Any = None
     metrics: Metrics = state.metrics
     try:
         await to_thread.run_sync(catalog.migrate)
@@ -68,6 +69,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.broker = broker
         state.topic_service = TopicService(settings, catalog, broker)
         metrics.set_partition_source(broker.partition_sizes)
+        from app.groups.service import GroupService
+
+        group_service = GroupService(settings, catalog, broker)
+        await group_service.start()
+        state.group_service = group_service
         scheduler = RetentionScheduler(broker, metrics, interval_ms=settings.log_retention_check_interval_ms)
         state.retention_scheduler = scheduler
         scheduler.start()
@@ -80,6 +86,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             if scheduler is not None:
                 await scheduler.stop()
+            if group_service is not None:
+                await group_service.close()
             if broker is not None:
                 await broker.close()
         finally:

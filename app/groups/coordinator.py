@@ -298,6 +298,30 @@ class GroupCoordinator:
                 self._reconcile(txn, acting=member_id, acked_generation=acked)
             self._finish(txn)
 
+    def commit_forward(self, group_id: str, offsets: Sequence[OffsetCommit]) -> None:
+        """Commit offsets that move forward only (the ``Last-Event-ID`` of a reconnecting SSE client).
+
+        The cursor holds offsets every record below which the client has been delivered, so moving a
+        commit up to them never skips an undelivered record; an older cursor never moves it back.
+        Partitions that no longer exist are ignored.
+        """
+        with self._locked(group_id, create=True) as txn:
+            assert txn is not None
+            self._expire(txn)
+            topics = self._topic_lookup(txn.session)
+            current = self._committed_map(txn.session, group_id)
+            forward = [
+                c
+                for c in offsets
+                if c.topic in topics
+                and 0 <= c.partition < topics[c.topic]
+                and c.offset >= 0
+                and c.offset > current.get((c.topic, c.partition), -1)
+            ]
+            self._upsert_offsets(txn, forward)
+            self._reconcile(txn)
+            self._finish(txn)
+
     def committed(self, group_id: str) -> list[CommittedOffset]:
         """The group's committed offsets, by topic and partition."""
         with self._catalog.read() as session:

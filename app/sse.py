@@ -1,0 +1,302 @@
+"""Server-Sent Events: the cursor format, event framing, and the topic and group streams.
+
+Cursor (the ``id:`` of every event, sent back by clients as ``Last-Event-ID``): comma-separated
+entries ``[<topic>/]p<partition>:<next offset>``, one per partition of the stream, e.g.
+``p0:12,p1:40`` on a topic stream and ``orders/p0:12,audit/p3:7`` on a group stream. Topic names
+never contain ``/``, ``,`` or ``:`` (Kafka's ``[a-zA-Z0-9._-]``), so the format is unambiguous.
+
+Both streams are async generators under a ``StreamingResponse``: the next batch is fetched only
+after the previous one was handed to the server, and uvicorn's ``send`` waits while the socket's
+write buffer is full, so a slow client holds at most one batch in memory. A disconnect cancels the
+generator (Starlette listens for ``http.disconnect``); the group stream then leaves its group.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
+
+import anyio
+import orjson
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from app.broker.formats import render_record
+from app.errors_base import InvalidParameterError, TidelogError, UnknownTopicError
+from app.groups.assignors import TopicPartition
+from app.groups.errors import UnknownMemberError
+from app.groups.model import JoinRequest, MemberView
+from storage.errors import OffsetOutOfRangeError
+
+if TYPE_CHECKING:
+    from app.broker import Broker
+    from app.groups.service import FetchedRecord, GroupService
+
+__all__ = [
+    "SSE_HEADERS",
+    "EventStreamResponse",
+    "encode_cursor",
+    "format_event",
+    "group_stream",
+    "parse_cursor",
+    "parse_start",
+    "start_positions",
+    "topic_stream",
+]
+
+logger = logging.getLogger("tidelog.sse")
+
+#: Headers of every stream: no caching, and no buffering by proxies such as nginx.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+#: The reconnection delay EventSource should use (ms), sent once at the start of a stream.
+RETRY_MS = 1000
+BATCH_RECORDS = 500
+BATCH_BYTES = 1024 * 1024
+
+
+def encode_cursor(positions: Mapping[TopicPartition, int], *, with_topic: bool) -> str:
+    """The cursor of ``positions`` (next offset per partition)."""
+    parts = []
+    for (topic, partition), offset in sorted(positions.items()):
+        prefix = f"{topic}/" if with_topic else ""
+        parts.append(f"{prefix}p{partition}:{offset}")
+    return ",".join(parts)
+
+
+def parse_cursor(cursor: str, *, topic: str | None = None) -> dict[TopicPartition, int]:
+    """The positions in a cursor; entries without a topic belong to ``topic``. Raises on bad input."""
+    positions: dict[TopicPartition, int] = {}
+    cursor = cursor.strip()
+    if not cursor:
+        return positions
+    for entry in cursor.split(","):
+        try:
+            where, offset_text = entry.strip().rsplit(":", 1)
+            entry_topic, _, partition_text = where.rpartition("/")
+            if not partition_text.startswith("p"):
+                raise ValueError(entry)
+            partition = int(partition_text[1:])
+            offset = int(offset_text)
+        except ValueError:
+            raise InvalidParameterError(
+                f"Last-Event-ID {cursor!r} is not a tidelog cursor ([topic/]p<partition>:<offset>,…)"
+            ) from None
+        name = entry_topic or topic
+        if name is None or partition < 0 or offset < 0:
+            raise InvalidParameterError(f"Last-Event-ID entry {entry!r} names no topic or is negative")
+        positions[(name, partition)] = offset
+    return positions
+
+
+def format_event(event: str, data: bytes, event_id: str | None = None) -> bytes:
+    """One SSE event; ``data`` is a single line of JSON."""
+    head = f"event: {event}\n"
+    if event_id is not None:
+        head += f"id: {event_id}\n"
+    return head.encode() + b"data: " + data + b"\n\n"
+
+
+def _record_event(item: FetchedRecord, event_id: str) -> bytes:
+    rendered = render_record(
+        item.topic, item.partition, item.record, timestamp_type=item.timestamp_type, raw_json=True
+    )
+    return format_event("record", orjson.dumps(rendered), event_id)
+
+
+async def start_positions(
+    broker: Broker, topic: str, partitions: list[int], start: str, cursor: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """Where a topic stream starts: the cursor's offsets, else ``start`` (earliest|latest|timestamp:<ms>).
+
+    Offsets are clamped into ``[log_start_offset, high_watermark]``: a cursor older than the
+    retention resumes at the log start (those records are gone), one past the high watermark (a log
+    that lost unflushed records in a crash) at the high watermark.
+    """
+    positions: dict[TopicPartition, int] = {}
+    for partition in partitions:
+        handle = await broker.partition(topic, partition)
+        state = handle.state()
+        low, high = state.log_start_offset, state.high_watermark
+        tp = (topic, partition)
+        if tp in cursor:
+            positions[tp] = min(max(cursor[tp], low), high)
+        elif start == "earliest":
+            positions[tp] = low
+        elif start == "latest":
+            positions[tp] = high
+        else:
+            found = broker.offset_for_timestamp(topic, partition, int(start.removeprefix("timestamp:")))
+            positions[tp] = high if found is None else found
+    return positions
+
+
+def parse_start(value: str) -> str:
+    """Validate ``from``: earliest, latest or timestamp:<epoch ms>."""
+    if value in ("earliest", "latest"):
+        return value
+    if value.startswith("timestamp:"):
+        try:
+            if int(value.removeprefix("timestamp:")) >= 0:
+                return value
+        except ValueError:
+            pass
+    raise InvalidParameterError(f"from={value!r}: use earliest, latest or timestamp:<epoch ms>")
+
+
+async def _deliver(
+    broker: Broker, positions: dict[TopicPartition, int], *, with_topic: bool
+) -> AsyncIterator[bytes]:
+    """Fetch one round from ``positions`` (advancing them) and yield one chunk per partition batch."""
+    from app.groups.service import FetchedRecord
+
+    for tp in sorted(positions, key=lambda tp: (tp[1], tp[0])):
+        if (await broker.partition(*tp)).high_watermark <= positions[tp]:
+            continue
+        try:
+            result = await broker.fetch(
+                tp[0], tp[1], positions[tp], max_records=BATCH_RECORDS, max_bytes=BATCH_BYTES, max_wait_ms=0
+            )
+        except OffsetOutOfRangeError as exc:
+            # Retention removed records the stream had not reached: continue at the log start.
+            positions[tp] = exc.log_start_offset
+            continue
+        if not result.records:
+            positions[tp] = result.next_offset
+            continue
+        chunk = []
+        for record, timestamp_type in zip(result.records, result.timestamp_types, strict=True):
+            positions[tp] = record.offset + 1
+            cursor = encode_cursor(positions, with_topic=with_topic)
+            chunk.append(_record_event(FetchedRecord(tp[0], tp[1], record, timestamp_type), cursor))
+        positions[tp] = max(positions[tp], result.next_offset)
+        yield b"".join(chunk)
+
+
+class EventStreamResponse(StreamingResponse):
+    """A ``text/event-stream`` answer whose generator is always closed when the answer ends.
+
+    Starlette cancels the sending task when the client disconnects, which can leave the generator
+    suspended at a ``yield``; closing it here runs its ``finally`` (a group stream leaves its group)
+    at once instead of whenever the generator is garbage-collected.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes], status_code: int = 200) -> None:
+        super().__init__(
+            content, status_code=status_code, media_type="text/event-stream", headers=SSE_HEADERS
+        )
+        self._events = content
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                aclose = getattr(self._events, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+
+async def topic_stream(
+    broker: Broker,
+    topic: str,
+    positions: dict[TopicPartition, int],
+    *,
+    heartbeat_s: float,
+) -> AsyncIterator[bytes]:
+    """Every record of ``positions``' partitions from there on, as ``event: record``; ``: ping``
+    comments every ``heartbeat_s`` of silence."""
+    yield f"retry: {RETRY_MS}\n: stream of {topic}\n\n".encode()
+    last_sent = time.monotonic()
+    try:
+        while True:
+            idle = heartbeat_s - (time.monotonic() - last_sent)
+            if idle <= 0:
+                yield b": ping\n\n"
+                last_sent = time.monotonic()
+                continue
+            if not await broker.wait_for_data(positions, idle):
+                continue
+            async for chunk in _deliver(broker, positions, with_topic=False):
+                yield chunk
+                last_sent = time.monotonic()
+    except UnknownTopicError as exc:
+        yield format_event("error", orjson.dumps({"error_code": int(exc.code), "detail": exc.detail}))
+
+
+async def group_stream(
+    service: GroupService,
+    group_id: str,
+    request: JoinRequest,
+    view: MemberView,
+    *,
+    heartbeat_s: float,
+) -> AsyncIterator[bytes]:
+    """The member ``view`` (joined by the caller) for the life of the connection: delivers its
+    partitions' records, follows rebalances by heartbeating, and leaves when the client goes.
+
+    A static member (``instance_id``) does not leave on disconnect: it keeps its partitions for its
+    session timeout, so a client that reconnects in time gets them back without a rebalance.
+    """
+    member_id = view.member_id
+    positions: dict[TopicPartition, int] = {}
+    try:
+        yield f"retry: {RETRY_MS}\n".encode() + _member_event(view)
+        assignment: tuple[TopicPartition, ...] | None = None
+        next_sync = 0.0
+        last_sent = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= next_sync:
+                try:
+                    state = await service.sync(group_id, member_id, positions)
+                except UnknownMemberError:
+                    # Expired (the process stalled past the session timeout): join again.
+                    view = await service.join(group_id, request)
+                    member_id = view.member_id
+                    positions = {}
+                    assignment = None
+                    yield _member_event(view)
+                    continue
+                view = state.view
+                next_sync = now + view.heartbeat_interval_ms / 1000
+                if view.assignment != assignment:
+                    assignment = view.assignment
+                    resolved = await service.resolve_positions(state.positions, view.auto_offset_reset)
+                    positions = {tp: positions.get(tp, resolved[tp]) for tp in assignment}
+                    payload = {
+                        "generation": view.generation,
+                        "assignment": [{"topic": t, "partition": p} for t, p in assignment],
+                    }
+                    yield format_event("assignment", orjson.dumps(payload))
+                    last_sent = time.monotonic()
+            wait = min(next_sync, last_sent + heartbeat_s) - time.monotonic()
+            if wait > 0 and positions:
+                if await service.broker.wait_for_data(positions, wait):
+                    async for chunk in _deliver(service.broker, positions, with_topic=True):
+                        yield chunk
+                        last_sent = time.monotonic()
+                    continue
+            elif wait > 0:
+                await anyio.sleep(wait)
+            if time.monotonic() - last_sent >= heartbeat_s:
+                yield b": ping\n\n"
+                last_sent = time.monotonic()
+    except TidelogError as exc:
+        yield format_event("error", orjson.dumps({"error_code": int(exc.code), "detail": exc.detail}))
+    finally:
+        if request.instance_id is None:
+            # The client is gone (or the stream failed): leave, shielded from the cancellation that
+            # ended the stream, so the others rebalance now rather than after the session timeout.
+            with anyio.CancelScope(shield=True):
+                try:
+                    await service.leave(group_id, member_id)
+                except UnknownMemberError:
+                    pass
+                except Exception:
+                    logger.exception("member %s of group %s could not leave", member_id, group_id)
+
+
+def _member_event(view: MemberView) -> bytes:
+    return format_event("member", orjson.dumps({"member_id": view.member_id, "generation": view.generation}))
