@@ -696,6 +696,9 @@ class PartitionLog:
                 seg = segments[-1]
                 seg.truncate_to(offset)
                 seg.needs_index_sync = False
+                # The log end becomes the end of the last batch kept: ``offset`` at a batch
+                # boundary, the base of a batch straddling it, and (after compaction) the end of
+                # the last surviving batch below it — the same value a reopen computes.
                 self._log_end = max(seg.next_offset, seg.base_offset)
                 for dead in removed:
                     dead.unlink()

@@ -276,20 +276,23 @@ class LogSegment:
             last = entry
         return last
 
-    def truncate_to(self, offset: int) -> int:
-        """Drop the batch containing ``offset`` and everything after it; returns bytes removed."""
+    def truncate_to(self, offset: int) -> int | None:
+        """Drop the batch containing ``offset`` and everything after it.
+
+        Returns the base offset of the first batch removed, or None when none was.
+        """
         found = self.find_batch(offset, self.size)
         if found is None:
-            return 0
+            self.load_tail()
+            return None
         position = found[0]
-        removed = self.size - position
         os.ftruncate(self._fd.fd, position)
         self.size = position
         self.flushed_size = min(self.flushed_size, position)
         self.offset_index.truncate_to_position(position)
         self.time_index.truncate_to_offset(found[1])
         self.load_tail()
-        return removed
+        return found[1]
 
     def truncate_to_position(self, position: int) -> None:
         os.ftruncate(self._fd.fd, position)
