@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -57,10 +58,25 @@ def process_tree_rss_bytes(pid: int) -> int:
 
 
 class BrokerProcess:
-    """Start `tidelog serve` and wait until /healthz answers; stop it with SIGTERM (SIGKILL if it hangs)."""
+    """Start `tidelog serve` and wait until /healthz answers; stop it with SIGTERM (SIGKILL if it hangs).
 
-    def __init__(self, data_dir: Path, *, log_path: Path, start_timeout_s: float = 60.0) -> None:
+    A watchdog kills the broker if its resident memory passes ``memory_limit_bytes``: the machine is
+    shared, and a broker that leaks must fail its benchmark, not starve everyone else.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        log_path: Path,
+        start_timeout_s: float = 60.0,
+        memory_limit_bytes: int = 4 * 1024**3,
+    ) -> None:
         self.data_dir = data_dir
+        self.memory_limit_bytes = memory_limit_bytes
+        self.killed_for_memory: str | None = None
+        self.peak_rss_bytes = 0
+        self._watchdog_stop = threading.Event()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log_path = log_path
@@ -100,6 +116,7 @@ class BrokerProcess:
             try:
                 response = httpx.get(f"{self.url}/healthz", timeout=1.0)
                 if response.status_code == 200:
+                    threading.Thread(target=self._watch_memory, name="broker-watchdog", daemon=True).start()
                     return
                 last_error = f"/healthz answered {response.status_code}"
             except httpx.HTTPError as exc:
@@ -111,7 +128,22 @@ class BrokerProcess:
     def rss_bytes(self) -> int:
         return process_tree_rss_bytes(self.pid)
 
+    def _watch_memory(self) -> None:
+        process = self._process
+        while process is not None and process.poll() is None and not self._watchdog_stop.wait(0.5):
+            rss = process_tree_rss_bytes(process.pid)
+            self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+            if rss > self.memory_limit_bytes:
+                self.killed_for_memory = (
+                    f"broker killed: resident memory {rss / 1024**2:,.0f} MiB passed the "
+                    f"{self.memory_limit_bytes / 1024**2:,.0f} MiB limit"
+                )
+                print(f"  {self.killed_for_memory}", flush=True)
+                process.kill()
+                return
+
     def stop(self) -> None:
+        self._watchdog_stop.set()
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return

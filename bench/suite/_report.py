@@ -256,6 +256,10 @@ def render_section(
         for workload, rows in results.profiles.items():
             out.append(f"**{workload}**")
             out.append("")
+            if not rows:
+                out.append("No samples fell here.")
+                out.append("")
+                continue
             out.append("| function | self | total |")
             out.append("| --- | ---: | ---: |")
             for name, self_share, total_share in rows:

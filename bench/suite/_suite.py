@@ -148,21 +148,29 @@ class Suite:
             self.broker.start()
             self.tidelog = Tidelog(self.broker.url)
             self._register_targets()
-            if self._budget_left(PRODUCE):
-                self.produce()
-                self.produce_large()
-            if self._budget_left(CONSUME):
-                self.consume()
-            if self._budget_left(LATENCY):
-                self.latency()
-            if self._budget_left(SCALING):
-                self.scaling()
-                self.random_fetch_and_memory()
-            if self._budget_left(CEILING):
-                self.ceiling()
-            if self.profile and self._budget_left("Profile"):
-                self.profile_broker()
+            plan: list[tuple[str, list[Callable[[], None]]]] = [
+                (PRODUCE, [self.produce, self.produce_large]),
+                (CONSUME, [self.consume]),
+                (LATENCY, [self.latency]),
+                (SCALING, [self.scaling, self.random_fetch_and_memory]),
+                (CEILING, [self.ceiling]),
+            ]
+            if self.profile:
+                plan.append(("Profile", [self.profile_broker]))
+            for workload, parts in plan:
+                if not self._budget_left(workload):
+                    continue
+                for part in parts:
+                    try:
+                        part()
+                    except Exception as exc:  # one broken workload must not hide the others' figures
+                        self.results.skip(f"{workload} ({part.__name__})", f"failed: {exc!r}"[:300])
         finally:
+            if self.broker.killed_for_memory:
+                self.results.notes.append(self.broker.killed_for_memory)
+            self.results.machine["tidelog broker peak RSS in this run"] = (
+                f"{self.broker.peak_rss_bytes / 1024**2:,.0f} MiB"
+            )
             self.close()
         self.results.elapsed_s = time.monotonic() - self._started
         return self.results
