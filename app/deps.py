@@ -8,13 +8,22 @@ from fastapi import Depends, Request
 
 from app.catalog import Catalog
 from app.config import Settings
+from app.errors import UnsupportedMediaTypeError
 from app.metrics import Metrics
 
 if TYPE_CHECKING:
     from app.broker import Broker
     from app.topics import TopicService
 
-__all__ = ["BrokerDep", "CatalogDep", "MetricsDep", "SettingsDep", "TopicServiceDep"]
+__all__ = [
+    "BrokerDep",
+    "CatalogDep",
+    "JsonBody",
+    "MetricsDep",
+    "SettingsDep",
+    "TopicServiceDep",
+    "require_json",
+]
 
 
 def get_settings(request: Request) -> Settings:
@@ -41,6 +50,18 @@ def get_topic_service(request: Request) -> TopicService:
     service: TopicService = request.app.state.topic_service
     return service
 
+
+async def require_json(request: Request) -> None:
+    """Refuses a body that is not ``application/json`` (or ``+json``) with 415 (error_code 41501)."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        shown = media_type or "no Content-Type"
+        raise UnsupportedMediaTypeError(f"{shown} is not supported here; send application/json")
+
+
+#: ``dependencies=[JsonBody]`` on a route that takes a JSON body.
+JsonBody = Depends(require_json)
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.deps import TopicServiceDep
+from app.deps import JsonBody, TopicServiceDep
 from app.error_codes import ErrorCode
-from app.errors import UnsupportedMediaTypeError, error_responses
+from app.errors import error_responses
 from app.topics import TopicConfigs, TopicInfo
+
+# JsonBody lives in app.deps; re-exported here for routes that imported it from this module first.
+__all__ = ["JsonBody", "router"]
 
 router = APIRouter(prefix="/v1/topics", tags=["topics"])
 
 ConfigValueOut = int | float | str | None
-
-
-async def require_json(request: Request) -> None:
-    """Refuses a body that is not ``application/json`` with 415 (error_code 41501)."""
-    content_type = request.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        shown = media_type or "no Content-Type"
-        raise UnsupportedMediaTypeError(f"{shown} is not supported here; send application/json")
-
-
-JsonBody = Depends(require_json)
 
 
 class TopicSummary(BaseModel):
