@@ -50,6 +50,7 @@ from app.broker.errors import (
 )
 from app.broker.fetch import FetchResult, decode_fetched
 from app.broker.idempotency import IdempotencyKeys
+from app.broker.memory import tune_allocator
 from app.broker.partitioner import StickyPartitioner, partition_for_key
 from app.broker.partitions import PartitionHandle, PartitionState
 from app.broker.produce import ParsedRecords, RecordResult, estimated_size
@@ -179,6 +180,7 @@ class Broker:
     async def start(self) -> None:
         """Open the log of every partition of every topic in the catalog."""
         self._loop = asyncio.get_running_loop()
+        tune_allocator()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self._open_catalog_topics)
 
