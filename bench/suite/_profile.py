@@ -47,8 +47,8 @@ def _is_own(name: str) -> bool:
 
 
 def summarize_collapsed(text: str, *, top: int = 12) -> tuple[Rows, Rows]:
-    """Return (function, self %, total %) rows: the most self samples anywhere, and tidelog's own
-    functions (app/, storage/) with the most total samples."""
+    """Return (function, self %, total %) rows: the most self samples anywhere, and among tidelog's own
+    functions (app/, storage/)."""
     self_samples: Counter[str] = Counter()
     total_samples: Counter[str] = Counter()
     grand_total = 0
@@ -71,7 +71,7 @@ def summarize_collapsed(text: str, *, top: int = 12) -> tuple[Rows, Rows]:
         return name, 100.0 * self_samples[name] / grand_total, 100.0 * total_samples[name] / grand_total
 
     hottest = [row(name) for name, _ in self_samples.most_common(top)]
-    own = [row(name) for name, _ in total_samples.most_common() if _is_own(name)][:top]
+    own = [row(name) for name, _ in self_samples.most_common() if _is_own(name)][:top]
     return hottest, own
 
 

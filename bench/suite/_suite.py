@@ -716,7 +716,7 @@ class Suite:
                 self.results.skip(f"Profile of {name}", f"py-spy could not sample the broker: {exc}")
                 continue
             self.results.profiles[f"{name}: most time by itself"] = hottest
-            self.results.profiles[f"{name}: tidelog's own functions (app/, storage/) by total"] = own
+            self.results.profiles[f"{name}: tidelog's own functions (app/, storage/)"] = own
 
     def _fetch_loop(self, topic: str) -> None:
         s = self.scale

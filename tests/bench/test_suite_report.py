@@ -104,4 +104,4 @@ def test_collapsed_stacks_are_summarised_by_self_and_total() -> None:
     hottest, own = summarize_collapsed(text)
     assert hottest[0] == ("encode (storage/records.py)", 60.0, 60.0)
     assert ("handle (app/routes/records.py)", 30.0, 90.0) in hottest
-    assert [name for name, _, _ in own] == ["handle (app/routes/records.py)", "encode (storage/records.py)"]
+    assert [name for name, _, _ in own] == ["encode (storage/records.py)", "handle (app/routes/records.py)"]
