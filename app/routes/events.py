@@ -42,7 +42,10 @@ LastEventIdHeader = Annotated[
 ]
 LastEventIdQuery = Annotated[
     str | None,
-    Query(description="Same as the Last-Event-ID header, for clients that cannot set headers."),
+    Query(
+        alias="last_event_id",
+        description="Same as the Last-Event-ID header, for clients that cannot set headers.",
+    ),
 ]
 
 
