@@ -34,6 +34,12 @@ create_bodies = st.fixed_dictionaries(
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # Few partitions: an accepted random count must not open hundreds of logs.
+    return {"max_partitions_per_topic": 16}
+
+
 def _check(response: Any) -> None:
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
