@@ -775,3 +775,75 @@ def test_codec_bench_runs_at_a_tiny_scale(capsys: pytest.CaptureFixture[str]) ->
     assert out.count("| value only |") == 4
     assert out.count("| key+2 headers |") == 4
     assert "decode, uncompressed:" in out
+
+
+@given(
+    records=st.lists(records_in, min_size=1, max_size=5),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["flip", "insert", "delete"]), st.integers(min_value=0), st.integers(0, 255)
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+@HYPOTHESIS
+def test_mutated_records_with_a_valid_crc_raise_only_corrupt_record_error(
+    records: list[RecordIn], edits: list[tuple[str, int, int]]
+) -> None:
+    # Structure-aware damage: start from a real records section, change bytes in it, give the batch a
+    # correct CRC again (as a buggy or hostile producer could), and decode.
+    batch = encode_batch(records, now_ms=NOW)
+    section = bytearray(batch[BATCH_OVERHEAD:])
+    for kind, where, byte in edits:
+        if kind == "insert":
+            section.insert(where % (len(section) + 1), byte)
+        elif section:
+            index = where % len(section)
+            if kind == "flip":
+                section[index] ^= byte or 1
+            else:
+                del section[index]
+    mutated = _rebuild(batch, 0, bytes(section))
+    try:
+        decoded = decode_batch(mutated)
+    except CorruptRecordError:
+        return
+    assert len(decoded) == len(records)
+    assert all(type(r) is Record for r in decoded)
+
+
+def test_records_survive_pickling() -> None:
+    import pickle
+
+    records = decode_batch(_small_batch())
+    assert pickle.loads(pickle.dumps(records)) == records
+    assert pickle.loads(pickle.dumps(RecordIn(b"v", key=b"k"))) == RecordIn(b"v", key=b"k")
+
+
+@pytest.mark.parametrize(
+    ("codec", "pack"),
+    [
+        (Compression.GZIP, gzip.compress),
+        (Compression.LZ4, lambda data: lz4.frame.compress(data, store_size=True)),
+        (Compression.LZ4, lambda data: lz4.frame.compress(data, store_size=False)),
+        (Compression.ZSTD, lambda data: zstandard.ZstdCompressor().compress(data)),
+        (Compression.ZSTD, lambda data: zstandard.ZstdCompressor(write_content_size=False).compress(data)),
+    ],
+)
+def test_decompression_is_bounded_and_strict(codec, pack) -> None:  # type: ignore[no-untyped-def]
+    from storage.compression import decompress
+
+    zeros = bytes(100_000)
+    packed = pack(zeros)
+    assert decompress(codec, packed) == zeros
+    assert decompress(codec, packed, max_size=100_000) == zeros
+    with pytest.raises(CorruptRecordError, match="more than 99999 bytes"):
+        decompress(codec, packed, max_size=99_999)
+    with pytest.raises(CorruptRecordError, match="more than 100000 bytes"):
+        decompress(codec, packed + pack(b"x"), max_size=100_000)
+    assert decompress(codec, packed + pack(b"tail")) == zeros + b"tail"  # every frame is read
+    with pytest.raises(CorruptRecordError, match="decompress"):
+        decompress(codec, packed + b"trailing junk")
+    with pytest.raises(CorruptRecordError, match="decompress"):
+        decompress(codec, packed[: len(packed) // 2])
