@@ -25,6 +25,7 @@ from app.metrics import Metrics
 __all__ = ["LimitsMiddleware", "MetricsMiddleware", "operation_id"]
 
 _EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def operation_id(route: Any) -> str:
@@ -50,6 +51,9 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # Labelled children cached: ``labels()`` costs more than the increment itself.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,14 +68,23 @@ class MetricsMiddleware:
                 status = int(message["status"])
             await send(message)
 
-        self.metrics.inflight_requests.inc()
+        inflight = self.metrics.inflight_requests
+        inflight.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.inflight_requests.dec()
+            inflight.dec()
             operation = _operation(scope)
-            self.metrics.requests.labels(operation, scope["method"], str(status)).inc()
-            self.metrics.request_seconds.labels(operation).observe(time.perf_counter() - start)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
+            key = (operation, method, status)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = self.metrics.requests.labels(operation, key[1], str(status))
+            counter.inc()
+            timer = self._timers.get(operation)
+            if timer is None:
+                timer = self._timers[operation] = self.metrics.request_seconds.labels(operation)
+            timer.observe(time.perf_counter() - start)
 
 
 class LimitsMiddleware:

@@ -371,3 +371,11 @@ def test_openapi_command_prints_the_spec(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == create_app(Settings()).openapi()
     assert not (tmp_path / "unused").exists()  # printing the spec opens nothing
+
+
+def test_metrics_labels_stay_bounded(client: TestClient) -> None:
+    for i in range(5):
+        client.request(f"BREW{i}", "/v1/topics")
+    text = client.get("/metrics").text
+    assert "BREW" not in text
+    assert _sample(text, "tidelog_requests_total", method="OTHER", status="405") == 5
