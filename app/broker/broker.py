@@ -491,13 +491,15 @@ class Broker:
         log_append_time = config.message_timestamp_type == TimestampType.LOG_APPEND_TIME
         results: list[RecordResult] = []
         p = handle.partition
+        result_of = RecordResult
         for batch, result in zip(batches, appended, strict=True):
             base = result.base_offset
             if log_append_time:
                 ts = result.log_append_time
-                results.extend(RecordResult(p, base + j, ts) for j in range(len(batch)))
+                results += [result_of(p, base + j, ts) for j in range(len(batch))]
             else:
-                results.extend(RecordResult(p, base + j, r.timestamp or 0) for j, r in enumerate(batch))
+                # Timestamps were filled in at parse time (the broker's clock when absent).
+                results += [result_of(p, base + j, r.timestamp or 0) for j, r in enumerate(batch)]
         return results, n_bytes
 
     async def _append_then_release(

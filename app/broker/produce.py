@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import orjson
 
 from app.broker.formats import Format, encode_data, encode_header_value, pack_attributes, parse_format
 from app.errors_base import InvalidParameterError, InvalidRequestError
@@ -37,6 +40,7 @@ _BODY_FIELDS = frozenset(
     {"records", "key_format", "value_format", "header_format", "producer_id", "producer_epoch", "sequence"}
 )
 _RECORD_FIELDS = frozenset({"key", "value", "headers", "partition", "timestamp"})
+_NO_HEADERS: tuple[None, list[object]] = (None, [])
 
 
 @dataclass(slots=True)
@@ -54,9 +58,11 @@ class ParsedRecords:
         return self.producer_id >= 0
 
 
-@dataclass(frozen=True, slots=True)
-class RecordResult:
-    """The outcome of one produced record: its offset, or the error of its partition's batch."""
+class RecordResult(NamedTuple):
+    """The outcome of one produced record: its offset, or the error of its partition's batch.
+
+    A NamedTuple, not a dataclass: a 1,000-record request makes 1,000 of them.
+    """
 
     partition: int
     offset: int = -1
@@ -192,9 +198,69 @@ def parse_produce_body(body: object, *, max_records: int, now_ms: int) -> Parsed
     if producer_id is not None and producer_epoch is not None and sequence is not None:
         parsed.producer_id, parsed.producer_epoch, parsed.sequence = producer_id, producer_epoch, sequence
     attributes = pack_attributes(key_format, value_format)
+    _parse_records(raw_records, parsed, key_format, value_format, header_binary, attributes, now_ms)
+    return parsed
+
+
+def _parse_records(
+    raw_records: list[object],
+    parsed: ParsedRecords,
+    key_format: Format,
+    value_format: Format,
+    header_binary: bool,
+    attributes: int,
+    now_ms: int,
+) -> None:
+    """The records loop: a fast path for plain records, ``parse_record`` (exact errors) for the rest.
+
+    The fast path takes records whose fields are the known ones, whose key is null or (string
+    format) a string, whose value is in JSON format, or null, or a string (string format), whose
+    partition and timestamp are absent or in-range integers, and whose headers are absent or empty:
+    what nearly every request sends. Anything else goes through ``parse_record``, which stores the
+    same bytes or raises the precise error.
+    """
     records = parsed.records
     partitions = parsed.partitions
+    add_record = records.append
+    add_partition = partitions.append
+    dumps = orjson.dumps
+    new_record = RecordIn
+    fields = _RECORD_FIELDS
+    json_values = value_format is Format.JSON
+    string_values = value_format is Format.STRING
+    string_keys = key_format is Format.STRING
     for i, obj in enumerate(raw_records):
+        if (
+            isinstance(obj, dict)
+            and "value" in obj
+            and obj.keys() <= fields
+            and obj.get("headers") in _NO_HEADERS
+        ):
+            key = obj.get("key")
+            value = obj["value"]
+            partition = obj.get("partition")
+            timestamp = obj.get("timestamp")
+            if (
+                (key is None or (string_keys and type(key) is str and key.isascii()))
+                and (partition is None or (type(partition) is int and 0 <= partition <= INT32_MAX))
+                and (timestamp is None or (type(timestamp) is int and 0 <= timestamp <= INT64_MAX))
+                and (
+                    json_values or value is None or (string_values and type(value) is str and value.isascii())
+                )
+            ):
+                if value is not None:
+                    value = dumps(value) if json_values else value.encode("ascii")
+                add_record(
+                    new_record(
+                        value,
+                        None if key is None else key.encode("ascii"),
+                        (),
+                        now_ms if timestamp is None else timestamp,
+                        attributes,
+                    )
+                )
+                add_partition(partition)
+                continue
         record, partition = parse_record(
             obj,
             f"records[{i}]",
@@ -204,9 +270,8 @@ def parse_produce_body(body: object, *, max_records: int, now_ms: int) -> Parsed
             attributes=attributes,
             now_ms=now_ms,
         )
-        records.append(record)
-        partitions.append(partition)
-    return parsed
+        add_record(record)
+        add_partition(partition)
 
 
 def estimated_size(record: RecordIn) -> int:

@@ -220,9 +220,10 @@ async def _produce_json(
     )
     outcome = await broker.produce(topic, parsed, acks=acks, partition=partition)
     _count(request, outcome, topic)
-    return StoredAnswer(
-        207 if outcome.failed else 200, orjson.dumps({"results": [r.as_json() for r in outcome.results]})
-    )
+    if outcome.failed:
+        return StoredAnswer(207, orjson.dumps({"results": [r.as_json() for r in outcome.results]}))
+    results = [{"partition": r[0], "offset": r[1], "timestamp": r[2]} for r in outcome.results]
+    return StoredAnswer(200, orjson.dumps({"results": results}))
 
 
 async def _produce(

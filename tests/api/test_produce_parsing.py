@@ -1,0 +1,60 @@
+"""The produce body's fast parsing loop stores exactly what the careful per-record parser stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.broker.formats import Format, pack_attributes
+from app.broker.produce import parse_produce_body, parse_record
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+records = st.fixed_dictionaries(
+    {"value": json_values | st.text()},
+    optional={
+        "key": st.none() | st.text(max_size=8),
+        "partition": st.none() | st.integers(0, 2**31 - 1),
+        "timestamp": st.none() | st.integers(0, 2**63 - 1),
+        "headers": st.just([])
+        | st.lists(
+            st.fixed_dictionaries({"key": st.text(max_size=4), "value": st.none() | st.text(max_size=4)}),
+            max_size=2,
+        ),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(records, min_size=1, max_size=10), st.sampled_from(["json", "string"]))
+def test_fast_loop_matches_parse_record(raw: list[dict[str, Any]], value_format: str) -> None:
+    if value_format == "string":
+        raw = [
+            {**r, "value": r["value"] if isinstance(r["value"], str) or r["value"] is None else "v"}
+            for r in raw
+        ]
+    parsed = parse_produce_body({"records": raw, "value_format": value_format}, max_records=100, now_ms=7)
+    fmt = Format.JSON if value_format == "json" else Format.STRING
+    expected = [
+        parse_record(
+            r,
+            f"records[{i}]",
+            key_format=Format.STRING,
+            value_format=fmt,
+            header_binary=False,
+            attributes=pack_attributes(Format.STRING, fmt),
+            now_ms=7,
+        )
+        for i, r in enumerate(raw)
+    ]
+    assert [(r.key, r.value, tuple(r.headers), r.timestamp, r.attributes) for r in parsed.records] == [
+        (e.key, e.value, tuple(e.headers), e.timestamp, e.attributes) for e, _ in expected
+    ]
+    assert parsed.partitions == [p for _, p in expected]
