@@ -23,7 +23,7 @@ _TIMESTAMP_TYPES = click.Choice(["CreateTime", "LogAppendTime"])
 #: (flag, type, help) of every Settings field, in docs/configuration.md's order.
 SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--host", str, "Interface to listen on [127.0.0.1]."),
-    ("--port", click.IntRange(0, 65535), "TCP port [8080]."),
+    ("--port", click.IntRange(1, 65535), "TCP port [8080]."),
     ("--data-dir", click.Path(file_okay=False), "Directory of the partition logs [./data]."),
     ("--catalog-url", str, "SQLAlchemy URL of the catalog [sqlite:///<data-dir>/catalog.db]."),
     ("--broker-id", click.IntRange(min=0), "This broker's id [0]."),

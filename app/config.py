@@ -30,7 +30,7 @@ class Settings(BaseSettings):
 
     # --- network and identity
     host: str = Field("127.0.0.1", description="Interface to listen on.")
-    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on (0 picks a free one).")
+    port: int = Field(8080, ge=1, le=65535, description="TCP port to listen on.")
     data_dir: Path = Field(Path("./data"), description="Directory of the partition logs.")
     catalog_url: str | None = Field(
         None, description="SQLAlchemy URL of the catalog; default sqlite:///<data_dir>/catalog.db."
