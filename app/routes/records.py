@@ -36,7 +36,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from app.broker import Acks, Broker, ProduceOutcome
-from app.broker.formats import Format, pack_attributes, parse_format, render_record
+from app.broker.formats import Format, pack_attributes, parse_format, render_records
 from app.broker.idempotency import StoredAnswer, check_key, request_hash
 from app.broker.produce import INT32_MAX, INT64_MAX, ParsedRecords, parse_produce_body, parse_record
 from app.config import Settings
@@ -514,20 +514,15 @@ async def fetch(
         max_wait_ms=max_wait_ms,
         min_bytes=min_bytes,
     )
-    binary_headers = header_format == "binary"
-    rendered = [
-        render_record(
-            topic,
-            partition,
-            record,
-            key_format=kf,
-            value_format=vf,
-            header_format_binary=binary_headers,
-            timestamp_type=timestamp_type,
-            raw_json=True,
-        )
-        for record, timestamp_type in zip(result.records, result.timestamp_types, strict=True)
-    ]
+    rendered = render_records(
+        topic,
+        partition,
+        result.records,
+        result.timestamp_types,
+        key_format=kf,
+        value_format=vf,
+        header_format_binary=header_format == "binary",
+    )
     metrics: Metrics = request.app.state.metrics
     if result.records:
         metrics.fetched_records.labels(topic).inc(len(result.records))
