@@ -59,6 +59,7 @@ class TopicHooks(Protocol):
     def delete_topic(self, topic: str) -> None: ...
     def update_topic_config(self, topic: str, config: LogConfig) -> None: ...
     def partition_state(self, topic: str, partition: int) -> PartitionOffsets: ...
+    def partition_count(self, topic: str) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,9 @@ class TopicService:
 
     async def get_topic(self, name: str) -> TopicInfo:
         """The topic with its partitions' leaders and offsets and its effective configs."""
-        return self._info(await to_thread.run_sync(self._get, name), with_offsets=True)
+        record = await to_thread.run_sync(self._get, name)
+        self._ensure_open(record)
+        return self._info(record, with_offsets=True)
 
     async def get_configs(self, name: str) -> TopicConfigs:
         record = await to_thread.run_sync(self._get, name)
@@ -222,6 +225,18 @@ class TopicService:
         async with self._changes:
             await to_thread.run_sync(self._delete, name)
             self.broker.delete_topic(name)
+
+    def _ensure_open(self, record: _TopicRecord) -> None:
+        """Open logs the catalog has and this broker has not: the topic (or its new partitions) was
+        created through another broker process sharing the catalog."""
+        try:
+            opened = self.broker.partition_count(record.name)
+        except UnknownTopicError:
+            opened = 0
+        if opened < len(record.partitions):
+            self.broker.open_topic(
+                record.name, len(record.partitions), log_config_for(self.settings, record.overrides)
+            )
 
     # --- checks
 

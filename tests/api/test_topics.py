@@ -407,3 +407,19 @@ def test_concurrent_creates_and_deletes_stay_consistent(client: Any, settings: S
     client.delete("/v1/topics/churn")
     assert create(client, "churn").status_code == 201
     assert (settings.data_dir / "churn-0").is_dir()
+
+
+def test_a_topic_created_through_another_broker_is_described_here(settings: Settings, tmp_path: Any) -> None:
+    """Two brokers share one catalog (each its own data dir): B describes what A created."""
+    from fastapi.testclient import TestClient
+
+    other = Settings(data_dir=tmp_path / "b", catalog_url=settings.effective_catalog_url,
+                     log_retention_check_interval_ms=3_600_000)
+    with TestClient(create_app(settings)) as a, TestClient(create_app(other)) as b:
+        assert create(a, partitions=2).status_code == 201
+        topic = b.get("/v1/topics/orders")
+        assert topic.status_code == 200, topic.text
+        assert [p["log_end_offset"] for p in topic.json()["partitions"]] == [0, 0]
+        assert a.patch("/v1/topics/orders", json={"partitions": 3}).status_code == 200
+        assert b.get("/v1/topics/orders").json()["partition_count"] == 3
+        assert b.app.state.broker.partition_count("orders") == 3
