@@ -1,7 +1,8 @@
 """`python -m bench.codec_bench`: record-batch encode and decode speed, in records per second.
 
 Batches of 1,000 records with 100-byte values (JSON-like text, so the codecs have something to
-compress), no key, no headers, for each codec; then a variant with a 16-byte key and two headers.
+compress), no key, no headers, for each codec; then a variant with a 16-byte key and two headers;
+then 1,000 batches of one record each (per-batch costs), whose "batch bytes" is the whole buffer.
 Each figure is the median of several timed rounds; the min-max spread is printed beside it.
 Rounds are timed in CPU time of this process (``time.process_time``), not wall time: the project's
 machine is shared, and CPU time is what the codec costs, whatever else runs. The load average at the
@@ -20,7 +21,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from storage import Compression, RecordIn, decode_batch, encode_batch, validate_batch
+from storage import (
+    Compression,
+    RecordIn,
+    decode_batch,
+    decode_records,
+    encode_batch,
+    iter_batches,
+    validate_batch,
+)
 
 ENCODE_TARGET = 1_000_000
 DECODE_TARGET = 2_000_000
@@ -100,6 +109,24 @@ def run(batch_records: int, rounds: int, seconds: float) -> list[tuple[str, str,
             dec = measure(decode, batch_records, rounds=rounds, seconds=seconds)
             val = measure(validate, batch_records, rounds=rounds, seconds=seconds / 2)
             rows.append((shape, codec.name.lower(), len(batch), enc, dec, val))
+    # One record per batch, as HTTP produce requests of a single record leave them: per-batch costs
+    # (header, CRC, list building) dominate.
+    singles = make_records(batch_records, keyed=False)
+    buf = b"".join(encode_batch([r], base_offset=i, now_ms=NOW_MS) for i, r in enumerate(singles))
+
+    def encode_singles(records: Sequence[RecordIn] = singles) -> object:
+        return [encode_batch([r], base_offset=i, now_ms=NOW_MS) for i, r in enumerate(records)]
+
+    def decode_singles(buf: bytes = buf) -> object:
+        return decode_records(buf)
+
+    def validate_singles(buf: bytes = buf) -> object:
+        return [validate_batch(buf, pos) for pos, _ in iter_batches(buf)]
+
+    enc = measure(encode_singles, batch_records, rounds=rounds, seconds=seconds)
+    dec = measure(decode_singles, batch_records, rounds=rounds, seconds=seconds)
+    val = measure(validate_singles, batch_records, rounds=rounds, seconds=seconds / 2)
+    rows.append(("1 record per batch", "none", len(buf), enc, dec, val))
     return rows
 
 

@@ -112,7 +112,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final, cast, final
+from typing import Final, TypeVar, cast, final
 
 import crc32c as _crc32c_mod
 
@@ -150,6 +150,7 @@ __all__ = [
 ]
 
 Buffer = bytes | bytearray | memoryview
+_T = TypeVar("_T")
 Header = tuple[str, bytes | None]
 
 _crc32c: Callable[..., int] = _crc32c_mod.crc32c
@@ -256,6 +257,30 @@ class RecordIn:
         mutable.__class__ = RecordIn  # type: ignore[assignment]
 
 
+def _plain_record_in_init(
+    self: RecordIn,
+    value: bytes | None,
+    key: bytes | None = None,
+    headers: Sequence[Header] = (),
+    timestamp: int | None = None,
+    attributes: int = 0,
+) -> None:
+    # What the dataclass would have generated; used only if this interpreter refuses the switch.
+    _object_setattr(self, "value", value)
+    _object_setattr(self, "key", key)
+    _object_setattr(self, "headers", headers)
+    _object_setattr(self, "timestamp", timestamp)
+    _object_setattr(self, "attributes", attributes)
+
+
+try:
+    _probe = RecordIn(b"v", b"k", (), 1, 2)
+    if type(_probe) is not RecordIn or (_probe.value, _probe.key, _probe.attributes) != (b"v", b"k", 2):
+        raise TypeError("__class__ switch produced the wrong object")
+except TypeError:
+    RecordIn.__init__ = _plain_record_in_init  # type: ignore[method-assign]
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """A decoded record: its absolute offset and timestamp, key, value, headers and attribute byte."""
@@ -275,7 +300,7 @@ class _RecordBuilder:
     0.7 µs for six fields), which alone would cap decoding near 1.4 M records/s. This class has the same
     slots in the same order, so CPython lets an instance change its ``__class__`` to ``Record``: the
     fields are stored with plain slot writes and the object that comes out is an ordinary ``Record``
-    (same type, equality, hash, repr). ``_check_builder`` verifies that at import and falls back to
+    (same type, equality, hash, repr). ``_verified_builder`` checks that at import and falls back to
     ``Record`` itself if an interpreter ever refuses the switch.
     """
 
@@ -300,19 +325,22 @@ class _RecordBuilder:
         self.__class__ = Record  # type: ignore[assignment]
 
 
-def _check_builder() -> Callable[[int, int, bytes | None, bytes | None, tuple[Header, ...], int], Record]:
+def _verified_builder(
+    builder: Callable[..., object], target: type[_T], probe: tuple[object, ...]
+) -> Callable[..., _T]:
+    """Return ``builder`` if it makes ``target`` instances equal to ``target(*probe)``, else ``target``."""
     try:
-        probe: object = _RecordBuilder(1, 2, b"k", None, (("h", b"v"),), 3)
+        made = builder(*probe)
     except TypeError:
-        return Record
-    if type(probe) is Record and probe == Record(1, 2, b"k", None, (("h", b"v"),), 3):
-        return cast(
-            Callable[[int, int, bytes | None, bytes | None, tuple[Header, ...], int], Record], _RecordBuilder
-        )
-    return Record
+        return target
+    if type(made) is target and made == target(*probe):
+        return cast(Callable[..., _T], builder)
+    return target
 
 
-_new_record = _check_builder()
+_new_record: Callable[[int, int, bytes | None, bytes | None, tuple[Header, ...], int], Record] = (
+    _verified_builder(_RecordBuilder, Record, (1, 2, b"k", None, (("h", b"v"),), 3))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +402,66 @@ class BatchHeader:
     def is_control(self) -> bool:
         """Bit 5: a control batch (transaction marker), not user data."""
         return bool(self.attributes & _CONTROL_BIT)
+
+
+class _BatchHeaderBuilder:
+    """Builds a ``BatchHeader`` with plain slot writes, as ``_RecordBuilder`` does for records.
+
+    Scanning a segment (recovery, index rebuilds, fetches of many small batches) parses one header per
+    batch; the generated frozen ``__init__`` of thirteen fields would cost more than the parse.
+    """
+
+    __slots__ = (
+        "attributes",
+        "base_offset",
+        "base_sequence",
+        "base_timestamp",
+        "batch_length",
+        "crc",
+        "last_offset_delta",
+        "magic",
+        "max_timestamp",
+        "partition_leader_epoch",
+        "producer_epoch",
+        "producer_id",
+        "record_count",
+    )
+
+    def __init__(
+        self,
+        base_offset: int,
+        batch_length: int,
+        partition_leader_epoch: int,
+        magic: int,
+        crc: int,
+        attributes: int,
+        last_offset_delta: int,
+        base_timestamp: int,
+        max_timestamp: int,
+        producer_id: int,
+        producer_epoch: int,
+        base_sequence: int,
+        record_count: int,
+    ) -> None:
+        self.base_offset = base_offset
+        self.batch_length = batch_length
+        self.partition_leader_epoch = partition_leader_epoch
+        self.magic = magic
+        self.crc = crc
+        self.attributes = attributes
+        self.last_offset_delta = last_offset_delta
+        self.base_timestamp = base_timestamp
+        self.max_timestamp = max_timestamp
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.base_sequence = base_sequence
+        self.record_count = record_count
+        self.__class__ = BatchHeader  # type: ignore[assignment]
+
+
+_new_header: Callable[..., BatchHeader] = _verified_builder(
+    _BatchHeaderBuilder, BatchHeader, (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
+)
 
 
 # --------------------------------------------------------------------------------------------- encode
@@ -578,7 +666,7 @@ def parse_header(buf: Buffer, pos: int = 0) -> BatchHeader:
             f"truncated batch header at position {pos}: {BATCH_OVERHEAD} bytes needed, "
             f"{max(len(buf) - pos, 0)} available"
         )
-    return BatchHeader(*BATCH_HEADER.unpack_from(buf, pos))
+    return _new_header(*BATCH_HEADER.unpack_from(buf, pos))
 
 
 def validate_batch(buf: Buffer, pos: int = 0) -> BatchHeader:
@@ -587,16 +675,19 @@ def validate_batch(buf: Buffer, pos: int = 0) -> BatchHeader:
     Raises ``CorruptRecordError`` naming what is wrong.
     """
     header = parse_header(buf, pos)
+    _validate(header, buf, pos)
+    return header
+
+
+def _validate(header: BatchHeader, buf: Buffer, pos: int) -> None:
     _check_frame(header, buf, pos)
-    end = pos + header.size
-    actual = _crc32c(memoryview(buf)[pos + _CRC_START : end])
+    actual = _crc32c(memoryview(buf)[pos + _CRC_START : pos + header.batch_length + _LOG_OVERHEAD])
     if actual != header.crc:
         raise CorruptRecordError(
             f"CRC-32C mismatch in the batch at position {pos} (base offset {header.base_offset}): "
             f"stored {header.crc:#010x}, computed {actual:#010x}"
         )
     _check_fields(header, pos)
-    return header
 
 
 def _check_frame(header: BatchHeader, buf: Buffer, pos: int) -> None:
@@ -648,7 +739,7 @@ def iter_batches(buf: Buffer) -> Iterator[tuple[int, BatchHeader]]:
         size = batch_length + _LOG_OVERHEAD
         if pos + size > end:
             return
-        yield pos, BatchHeader(*BATCH_HEADER.unpack_from(buf, pos))
+        yield pos, _new_header(*BATCH_HEADER.unpack_from(buf, pos))
         pos += size
 
 
@@ -721,10 +812,10 @@ def decode_batch(buf: Buffer, pos: int = 0, *, verify_crc: bool = True) -> list[
     The CRC is checked unless ``verify_crc`` is False. Raises ``CorruptRecordError`` for damaged bytes
     and ``UnsupportedCompressionError`` for snappy.
     """
+    header = parse_header(buf, pos)
     if verify_crc:
-        header = validate_batch(buf, pos)
+        _validate(header, buf, pos)
     else:
-        header = parse_header(buf, pos)
         _check_frame(header, buf, pos)
         _check_fields(header, pos)
     return _decode(buf, pos, header)
@@ -744,7 +835,8 @@ def decode_records(buf: Buffer, *, min_offset: int = 0, max_offset: int | None =
         last = base + header.last_offset_delta
         if last < min_offset:
             continue
-        records = decode_batch(buf, pos)
+        _validate(header, buf, pos)
+        records = _decode(buf, pos, header)
         if base < min_offset or (max_offset is not None and last >= max_offset):
             high = INT64_MAX if max_offset is None else max_offset
             records = [r for r in records if min_offset <= r.offset < high]

@@ -847,3 +847,24 @@ def test_decompression_is_bounded_and_strict(codec, pack) -> None:  # type: igno
         decompress(codec, packed + b"trailing junk")
     with pytest.raises(CorruptRecordError, match="decompress"):
         decompress(codec, packed[: len(packed) // 2])
+
+
+def test_fallback_constructors_build_the_same_objects() -> None:
+    from storage import records as codec
+
+    made = object.__new__(RecordIn)
+    codec._plain_record_in_init(made, b"v", key=b"k", timestamp=3)
+    assert made == RecordIn(b"v", key=b"k", timestamp=3)
+
+    def refuses(*args: object) -> object:
+        raise TypeError("no")
+
+    assert codec._verified_builder(refuses, Record, (1, 2, None, None, (), 0)) is Record
+    assert codec._verified_builder(lambda *a: a, Record, (1, 2, None, None, (), 0)) is Record
+    assert (
+        codec._verified_builder(codec._RecordBuilder, Record, (1, 2, None, None, (), 0))
+        is codec._RecordBuilder
+    )
+    header = codec._new_header(*range(13))
+    assert type(header) is BatchHeader
+    assert header == BatchHeader(*range(13))
