@@ -790,10 +790,13 @@ class PartitionLog:
             if self._closed:
                 return
             view = self._view
-            for seg in view.segments:
-                seg.persist_indexes(fsync=True)
-                seg.needs_index_sync = False
-            view.segments[-1].fsync()
+            for seg in view.segments[:-1]:
+                if seg.needs_index_sync:  # normally synced already by the flush above
+                    seg.sync_index_files()
+            active = view.segments[-1]
+            active.seal_indexes()  # final time-index entry; written and kept loaded
+            active.sync_index_files()
+            active.fsync()
             write_offset_checkpoint(self._dir / RECOVERY_POINT_FILE, self._log_end)
             self._producers.write_snapshot(self._log_end)
             self._producers.delete_old_snapshots()

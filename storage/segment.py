@@ -181,6 +181,20 @@ class LogSegment:
         idx_offset, start = self.offset_index.lookup(offset)
         if start >= end:
             start = 0
+        # Fast path: the indexed batch usually holds ``offset`` (one entry per batch once batches
+        # exceed index.interval.bytes); read just its 27-byte prefix.
+        head = self.pread(PREFIX.size, start)
+        if len(head) == PREFIX.size:
+            base, length, _e, magic, _c, _a, delta = PREFIX.unpack(head)
+            size = length + LOG_OVERHEAD
+            if (
+                magic == 2
+                and base == idx_offset
+                and base + delta >= offset
+                and length >= HEADER_SIZE - LOG_OVERHEAD
+                and start + size <= end
+            ):
+                return start, base, base + delta, size
         first = True
         for entry in self.iter_headers(start, end):
             if first and start > 0 and entry[1] != idx_offset:
