@@ -95,10 +95,17 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
     )
     import uvicorn
 
-    from app.main import create_app
+    from app.main import begin_shutdown, create_app
+
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            begin_shutdown(app)  # streams end now; /readyz answers 503 while requests drain
+            super().handle_exit(sig, frame)
 
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=log_level,
@@ -107,7 +114,7 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
         timeout_graceful_shutdown=settings.graceful_shutdown_timeout_s,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
     server.run()
     if not server.started:
         # The lifespan failed (catalog unreachable, data dir unwritable…): uvicorn logged why.

@@ -9,6 +9,7 @@ each with its own settings and data directory.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
 from app.scheduler import RetentionScheduler
 from app.topics import TopicService
 
-__all__ = ["create_app", "operation_id"]
+__all__ = ["begin_shutdown", "create_app", "operation_id"]
 
 logger = logging.getLogger("tidelog.app")
 
@@ -48,11 +49,25 @@ def _include_routers(app: FastAPI) -> None:
         app.include_router(router)
 
 
+def begin_shutdown(app: FastAPI) -> None:
+    """Mark the app as stopping: ``/readyz`` answers 503 and ``app.state.stopping`` (an
+    ``asyncio.Event``) is set, so endless streams (SSE) end now instead of holding the shutdown for
+    the whole grace period. Safe to call from a signal handler (``tidelog serve`` does on SIGTERM)."""
+    state = app.state
+    state.phase = "stopping"
+    loop: asyncio.AbstractEventLoop | None = getattr(state, "loop", None)
+    stopping: asyncio.Event | None = getattr(state, "stopping", None)
+    if loop is not None and stopping is not None and not loop.is_closed():
+        loop.call_soon_threadsafe(stopping.set)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = app.state
     settings: Settings = state.settings
     state.phase = "starting"
+    state.loop = asyncio.get_running_loop()
+    state.stopping = asyncio.Event()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     catalog = Catalog(settings.effective_catalog_url)
     state.catalog = catalog
@@ -82,6 +97,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         state.phase = "stopping"
+        state.stopping.set()
         metrics.set_partition_source(None)
         try:
             if scheduler is not None:

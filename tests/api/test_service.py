@@ -379,3 +379,16 @@ def test_metrics_labels_stay_bounded(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert "BREW" not in text
     assert _sample(text, "tidelog_requests_total", method="OTHER", status="405") == 5
+
+
+def test_begin_shutdown_sets_the_stopping_event(client: TestClient) -> None:
+    from app.main import begin_shutdown
+
+    app: Any = client.app
+    assert not app.state.stopping.is_set()
+    begin_shutdown(app)
+    assert_problem(client.get("/readyz"), 503, 50302)
+    deadline = time.monotonic() + 5
+    while not app.state.stopping.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert app.state.stopping.is_set()
