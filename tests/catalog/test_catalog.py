@@ -77,7 +77,8 @@ def test_add_partitions_and_set_configs(catalog: Catalog) -> None:
         row = catalog_topics.get_topic(session, name="orders")
         assert row is not None
         catalog_topics.add_partitions(session, topic=row, count=4, replicas=[0])
-        catalog_topics.set_topic_configs(session, topic=row, overrides={"retention.ms": 5, "segment.ms": 60000})
+        overrides = {"retention.ms": 5, "segment.ms": 60000}
+        catalog_topics.set_topic_configs(session, topic=row, overrides=overrides)
     with catalog.read() as session:
         row = catalog_topics.get_topic(session, name="orders")
         assert row is not None
