@@ -35,6 +35,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storage.checkpoint import fsync_dir, read_offset_checkpoint, write_atomic, write_offset_checkpoint
 from storage.config import LogConfig
@@ -61,6 +62,9 @@ from storage.records import (
 )
 from storage.recovery import RecoveryStats, load_segments
 from storage.segment import LOG_OVERHEAD, LogSegment
+
+if TYPE_CHECKING:
+    from storage.cleaner import CompactionStats
 
 __all__ = [
     "CLEAN_SHUTDOWN_FILE",
@@ -149,6 +153,7 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = 0
         self._last_checkpoint_s = 0.0
+        self._truncations = 0  # a flush that raced a truncation must not publish its offset
         self._roll_flush_pending: int | None = None
         self._roll_flusher: threading.Thread | None = None
         self._producers = ProducerStateManager(directory)
@@ -185,6 +190,7 @@ class PartitionLog:
         if not segments:
             segments = [self._new_segment(log_start)]
         active = segments[-1]
+        active.created_ms = self._now_ms()
         self._log_end = max(active.next_offset, active.base_offset)
         self._log_start = min(max(log_start, segments[0].base_offset), self._log_end)
         self._view = _View.of(segments)
@@ -249,6 +255,7 @@ class PartitionLog:
             create=True,
         )
         seg.next_offset = base_offset
+        seg.created_ms = self._now_ms()
         return seg
 
     # ------------------------------------------------------------------------------ properties
@@ -441,7 +448,7 @@ class PartitionLog:
             seg.size + len(batch) > config.segment_bytes
             or seg.offset_index.is_full
             or last - seg.base_offset > _INT32_MAX
-            or (seg.first_batch_timestamp is not None and now - seg.first_batch_timestamp > config.segment_ms)
+            or (seg.first_batch_timestamp is not None and now - seg.roll_timestamp() > config.segment_ms)
         ):
             seg = self._roll(base)
         seg.append(batch, base, last, max_ts)
@@ -579,20 +586,21 @@ class PartitionLog:
             if self._flushed_offset >= wanted:
                 return
             self._flush_running = True
-        target = self._flushed_offset
+        target, generation = self._flushed_offset, -1
         try:
-            target = self._fsync_to_end()
+            target, generation = self._fsync_to_end()
         finally:
             with cond:
-                if target > self._flushed_offset:
+                if generation == self._truncations and target > self._flushed_offset:
                     self._flushed_offset = target
                 self._flush_running = False
                 cond.notify_all()
 
-    def _fsync_to_end(self) -> int:
+    def _fsync_to_end(self) -> tuple[int, int]:
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"the log in {self._dir} is closed")
+            generation = self._truncations
             target = self._log_end
             view = self._view
             self._unflushed_messages = 0
@@ -615,10 +623,10 @@ class PartitionLog:
         now_s = time.monotonic()
         if sealed or now_s - self._last_checkpoint_s >= _CHECKPOINT_INTERVAL_S:
             with self._lock:
-                if not self._closed and target <= self._log_end:
+                if not self._closed and generation == self._truncations:
                     write_offset_checkpoint(self._dir / RECOVERY_POINT_FILE, target)
                     self._last_checkpoint_s = now_s
-        return target
+        return target, generation
 
     def _maybe_flush(self, now_ms: int) -> None:
         config = self._config
@@ -705,6 +713,7 @@ class PartitionLog:
             self._view = _View.of(segments)
             self._hw = min(self._hw, self._log_end)
             with self._flush_cond:
+                self._truncations += 1
                 self._flushed_offset = min(self._flushed_offset, self._log_end)
             write_offset_checkpoint(self._dir / RECOVERY_POINT_FILE, self._flushed_offset)
             self._epochs.truncate_from_end(self._log_end)
@@ -765,10 +774,10 @@ class PartitionLog:
         fsync_dir(self._dir)
         log.info("retention deleted %d segments of %s; log start offset is %d", count, self._dir, new_start)
 
-    def compact(self, now_ms: int | None = None) -> object | None:
+    def compact(self, now_ms: int | None = None) -> CompactionStats | None:
         """Compact the closed segments when cleanup.policy has compact and enough is dirty.
 
-        Returns ``storage.cleaner.CompactionStats`` or None when nothing was cleanable.
+        Returns what the pass did, or None when nothing was cleanable.
         """
         from storage.cleaner import compact_log
 

@@ -88,6 +88,7 @@ class LogSegment:
         "_fd",
         "base_offset",
         "bytes_since_index",
+        "created_ms",
         "directory",
         "first_batch_timestamp",
         "flushed_size",
@@ -128,6 +129,7 @@ class LogSegment:
         self.next_offset = base_offset  # offset after the last batch; unknown until loaded
         self.max_timestamp = -1
         self.first_batch_timestamp: int | None = None
+        self.created_ms = 0  # set by the log from its clock
         self.bytes_since_index = 0
         self.needs_index_sync = False  # sealed, index files written but not yet fsynced
 
@@ -139,6 +141,13 @@ class LogSegment:
 
     def paths(self) -> list[Path]:
         return [self.log_path, self.offset_index.path, self.time_index.path]
+
+    def roll_timestamp(self) -> int:
+        """The time segment.ms counts from: the first batch's timestamp (Kafka's rule), but never
+        earlier than when this segment was created or opened, so records with old create times
+        (a replay of history) do not roll a new segment on every append."""
+        first = self.first_batch_timestamp
+        return self.created_ms if first is None else max(first, self.created_ms)
 
     # -- reads ------------------------------------------------------------------------------------
 

@@ -479,3 +479,28 @@ def test_concurrent_readers_during_appends_and_rolls(log_dir: Path, clock: FakeC
     assert not problems
     assert log.log_start_offset > 0
     log.close()
+
+
+def test_old_record_timestamps_do_not_roll_every_append(log_dir: Path, clock: FakeClock) -> None:
+    log = PartitionLog.open(log_dir, LogConfig(segment_ms=60_000), clock=clock)
+    for _ in range(5):
+        log.append_records(recs(2, ts=1000))  # create times from 1970
+    assert log.segment_count == 1
+    clock.now += 61
+    log.append_records(recs(2, ts=1000))
+    assert log.segment_count == 2
+    log.close()
+
+
+def test_flush_racing_truncation_does_not_claim_new_data_durable(log_dir: Path, clock: FakeClock) -> None:
+    log = PartitionLog.open(log_dir, LogConfig(), clock=clock)
+    fill(log, 4)
+    log.flush()
+    assert log.recovery_point == 20
+    log.truncate_to(10)
+    assert log.recovery_point == 10
+    fill(log, 4)
+    assert log.recovery_point == 10
+    log.flush(15)
+    assert log.recovery_point == 30
+    log.close()
