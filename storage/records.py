@@ -112,6 +112,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from itertools import pairwise
 from typing import Final, TypeVar, cast, final
 
 import crc32c as _crc32c_mod
@@ -669,13 +670,28 @@ def parse_header(buf: Buffer, pos: int = 0) -> BatchHeader:
     return _new_header(*BATCH_HEADER.unpack_from(buf, pos))
 
 
-def validate_batch(buf: Buffer, pos: int = 0) -> BatchHeader:
+def validate_batch(buf: Buffer, pos: int = 0, *, check_records: bool = False) -> BatchHeader:
     """Return the header of the batch at ``buf[pos]`` after checking magic, length, counts and CRC-32C.
 
-    Raises ``CorruptRecordError`` naming what is wrong.
+    With ``check_records`` the records are decoded too, so a batch whose CRC is right but whose
+    records are malformed (a buggy or hostile producer) or compressed with snappy is refused as well:
+    what a log should do before appending a batch it did not encode itself, as Kafka's broker does.
+
+    Raises ``CorruptRecordError`` naming what is wrong, and with ``check_records``
+    ``UnsupportedCompressionError`` for snappy.
     """
     header = parse_header(buf, pos)
     _validate(header, buf, pos)
+    if check_records:
+        records = _decode(buf, pos, header)
+        if records and records[-1].offset > header.base_offset + header.last_offset_delta:
+            raise CorruptRecordError(
+                f"batch at position {pos} holds offset {records[-1].offset}, "
+                f"past its last offset {header.base_offset + header.last_offset_delta}"
+            )
+        offsets = [r.offset for r in records]
+        if any(a >= b for a, b in pairwise(offsets)):
+            raise CorruptRecordError(f"batch at position {pos} has record offsets that do not increase")
     return header
 
 

@@ -868,3 +868,39 @@ def test_fallback_constructors_build_the_same_objects() -> None:
     header = codec._new_header(*range(13))
     assert type(header) is BatchHeader
     assert header == BatchHeader(*range(13))
+
+
+def test_validate_batch_can_check_the_records_too() -> None:
+    good = _small_batch(Compression.LZ4)
+    assert validate_batch(good, check_records=True) == validate_batch(good)
+    broken = bytearray(encode_batch([RecordIn(b"abc")], now_ms=NOW)[BATCH_OVERHEAD:])
+    broken[0] += 2  # a record length that does not match the record, under a valid CRC
+    batch = _rebuild(_small_batch(), 0, bytes(broken))
+    validate_batch(batch)  # the header and CRC alone look fine
+    with pytest.raises(CorruptRecordError):
+        validate_batch(batch, check_records=True)
+    plain = encode_batch([RecordIn(b"v")], now_ms=NOW)
+    with pytest.raises(UnsupportedCompressionError):
+        validate_batch(_rebuild(plain, 2, plain[BATCH_OVERHEAD:]), check_records=True)
+    # Records whose offsets run past the header's last offset.
+    header = parse_header(plain)
+    beyond = encode_batch([RecordIn(b"a"), RecordIn(b"b")], now_ms=NOW, offset_deltas=[0, 5])
+    section = beyond[BATCH_OVERHEAD:]
+    covered = struct.pack(">hiqqqhii", 0, 1, header.base_timestamp, header.max_timestamp, -1, -1, -1, 2)
+    crc = reference_crc32c(covered + section)
+    lying = struct.pack(">qiibI", 0, 49 + len(section), -1, 2, crc) + covered + section
+    with pytest.raises(CorruptRecordError, match="past its last offset"):
+        validate_batch(lying, check_records=True)
+
+
+def test_validate_batch_with_records_refuses_offsets_that_do_not_increase() -> None:
+    plain = encode_batch([RecordIn(b"a"), RecordIn(b"b")], now_ms=NOW)
+    section = bytearray(plain[BATCH_OVERHEAD:])
+    # second record: length, attributes, ts delta, then its offset delta (1, zig-zag 2) -> 0
+    second = 1 + section[0] // 2
+    assert section[second + 3] == 0x02
+    section[second + 3] = 0x00
+    batch = _rebuild(plain, 0, bytes(section))
+    assert [r.offset for r in decode_batch(batch)] == [0, 0]
+    with pytest.raises(CorruptRecordError, match="do not increase"):
+        validate_batch(batch, check_records=True)
