@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -503,4 +504,45 @@ def test_flush_racing_truncation_does_not_claim_new_data_durable(log_dir: Path, 
     assert log.recovery_point == 10
     log.flush(15)
     assert log.recovery_point == 30
+    log.close()
+
+
+def test_concurrent_flushes_share_fsyncs(
+    log_dir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os as os_module
+
+    import storage.segment as segment_module
+
+    log = PartitionLog.open(log_dir, LogConfig(), clock=clock)
+    calls = 0
+    real_fsync = os_module.fsync
+
+    def slow_fsync(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        time.sleep(0.05)  # a slow disk: waiters pile up behind the fsync in flight
+        real_fsync(fd)
+
+    monkeypatch.setattr(segment_module.os, "fsync", slow_fsync)
+    results: list[int] = []
+    barrier = threading.Barrier(8)
+    lock = threading.Lock()
+
+    def producer() -> None:
+        barrier.wait()
+        with lock:
+            r = log.append_records(recs(1))
+        log.flush(r.last_offset + 1)
+        results.append(log.recovery_point)
+
+    threads = [threading.Thread(target=producer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 8
+    assert log.recovery_point == 8
+    assert calls <= 4  # eight acks=all appends share a leader fsync and a follow-up (plus slack)
+    monkeypatch.undo()
     log.close()
