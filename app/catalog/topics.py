@@ -23,6 +23,7 @@ __all__ = [
     "create_topic",
     "delete_topic",
     "get_topic",
+    "list_topic_summaries",
     "list_topics",
     "set_topic_configs",
 ]
@@ -93,6 +94,22 @@ def get_topic(session: Session, *, name: str) -> TopicRow | None:
 def list_topics(session: Session) -> Sequence[TopicRow]:
     """Every topic, by name."""
     return session.scalars(select(TopicRow).order_by(TopicRow.name)).all()
+
+
+def list_topic_summaries(session: Session) -> list[tuple[str, str, int, int]]:
+    """(name, topic_uuid, replication_factor, partition count) of every topic, by name, in one query."""
+    rows = session.execute(
+        select(
+            TopicRow.name,
+            TopicRow.topic_uuid,
+            TopicRow.replication_factor,
+            func.count(PartitionRow.partition),
+        )
+        .outerjoin(PartitionRow, PartitionRow.topic_id == TopicRow.id)
+        .group_by(TopicRow.id, TopicRow.name, TopicRow.topic_uuid, TopicRow.replication_factor)
+        .order_by(TopicRow.name)
+    ).all()
+    return [(name, uuid, factor, int(count)) for name, uuid, factor, count in rows]
 
 
 def count_topics(session: Session) -> int:

@@ -122,7 +122,7 @@ async def list_topics(service: TopicServiceDep) -> TopicList:
     topics = await service.list_topics()
     return TopicList(
         topics=[
-            TopicSummary(name=t.name, topic_id=t.topic_id or "", partition_count=t.partition_count,
+            TopicSummary(name=t.name, topic_id=t.topic_id, partition_count=t.partition_count,
                          replication_factor=t.replication_factor)
             for t in topics
         ]

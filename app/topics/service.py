@@ -40,7 +40,7 @@ from app.topics.errors import (
 from storage.config import LogConfig
 
 __all__ = ["MAX_TOPIC_NAME_LENGTH", "PartitionInfo", "TopicConfigs", "TopicInfo", "TopicService",
-           "validate_topic_name"]
+           "TopicSummary", "validate_topic_name"]
 
 MAX_TOPIC_NAME_LENGTH = 249
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
@@ -72,6 +72,14 @@ class PartitionInfo:
     log_start_offset: int
     high_watermark: int
     log_end_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSummary:
+    name: str
+    topic_id: str
+    replication_factor: int
+    partition_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +157,9 @@ class TopicService:
 
     # --- reads
 
-    async def list_topics(self) -> list[TopicInfo]:
-        """Every topic (no per-partition offsets), by name."""
-        records = await to_thread.run_sync(self._list)
-        return [self._info(record, with_offsets=False) for record in records]
+    async def list_topics(self) -> list[TopicSummary]:
+        """Every topic's name, id, replication factor and partition count, by name."""
+        return await to_thread.run_sync(self._list)
 
     async def get_topic(self, name: str) -> TopicInfo:
         """The topic with its partitions' leaders and offsets and its effective configs."""
@@ -270,9 +277,9 @@ class TopicService:
 
     # --- catalog transactions (worker threads)
 
-    def _list(self) -> list[_TopicRecord]:
+    def _list(self) -> list[TopicSummary]:
         with self.catalog.read() as session:
-            return [_record(row) for row in catalog_topics.list_topics(session)]
+            return [TopicSummary(*row) for row in catalog_topics.list_topic_summaries(session)]
 
     def _get(self, name: str) -> _TopicRecord:
         with self.catalog.read() as session:
