@@ -50,7 +50,7 @@ from app.broker.errors import (
 )
 from app.broker.fetch import FetchResult, decode_fetched
 from app.broker.idempotency import IdempotencyKeys
-from app.broker.memory import tune_allocator
+from app.broker.memory import freeze_startup_heap, tune_allocator
 from app.broker.partitioner import StickyPartitioner, partition_for_key
 from app.broker.partitions import PartitionHandle, PartitionState
 from app.broker.produce import ParsedRecords, RecordResult, estimated_size
@@ -183,6 +183,7 @@ class Broker:
         tune_allocator()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self._open_catalog_topics)
+        freeze_startup_heap()
 
     def _open_catalog_topics(self) -> None:
         from app.catalog import topics as topics_catalog
