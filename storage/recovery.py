@@ -98,7 +98,13 @@ def load_segments(
             scanned_segments += 1
             scanned_bytes += seg.size
             cut, headers = seg.recover(expected)
+            # rebuilt indexes and revalidated data are not known to be on disk: the next flush
+            # fsyncs both before the recovery point moves past this segment
             seg.flushed_size = 0
+            seg.needs_index_sync = True
+            if i < len(segments) - 1 and not cut:
+                seg.offset_index.unload()
+                seg.time_index.unload()
             if headers:
                 expected = seg.next_offset
             truncated += cut
