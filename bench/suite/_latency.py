@@ -24,7 +24,7 @@ from httpx_sse import connect_sse
 from ._tidelog import BenchError, Tidelog
 
 _JSON = {"content-type": "application/json"}
-PRODUCER_WORKERS = 4
+PRODUCER_WORKERS = 8
 
 # A sender: (send one record, close the connection behind it); each producer worker makes its own.
 Sender = tuple[Callable[[], None], Callable[[], None]]
