@@ -284,7 +284,8 @@ def render_section(
         f"{scale.latency_count:,} records at {scale.latency_rate:,}/s per repetition, so p99.9 rests on the "
         f"{max(1, scale.latency_count // 1000)} slowest record(s) of each run. Every system gets the same "
         f"producer: {PRODUCER_WORKERS} connections sharing one fixed schedule (record i due at start + "
-        "i/rate), so a slow answer does not hold back the records after it; the table says what rate each achieved."
+        "i/rate), so a slow answer does not hold back the records after it; the table says what rate each "
+        "achieved."
     )
     out.append(
         "- Values are JSON objects whose encoding is exactly the stated size; every consumer decodes them "
