@@ -213,7 +213,7 @@ class GroupCoordinator:
                 acked = max(acked, min(acked_generation, txn.group.generation))
             for tp, offset in (positions or {}).items():
                 row = txn.rows.get(tp)
-                if row is not None and row.owner_member_id == member_id:
+                if row is not None and row.owner_member_id == member_id and row.position != offset:
                     row.position = offset
             self._reconcile(txn, acting=member_id, acked_generation=acked)
             member.known_generation = txn.group.generation
@@ -227,6 +227,56 @@ class GroupCoordinator:
                     for tp in view.assignment
                 ),
             )
+
+    def peek(self, group_id: str, member_id: str) -> MemberState:
+        """The member's fetchable partitions and positions, from a read-only transaction.
+
+        No lock, no settling: a poll reads with this, fetches, and then ``sync``s, which settles the
+        group and stores only positions of partitions the member still owns. Raises
+        ``UnknownMemberError`` when the member is not in the catalog.
+        """
+        with self._catalog.read() as session:
+            member = session.get(MemberRow, (group_id, member_id))
+            group = session.get(GroupRow, group_id)
+            if member is None or group is None:
+                raise UnknownMemberError(f"group {group_id!r} has no member {member_id!r}; join again")
+            rows = session.scalars(
+                select(OwnershipRow).where(
+                    OwnershipRow.group_id == group_id,
+                    OwnershipRow.owner_member_id == member_id,
+                    OwnershipRow.target_member_id.is_(None),
+                )
+            ).all()
+            committed = self._committed_map(session, group_id)
+            owned = tuple(sorted((r.topic, r.partition) for r in rows))
+            revoking = tuple(
+                sorted(
+                    (r.topic, r.partition)
+                    for r in session.scalars(
+                        select(OwnershipRow).where(
+                            OwnershipRow.group_id == group_id,
+                            OwnershipRow.owner_member_id == member_id,
+                            OwnershipRow.target_member_id.is_not(None),
+                        )
+                    ).all()
+                )
+            )
+            view = MemberView(
+                group_id=group_id,
+                member_id=member_id,
+                generation=group.generation,
+                state=group.state,
+                assignment=owned,
+                revoking=revoking,
+                heartbeat_interval_ms=heartbeat_interval_ms(member.session_timeout_ms),
+                session_timeout_ms=member.session_timeout_ms,
+                auto_offset_reset=member.auto_offset_reset,
+            )
+            positions = tuple(
+                PartitionPosition(r.topic, r.partition, r.position, committed.get((r.topic, r.partition)))
+                for r in sorted(rows, key=lambda r: (r.topic, r.partition))
+            )
+            return MemberState(view=view, positions=positions)
 
     def seek(self, group_id: str, member_id: str, tp: TopicPartition, offset: int) -> None:
         """Set the member's position in a partition it owns."""

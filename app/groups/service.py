@@ -202,45 +202,47 @@ class GroupService:
         max_bytes: int,
         auto_offset_reset: str,
     ) -> list[FetchedRecord]:
-        """Records from ``positions`` (advanced in place), fair across partitions.
+        """Records from ``positions`` (advanced in place), fair across partitions over time.
 
-        Partitions are visited from a rotating start; the first pass gives each an equal share of
-        ``max_records`` and ``max_bytes``, a second pass lets the busy ones use what the idle left.
+        Partitions with records are visited from a start that rotates on every call, each giving
+        what is left of ``max_records``/``max_bytes`` (as Kafka's fetch sessions rotate partition
+        order): one busy partition cannot starve the others, and a poll costs as few reads as the
+        data allows.
         """
-        order = sorted(positions)
+        order = []
+        for tp in sorted(positions):
+            if (await self.broker.partition(*tp)).high_watermark > positions[tp]:
+                order.append(tp)
         if not order:
             return []
         start = next(self._turn) % len(order)
         order = order[start:] + order[:start]
-        share = max(1, max_records // len(order))
-        byte_share = max(1, max_bytes // len(order))
         out: list[FetchedRecord] = []
         used_bytes = 0
-        for pass_number in (0, 1):
-            for tp in order:
-                remaining = max_records - len(out)
-                if remaining <= 0 or used_bytes >= max_bytes:
-                    return out
-                limit = min(share, remaining) if pass_number == 0 else remaining
-                byte_limit = byte_share if pass_number == 0 else max_bytes - used_bytes
-                handle = await self.broker.partition(*tp)
-                if handle.high_watermark <= positions[tp]:
-                    continue
-                try:
-                    result = await self.broker.fetch(
-                        tp[0], tp[1], positions[tp], max_records=limit, max_bytes=byte_limit, max_wait_ms=0
-                    )
-                except OffsetOutOfRangeError as exc:
-                    positions[tp] = self._reset(
-                        tp[0], tp[1], auto_offset_reset, exc.log_start_offset, exc.log_end_offset, None
-                    )
-                    continue
-                except UnknownTopicError:
-                    continue  # deleted meanwhile: the next rebalance drops it
-                used_bytes += result.bytes_read
-                for record, ts_type in zip(result.records, result.timestamp_types, strict=True):
-                    out.append(FetchedRecord(tp[0], tp[1], record, ts_type))
-                positions[tp] = result.next_offset
+        for tp in order:
+            remaining = max_records - len(out)
+            if remaining <= 0 or used_bytes >= max_bytes:
+                break
+            try:
+                result = await self.broker.fetch(
+                    tp[0],
+                    tp[1],
+                    positions[tp],
+                    max_records=remaining,
+                    max_bytes=max_bytes - used_bytes,
+                    max_wait_ms=0,
+                )
+            except OffsetOutOfRangeError as exc:
+                positions[tp] = self._reset(
+                    tp[0], tp[1], auto_offset_reset, exc.log_start_offset, exc.log_end_offset, None
+                )
+                continue
+            except UnknownTopicError:
+                continue  # deleted meanwhile: the next rebalance drops it
+            used_bytes += result.bytes_read
+            for record, ts_type in zip(result.records, result.timestamp_types, strict=True):
+                out.append(FetchedRecord(tp[0], tp[1], record, ts_type))
+            positions[tp] = result.next_offset
         return out
 
     async def poll(
@@ -250,7 +252,7 @@ class GroupService:
 
         Waits at most half the member's session timeout, so that a poll never outlives its session.
         """
-        state = await self.sync(group_id, member_id)
+        state = await self._run(self.coordinator.peek, group_id, member_id)
         view = state.view
         positions = await self.resolve_positions(state.positions, view.auto_offset_reset)
         wait_s = min(max_wait_ms, view.session_timeout_ms // 2) / 1000

@@ -293,3 +293,18 @@ def test_pattern_subscription_follows_new_topics(client: Any) -> None:
         ("logs.b", 0),
         ("logs.b", 1),
     ]
+
+
+def test_polls_rotate_across_partitions(client: Any) -> None:
+    _topic(client, "t", 3, records=50)
+    mid = _join(client, "g", auto_offset_reset="earliest")["member_id"]
+    firsts = []
+    for _ in range(3):
+        records = client.get(
+            f"/v1/groups/g/members/{mid}/records", params={"max_records": 10, "max_wait_ms": 0}
+        )
+        body = records.json()["records"]
+        assert len(body) == 10
+        firsts.append(body[0]["partition"])
+    # A busy partition cannot starve the others: each poll starts from the next partition.
+    assert sorted(firsts) == [0, 1, 2]
