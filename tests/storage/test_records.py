@@ -904,3 +904,51 @@ def test_validate_batch_with_records_refuses_offsets_that_do_not_increase() -> N
     assert [r.offset for r in decode_batch(batch)] == [0, 0]
     with pytest.raises(CorruptRecordError, match="do not increase"):
         validate_batch(batch, check_records=True)
+
+
+@given(
+    batches=st.lists(
+        st.tuples(
+            st.sets(st.integers(min_value=0, max_value=9), max_size=6),  # surviving offset deltas
+            st.integers(min_value=0, max_value=3),  # extra room after the last survivor
+            st.sampled_from(CODECS),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    min_offset=st.integers(min_value=0, max_value=70),
+    span=st.one_of(st.none(), st.integers(min_value=0, max_value=70)),
+)
+@HYPOTHESIS
+def test_decode_records_bounds_over_compacted_batches(
+    batches: list[tuple[set[int], int, Compression]], min_offset: int, span: int | None
+) -> None:
+    # Compaction-shaped batches: gaps inside, a kept offset range past the last survivor, even no
+    # survivors at all. The model is the plain list of surviving offsets.
+    buf = []
+    model: list[int] = []
+    base = 0
+    for survivors, room, codec in batches:
+        deltas = sorted(survivors)
+        last_delta = (deltas[-1] if deltas else 0) + room
+        buf.append(
+            encode_batch(
+                [RecordIn(b"%d" % (base + d), key=b"k") for d in deltas],
+                base_offset=base,
+                now_ms=NOW,
+                compression=codec,
+                offset_deltas=deltas,
+                last_offset_delta=last_delta,
+            )
+        )
+        model += [base + d for d in deltas]
+        base += last_delta + 1
+    max_offset = None if span is None else min_offset + span
+    decoded = decode_records(b"".join(buf), min_offset=min_offset, max_offset=max_offset)
+    high = base if max_offset is None else max_offset
+    expected = [o for o in model if min_offset <= o < high]
+    assert [r.offset for r in decoded] == expected
+    assert [r.value for r in decoded] == [b"%d" % o for o in expected]
+    for pos, header in iter_batches(b"".join(buf)):
+        validate_batch(b"".join(buf), pos, check_records=True)
+        assert header.record_count <= header.last_offset_delta + 1
