@@ -172,6 +172,7 @@ class Broker:
         #: even on partitions the newer incarnation has not written to yet.
         self._producer_epochs: dict[int, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._flush_ticker: asyncio.Task[None] | None = None
         self._closed = False
         self.idempotency = IdempotencyKeys(catalog, settings.idempotency_key_window_ms)
 
@@ -183,6 +184,7 @@ class Broker:
         tune_allocator()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self._open_catalog_topics)
+        self._flush_ticker = asyncio.get_running_loop().create_task(self._flush_on_schedule())
         freeze_startup_heap()
 
     def _open_catalog_topics(self) -> None:
@@ -200,6 +202,10 @@ class Broker:
     async def close(self) -> None:
         """Finish queued acks=0 appends, then close every log cleanly."""
         self._closed = True
+        if self._flush_ticker is not None:
+            self._flush_ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flush_ticker
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         with self._admin_lock:
@@ -215,6 +221,30 @@ class Broker:
                     logger.exception("closing %s-%d failed", handle.topic, handle.partition)
 
         await asyncio.to_thread(close_all)
+
+    async def _flush_on_schedule(self) -> None:
+        """The ``flush.ms`` policy: fsync partitions whose oldest unflushed append is that old.
+
+        Appends apply ``flush.messages`` and ``flush.ms`` themselves; this tick covers a partition
+        that stopped receiving appends before its ``flush.ms`` passed. It wakes every tenth of the
+        smallest ``flush.ms`` in use (between 10 ms and 1 s) and does nothing while no topic sets it.
+        """
+        while True:
+            flush_ms = [t.config.flush_ms for t in self._topics.values() if t.config.flush_ms is not None]
+            if not flush_ms:
+                await asyncio.sleep(1.0)
+                continue
+            await asyncio.sleep(min(1.0, max(0.01, min(flush_ms) / 10_000)))
+            for topic in list(self._topics.values()):
+                if topic.config.flush_ms is None:
+                    continue
+                for handle in topic.partitions:
+                    try:
+                        await asyncio.to_thread(handle.log.flush_if_due)
+                    except storage_errors.LogClosedError:
+                        continue
+                    except Exception:
+                        logger.exception("flush.ms flush of %s-%d failed", handle.topic, handle.partition)
 
     # -- topic admin hooks (called by TopicService after its catalog transaction commits) ------------
 

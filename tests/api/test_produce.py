@@ -520,3 +520,15 @@ def test_metrics_count_produced_and_fetched_records(client: Any) -> None:
     text = client.get("/metrics").text
     assert 'tidelog_produced_records_total{topic="counted"} 7.0' in text
     assert 'tidelog_fetched_records_total{topic="counted"} 7.0' in text
+
+
+def test_flush_ms_fsyncs_a_partition_that_went_quiet(client: Any, app: Any) -> None:
+    import time
+
+    create_topic(client, "flushms", flush_ms=100)
+    log = app.state.broker._topics["flushms"].partitions[0].log
+    produce(client, "flushms", {"records": [{"value": 1}]}, acks="1")
+    deadline = time.monotonic() + 5
+    while log.recovery_point < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.recovery_point >= 1  # flushed by the broker's tick, with no further append
