@@ -3,14 +3,18 @@
 Durability: the project's Redis runs with `appendonly no` and `save ""` (it keeps nothing on disk), so an
 acknowledged XADD lives in the server's memory only and is lost when the server process dies — weaker than
 tidelog's acks=1, which has handed the record to the kernel's page cache (it survives a broker crash).
-The suite reads those settings back with CONFIG GET and prints them in the report.
+The suite reads those settings back with CONFIG GET and prints them in the report. For tidelog's acks=all
+it starts a redis-server of its own with `appendfsync always` (PrivateRedisServer).
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -89,3 +93,58 @@ class RedisStreams:
             self.cleanup()
         finally:
             self.client.close()
+
+
+class PrivateRedisServer:
+    """A redis-server of the suite's own, on a free port, with every write fsynced before its answer.
+
+    `appendonly yes` + `appendfsync always` is Redis's counterpart of tidelog's acks=all. The shared
+    server on 6379 is left as it is configured; this one lives in the suite's work directory.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise RuntimeError("redis-server is not installed")
+        from ._broker import free_port
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        command = [
+            executable, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
+            "--logfile", str(self.directory / "redis.log"),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self._process.returncode}")
+            try:
+                with redis.Redis.from_url(self.url, socket_connect_timeout=0.5) as probe:
+                    probe.ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("redis-server did not answer within 15 s")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

@@ -202,9 +202,10 @@ def render_section(
         "lives only in memory, weaker than `acks=1` |"
     )
     out.append(
-        "| `acks=all` | fsynced (group commit shared by concurrent requests) before the answer | none of the "
-        "peers as configured here; Redis would need `appendonly yes` with `appendfsync always`, JetStream "
-        "(2.10 and later) `sync_interval: always` |"
+        "| `acks=all` | fsynced (group commit shared by concurrent requests) before the answer | Redis with "
+        "`appendonly yes` and `appendfsync always`: a redis-server of the suite's own on a free port (row "
+        '"appendfsync always"), since the shared one keeps nothing on disk. The JetStream server runs as the '
+        "machine starts it, syncing on its default timer, so it has no row here |"
     )
     out.append("")
     out.append("### Targets")

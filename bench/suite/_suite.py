@@ -25,7 +25,7 @@ from ._latency import LatencyRun
 from ._model import Figure, Results, Target, percentile
 from ._nats import JetStream
 from ._profile import profile_while
-from ._redis import RedisStreams
+from ._redis import PrivateRedisServer, RedisStreams
 from ._runner import Contender, interleave
 from ._scale import Scale
 from ._tidelog import Tidelog
@@ -35,6 +35,7 @@ from ._wrk import run_wrk, wrk_available
 T_ACKS1 = "tidelog acks=1"
 T_ACKSALL = "tidelog acks=all"
 REDIS = "Redis XADD (pipelined)"
+REDIS_FSYNC = "Redis XADD (pipelined, appendfsync always)"
 NATS = "JetStream publish_async"
 T_JSON = "tidelog fetch JSON"
 T_NDJSON = "tidelog fetch NDJSON"
@@ -75,6 +76,8 @@ class Suite:
         self.broker: BrokerProcess | None = None
         self.tidelog: Tidelog | None = None
         self.redis: RedisStreams | None = None
+        self.redis_fsync: RedisStreams | None = None
+        self._redis_fsync_server: PrivateRedisServer | None = None
         self.nats: JetStream | None = None
         self._names = itertools.count(1)
         self._started = 0.0
@@ -94,6 +97,16 @@ class Suite:
         except Exception as exc:
             redis.client.close()
             self.results.skip(f"Redis Streams at {self.redis_url}", f"does not answer: {exc!r}")
+        server = PrivateRedisServer(self.workdir / "redis-fsync")
+        try:
+            server.start()
+            self._redis_fsync_server = server
+            fsync = RedisStreams(server.url)
+            self.results.versions["Redis (acks=all counterpart)"] = fsync.check()
+            self.redis_fsync = fsync
+        except Exception as exc:
+            server.stop()
+            self.results.skip("Redis with appendfsync always (own redis-server)", f"could not start: {exc!r}")
         nats = JetStream(self.nats_url)
         try:
             self.results.versions["NATS"] = nats.connect()
@@ -181,6 +194,12 @@ class Suite:
         if self.redis is not None:
             self.redis.close()
             self.redis = None
+        if self.redis_fsync is not None:
+            self.redis_fsync.close()
+            self.redis_fsync = None
+        if self._redis_fsync_server is not None:
+            self._redis_fsync_server.stop()
+            self._redis_fsync_server = None
         if self.nats is not None:
             self.nats.close()
             self.nats = None
@@ -300,6 +319,18 @@ class Suite:
             contenders.append(Contender(self.results.figure(PRODUCE, case, REDIS, "records/s"), redis_side))
         else:
             self.results.skip(f"{PRODUCE}: {REDIS}", "Redis does not answer")
+        fsync = self.redis_fsync
+        if fsync is not None:
+
+            def redis_fsync_side() -> float:
+                key = fsync.key(self._name("produce"))
+                result = fsync.produce(key, batch, total=s.records, time_cap_s=s.time_cap_s)
+                fsync.cleanup()  # its own server: keeps its append-only file small
+                return result.records_per_s
+
+            contenders.append(
+                Contender(self.results.figure(PRODUCE, case, REDIS_FSYNC, "records/s"), redis_fsync_side)
+            )
         nats = self.nats
         if nats is not None:
 
