@@ -58,6 +58,7 @@ CLEANER_CHECKPOINT_FILE = "cleaner-offset-checkpoint"
 SWAP_MANIFEST_FILE = "compaction-swap"
 CLEANED_SUFFIX = ".cleaned"
 _READ_WINDOW = 8 << 20
+MAX_OFFSET_MAP_KEYS = 2_000_000  # keys per pass; more dirty keys are cleaned over several passes
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,13 +185,22 @@ def compact_log(plog: PartitionLog, now_ms: int) -> CompactionStats | None:
         return None
 
     offset_map: dict[bytes, int] = {}
-    for seg in dirty_segments:
+    for i, seg in enumerate(dirty_segments):
         for header, batch in _iter_batches(seg, seg.size):
             if header.last_offset < first_dirty:
                 continue
             for record in decode_batch(batch):
                 if record.key is not None:
                     offset_map[record.key] = record.offset
+        if len(offset_map) > MAX_OFFSET_MAP_KEYS and i + 1 < len(dirty_segments):
+            # Bound the map's memory (Kafka's log.cleaner.dedupe.buffer.size): clean up to here
+            # now and leave the remaining dirty segments to the next pass.
+            stop = dirty_segments[i + 1].base_offset
+            upper = next(j for j, s in enumerate(segments) if s.base_offset == stop)
+            cleanable = closed[:upper]
+            end_offset = stop
+            break
+    bytes_before = sum(s.size for s in cleanable)
 
     tombstone_horizon = now_ms - config.delete_retention_ms
     groups = _group(cleanable, config.segment_bytes)
@@ -243,7 +253,7 @@ def compact_log(plog: PartitionLog, now_ms: int) -> CompactionStats | None:
         dirty_ratio=ratio,
         segments_before=len(cleanable),
         segments_after=len(new_segments),
-        bytes_before=total_bytes,
+        bytes_before=bytes_before,
         bytes_after=bytes_after,
         records_removed=removed,
         tombstones_removed=tombstones,

@@ -154,6 +154,7 @@ class PartitionLog:
         self._last_flush_ms = 0
         self._last_checkpoint_s = 0.0
         self._truncations = 0  # a flush that raced a truncation must not publish its offset
+        self._dir_dirty = False  # a segment file was created and the directory not fsynced since
         self._roll_flush_pending: int | None = None
         self._roll_flusher: threading.Thread | None = None
         self._producers = ProducerStateManager(directory)
@@ -256,6 +257,7 @@ class PartitionLog:
         )
         seg.next_offset = base_offset
         seg.created_ms = self._now_ms()
+        self._dir_dirty = True
         return seg
 
     # ------------------------------------------------------------------------------ properties
@@ -620,6 +622,10 @@ class PartitionLog:
                 seg.sync_index_files()
             if seg.flushed_size < seg.size:
                 seg.fsync()
+        if self._dir_dirty:
+            # a segment created since the last flush: its directory entry must be durable too
+            self._dir_dirty = False
+            fsync_dir(self._dir)
         now_s = time.monotonic()
         if sealed or now_s - self._last_checkpoint_s >= _CHECKPOINT_INTERVAL_S:
             with self._lock:

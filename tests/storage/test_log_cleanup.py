@@ -292,3 +292,25 @@ def test_crash_during_compaction_loses_nothing(tmp_path: Path, stage: str) -> No
     log.compact(NOW_MS)
     assert contents(log) == survivors
     log.close()
+
+
+def test_offset_map_is_bounded_and_passes_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import storage.cleaner as cleaner
+
+    monkeypatch.setattr(cleaner, "MAX_OFFSET_MAP_KEYS", 3)
+    log = compacting_log(tmp_path / "t-0", segment_bytes=200)
+    for i in range(40):
+        log.append_records([kv(f"k{i % 8}", str(i))])
+    log.roll()
+    end = log.log_end_offset
+    first = log.compact(NOW_MS)
+    assert first is not None and first.cleaned_up_to < end  # stopped early: too many keys
+    passes = 1
+    while log.compact(NOW_MS) is not None:
+        passes += 1
+        assert passes < 40
+    assert passes > 1
+    rows = contents(log)
+    assert sorted(k for _o, k, _v in rows) == sorted(f"k{i}".encode() for i in range(8))
+    assert [v for _o, _k, v in rows] == [str(i).encode() for i in range(32, 40)]
+    log.close()
