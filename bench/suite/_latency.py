@@ -215,6 +215,7 @@ def redis_xread_block(
     pad = "x" * max(0, size - 40)
     with redis.Redis.from_url(url, socket_timeout=30) as setup:
         start_id = setup.xadd(key, {"v": b"{}"})
+        setup.expire(key, 3600)  # the shared server outlives the suite
 
     def consume(collector: _Collector) -> None:
         client = redis.Redis.from_url(url, socket_timeout=30)

@@ -85,7 +85,13 @@ class JetStream:
 
         async def add() -> None:
             await self._context().add_stream(
-                StreamConfig(name=stream_name, subjects=[subject], storage=StorageType.FILE, num_replicas=1)
+                StreamConfig(
+                    name=stream_name,
+                    subjects=[subject],
+                    storage=StorageType.FILE,
+                    num_replicas=1,
+                    max_age=3600,  # should the suite die before close(), the shared server drops the data
+                )
             )
 
         self._loop.run(add(), timeout=30)
