@@ -42,7 +42,7 @@ SECTION = "## Consumer groups and SSE"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PARTITIONS = 8
 BATCH = 1000
-SENDERS = 32
+SENDERS = 4
 _PAD = "x" * (100 - len(orjson.dumps({"seq": 0, "pad": ""})) - 5)
 
 
@@ -167,35 +167,55 @@ def _subscriber(url: str, topic: str, ready: Any, results: Any, expected: int, t
     results.put(received)
 
 
-async def _produce_steady(
-    url: str, topic: str, rate: int, seconds: float, acks: str
-) -> list[tuple[int, int, int]]:
-    """(offset, send ns, ack ns) of single-record produces sent on an open-loop schedule."""
+def _producer(
+    url: str,
+    topic: str,
+    rate: float,
+    first: int,
+    step: int,
+    total: int,
+    acks: str,
+    start_at: float,
+    results: Any,
+) -> None:
+    """One producer process: single-record produces at slots first, first+step, … of the schedule."""
     out: list[tuple[int, int, int]] = []
-    total = int(rate * seconds)
-    limits = httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        start = time.perf_counter()
-
-        async def send(i: int) -> None:
-            delay = start + i / rate - time.perf_counter()
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for i in range(first, total, step):
+            delay = start_at + i / rate - time.time()
             if delay > 0:
-                await asyncio.sleep(delay)
+                time.sleep(delay)
             sent = time.time_ns()
-            answer = await client.post(
+            answer = client.post(
                 f"/v1/topics/{topic}/partitions/0/records?acks={acks}",
                 json={"records": [{"value": _value(i)}]},
             )
             acked = time.time_ns()
             out.append((orjson.loads(answer.content)["results"][0]["offset"], sent, acked))
+    results.put(out)
 
-        # SENDERS senders, each taking every SENDERS-th slot of the schedule: the rate holds even
-        # when a request is slow, as it would with independent producers.
-        async def sender(k: int) -> None:
-            for i in range(k, total, SENDERS):
-                await send(i)
 
-        await asyncio.gather(*(sender(k) for k in range(SENDERS)))
+def _produce_steady(url: str, topic: str, rate: int, seconds: float, acks: str) -> list[tuple[int, int, int]]:
+    """(offset, send ns, ack ns) of single-record produces on an open-loop schedule of ``rate``/s.
+
+    SENDERS producer processes take every SENDERS-th slot each, so the rate holds when one request
+    is slow, as with independent producers.
+    """
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    total = int(rate * seconds)
+    start_at = time.time() + 2.0  # every process is up and connected before the first slot
+    workers = [
+        ctx.Process(target=_producer, args=(url, topic, rate, k, SENDERS, total, acks, start_at, results))
+        for k in range(SENDERS)
+    ]
+    for worker in workers:
+        worker.start()
+    out: list[tuple[int, int, int]] = []
+    for _ in workers:
+        out += results.get(timeout=seconds + 120)
+    for worker in workers:
+        worker.join(30)
     return out
 
 
@@ -218,9 +238,9 @@ def _sse_latency(url: str, topic: str, rate: int, seconds: float, acks: str) -> 
     if not ready.wait(60):
         raise RuntimeError("the SSE subscriber did not connect")
     time.sleep(0.5)
-    started = time.perf_counter()
-    produced = asyncio.run(_produce_steady(url, topic, rate, seconds, acks))
-    achieved = len(produced) / (time.perf_counter() - started)
+    produced = _produce_steady(url, topic, rate, seconds, acks)
+    span_ns = max(a for _, _, a in produced) - min(s for _, s, _ in produced)
+    achieved = len(produced) / (span_ns / 1e9)
     received = dict(results.get(timeout=120))
     subscriber.join(30)
     from_ack = [max(0, received[o] - acked) / 1e6 for o, _, acked in produced if o in received]

@@ -308,3 +308,16 @@ def test_polls_rotate_across_partitions(client: Any) -> None:
         firsts.append(body[0]["partition"])
     # A busy partition cannot starve the others: each poll starts from the next partition.
     assert sorted(firsts) == [0, 1, 2]
+
+
+def test_periodic_sweep_expires_silent_members(client: Any) -> None:
+    _topic(client, "t", 1)
+    _join(client, "g", session_timeout_ms=150)
+    assert client.get("/v1/groups").json()["groups"][0]["members"] == 1
+    # The list reads the catalog as the sweeps left it (it settles nothing itself): only the
+    # broker's periodic sweep can have removed the member.
+    deadline = time.monotonic() + 5
+    while client.get("/v1/groups").json()["groups"][0]["members"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    summary = client.get("/v1/groups").json()["groups"][0]
+    assert summary["members"] == 0 and summary["state"] == "Empty"
