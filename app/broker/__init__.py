@@ -1,6 +1,6 @@
 """The data path of the broker: partition logs, produce, fetch, offsets, idempotent producers."""
 
-from app.broker.broker import Acks, Broker, ProduceOutcome, RetentionStats, log_config_for
+from app.broker.broker import Acks, Broker, ProduceOutcome, RetentionStats
 from app.broker.fetch import FetchResult
 from app.broker.partitions import PartitionHandle, PartitionState
 
@@ -12,5 +12,4 @@ __all__ = [
     "PartitionState",
     "ProduceOutcome",
     "RetentionStats",
-    "log_config_for",
 ]

@@ -59,14 +59,14 @@ from app.catalog import producers as producers_catalog
 from app.config import Settings
 from app.error_codes import ErrorCode
 from app.errors_base import InvalidParameterError, TidelogError, UnknownPartitionError, UnknownTopicError
+from app.topics.configs import log_config_for
 from storage import AppendResult, LogConfig, PartitionLog, RecordIn, TimestampType
 from storage import errors as storage_errors
 
-__all__ = ["Acks", "Broker", "ProduceOutcome", "RetentionStats", "log_config_for"]
+__all__ = ["Acks", "Broker", "ProduceOutcome", "RetentionStats"]
 
 logger = logging.getLogger("tidelog.broker")
 
-_LOG_CONFIG_NAMES = frozenset(LogConfig().to_topic_configs())
 _BATCH_OVERHEAD = 61  # bytes of a record batch header, offset and length prefix included
 
 
@@ -107,28 +107,6 @@ class _Topic:
     name: str
     config: LogConfig
     partitions: tuple[PartitionHandle, ...]
-
-
-def log_config_for(settings: Settings, overrides: Mapping[str, object]) -> LogConfig:
-    """The ``LogConfig`` of a topic: the broker's defaults (``Settings``) under its config overrides."""
-    defaults: dict[str, object] = {
-        "retention.ms": settings.log_retention_ms,
-        "retention.bytes": settings.log_retention_bytes,
-        "segment.bytes": settings.log_segment_bytes,
-        "segment.ms": settings.log_segment_ms,
-        "cleanup.policy": settings.log_cleanup_policy,
-        "delete.retention.ms": settings.log_cleaner_delete_retention_ms,
-        "min.cleanable.dirty.ratio": settings.log_cleaner_min_cleanable_ratio,
-        "max.message.bytes": settings.message_max_bytes,
-        "message.timestamp.type": settings.log_message_timestamp_type,
-    }
-    if settings.log_flush_interval_messages is not None:
-        defaults["flush.messages"] = settings.log_flush_interval_messages
-    if settings.log_flush_interval_ms is not None:
-        defaults["flush.ms"] = settings.log_flush_interval_ms
-    defaults.update({k: v for k, v in overrides.items() if v is not None})
-    # Topic configs the log does not use (min.insync.replicas, ...) stay with the topic service.
-    return LogConfig.from_topic_configs({k: v for k, v in defaults.items() if k in _LOG_CONFIG_NAMES})
 
 
 def _translate(exc: BaseException) -> BaseException:
