@@ -720,6 +720,16 @@ class Suite:
 
             contenders.append(Contender(self.results.figure(CEILING, case, system, "records/s"), measure))
         interleave(contenders, s.repetitions, label="wrk ")
+        produce_case = f"{s.value_size} B values, batches of {s.batch:,}"
+        for system in (T_ACKS1, T_ACKSALL):
+            server = self.results.figures.get((CEILING, case, system, "records/s"))
+            client = self.results.figures.get((PRODUCE, produce_case, system, "records/s"))
+            if server and server.samples and client and client.samples and client.summary.median > 0:
+                share = server.summary.median / client.summary.median
+                server.note = (
+                    f"{share:.2f}\u00d7 the one-connection Python client of workload 1 "
+                    f"({client.summary.median:,.0f} records/s)"
+                )
 
     # -- where the time goes ---------------------------------------------------------------------------
 
