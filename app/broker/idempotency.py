@@ -8,7 +8,10 @@ UUID). Within ``idempotency_key_window_ms`` of the first request:
   body, compared by SHA-256) gets the first answer again, byte for byte, with the header
   ``Idempotent-Replayed: true``, and nothing is appended again;
 - the same key with a different request is refused with 409 (error_code 40907);
-- a retry while the first request is still being served is refused with 409 (40907) too; retry later.
+- a retry while the first request is still being served is refused with 409 (40907) too; retry
+  later. A claim left unanswered for ``ABANDONED_CLAIM_MS`` (its broker died mid-request) is
+  taken over by the next retry, which appends again: the key's protection does not outlive a
+  broker crash during the request (idempotent producers' does).
 
 Keys are scoped to the produce path (topic, or topic and partition). Only successful answers
 (200 and 207) are stored: a refused request (4xx, nothing appended) releases its key so that a
@@ -30,7 +33,11 @@ from app.catalog import Catalog
 from app.catalog import producers as catalog_producers
 from app.errors_base import InvalidParameterError
 
-__all__ = ["IdempotencyKeys", "StoredAnswer", "request_hash"]
+__all__ = ["ABANDONED_CLAIM_MS", "IdempotencyKeys", "StoredAnswer", "request_hash"]
+
+#: A claim still unanswered after this long belongs to a broker that died mid-request: a retry
+#: takes it over (and appends again: the first attempt's outcome is unknown).
+ABANDONED_CLAIM_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +91,18 @@ class IdempotencyKeys:
                             request_hash=digest,
                             now_ms=now_ms,
                             expires_at_ms=now_ms + self.window_ms,
+                            abandoned_before_ms=now_ms - ABANDONED_CLAIM_MS,
                         )
                         if row is None:
                             return None
-                        if row.request_hash != digest:
-                            raise IdempotencyKeyReusedError(
-                                "this Idempotency-Key was used for a different request; use a new key",
-                                idempotency_key=key,
-                            )
                         if row.status_code is None or row.response_body is None:
                             raise IdempotencyKeyReusedError(
                                 "a request with this Idempotency-Key is still being served; retry later",
+                                idempotency_key=key,
+                            )
+                        if row.request_hash != digest:
+                            raise IdempotencyKeyReusedError(
+                                "this Idempotency-Key was used for a different request; use a new key",
                                 idempotency_key=key,
                             )
                         return StoredAnswer(row.status_code, row.response_body)

@@ -115,16 +115,25 @@ def get_idempotency_key(session: Session, *, scope: str, key: str) -> Idempotenc
 
 
 def claim_idempotency_key(
-    session: Session, *, scope: str, key: str, request_hash: str, now_ms: int, expires_at_ms: int
+    session: Session,
+    *,
+    scope: str,
+    key: str,
+    request_hash: str,
+    now_ms: int,
+    expires_at_ms: int,
+    abandoned_before_ms: int = -1,
 ) -> IdempotencyKeyRow | None:
     """Claim ``key`` for a new request (None), or give back the live row that already holds it.
 
-    An expired row is replaced. Two brokers claiming the same new key at once: one insert fails
-    with an ``IntegrityError`` at flush, and the caller reads the winner's row.
+    An expired row is replaced, and so is a claim never answered that was made before
+    ``abandoned_before_ms`` (its broker died mid-request). Two brokers claiming the same new key at
+    once: one insert fails with an ``IntegrityError`` at flush, and the caller reads the winner's row.
     """
     row = session.get(IdempotencyKeyRow, (scope, key), with_for_update=True)
     if row is not None:
-        if row.expires_at_ms > now_ms:
+        abandoned = row.status_code is None and row.created_at_ms < abandoned_before_ms
+        if row.expires_at_ms > now_ms and not abandoned:
             return row
         session.delete(row)
         session.flush()

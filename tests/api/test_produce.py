@@ -532,3 +532,29 @@ def test_flush_ms_fsyncs_a_partition_that_went_quiet(client: Any, app: Any) -> N
     while log.recovery_point < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert log.recovery_point >= 1  # flushed by the broker's tick, with no further append
+
+
+def test_idempotency_key_in_progress_is_409_and_an_abandoned_claim_is_taken_over(
+    client: Any, app: Any
+) -> None:
+    import time
+
+    from app.catalog import producers as catalog_producers
+
+    create_topic(client, "ik4")
+    now_ms = int(time.time() * 1000)
+    with app.state.catalog.begin() as session:
+        catalog_producers.claim_idempotency_key(
+            session, scope="ik4", key="pending", request_hash="x", now_ms=now_ms, expires_at_ms=now_ms + 10**6
+        )
+    headers = {"Idempotency-Key": "pending"}
+    busy = client.post("/v1/topics/ik4/records", json={"records": [{"value": 1}]}, headers=headers)
+    assert "still being served" in assert_problem(busy, 409, 40907)["detail"]
+    with app.state.catalog.begin() as session:
+        row = catalog_producers.get_idempotency_key(session, scope="ik4", key="pending")
+        assert row is not None
+        row.created_at_ms = now_ms - 120_000  # its broker died mid-request two minutes ago
+    taken = client.post("/v1/topics/ik4/records", json={"records": [{"value": 1}]}, headers=headers)
+    assert taken.status_code == 200
+    replay = client.post("/v1/topics/ik4/records", json={"records": [{"value": 1}]}, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true"
