@@ -97,7 +97,7 @@ def load_segments(
             seg = segments[i]
             scanned_segments += 1
             scanned_bytes += seg.size
-            cut, headers = seg.recover(expected)
+            cut, headers = seg.recover(expected, max(config.max_message_bytes, 128 << 20))
             # rebuilt indexes and revalidated data are not known to be on disk: the next flush
             # fsyncs both before the recovery point moves past this segment
             seg.flushed_size = 0

@@ -343,7 +343,7 @@ class LogSegment:
         first = self.first_header()
         self.first_batch_timestamp = first.max_timestamp if first is not None else None
 
-    def recover(self, next_expected: int) -> tuple[int, list[BatchHeader]]:
+    def recover(self, next_expected: int, max_batch_bytes: int = 128 << 20) -> tuple[int, list[BatchHeader]]:
         """Validate every batch, truncate at the first invalid byte and rebuild both indexes.
 
         ``next_expected`` is the lowest base offset the first batch may have. Returns the number
@@ -369,7 +369,7 @@ class LogSegment:
                     break
                 length = struct.unpack_from(">i", buf, off + 8)[0]
                 size = length + LOG_OVERHEAD
-                if length < HEADER_SIZE - LOG_OVERHEAD:
+                if length < HEADER_SIZE - LOG_OVERHEAD or size > max_batch_bytes:
                     reason = f"invalid batch length {length}"
                     break
                 if off + size > len(buf):
