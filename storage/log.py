@@ -26,7 +26,9 @@ contains it.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import shutil
 import struct
 import threading
@@ -45,6 +47,7 @@ from storage.errors import (
     LogClosedError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
+    StorageError,
 )
 from storage.producer_state import ProducerStateManager
 from storage.records import (
@@ -80,6 +83,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CLEAN_SHUTDOWN_FILE = ".clean_shutdown"
+LOCK_FILE = ".lock"
 RECOVERY_POINT_FILE = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_FILE = "log-start-offset-checkpoint"
 LATEST_TIMESTAMP = -1  # ListOffsets' "latest": offset_for_timestamp answers the log end offset
@@ -133,6 +137,19 @@ def _next_sequence(base_sequence: int, increment: int) -> int:
     return base_sequence + increment
 
 
+def _lock_directory(directory: Path) -> int:
+    """Take an exclusive ``flock`` on ``<dir>/.lock`` so two logs never share a directory."""
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(
+            f"the log directory {directory} is in use by another open PartitionLog (this process or another)"
+        ) from None
+    return fd
+
+
 class PartitionLog:
     """One partition's log on disk. Build it with ``PartitionLog.open``."""
 
@@ -159,6 +176,7 @@ class PartitionLog:
         self._roll_flusher: threading.Thread | None = None
         self._producers = ProducerStateManager(directory)
         self._epochs: LeaderEpochCache
+        self._dir_lock = -1
         self.recovery: RecoveryStats
 
     # ------------------------------------------------------------------------------------ open
@@ -171,7 +189,12 @@ class PartitionLog:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self = cls(directory, config, clock)
-        self._load()
+        self._dir_lock = _lock_directory(directory)
+        try:
+            self._load()
+        except BaseException:
+            self._release()
+            raise
         return self
 
     def _load(self) -> None:
@@ -556,6 +579,8 @@ class PartitionLog:
             return self._log_start
         view = self._view
         log_start = self._log_start
+        if self._closed:
+            raise LogClosedError(f"the log in {self._dir} is closed")
         active = view.segments[-1]
         for seg in view.segments:
             seg_max = seg.max_timestamp if seg is active else seg.closed_max_timestamp()
@@ -816,26 +841,29 @@ class PartitionLog:
             self._producers.write_snapshot(self._log_end)
             self._producers.delete_old_snapshots()
             write_atomic(self._dir / CLEAN_SHUTDOWN_FILE, b"")
-            self._closed = True
-            for seg in view.segments:
-                seg.close()
+            self._release()
 
     def abandon(self) -> None:
-        """Close descriptors without flushing or marking a clean shutdown (as a crash would)."""
+        """Let go of the log without flushing or marking a clean shutdown (as a crash would)."""
         self._wait_for_roll_flusher()
         with self._lock:
-            self._closed = True
-            for seg in self._view.segments:
-                seg.close()
+            if not self._closed:
+                self._release()
 
     def delete(self) -> None:
         """Close the log and remove its directory."""
         self._wait_for_roll_flusher()
         with self._lock:
-            self._closed = True
-            for seg in self._view.segments:
-                seg.close()
+            if not self._closed:
+                self._release()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _release(self) -> None:
+        # Segment descriptors close when the last reference goes: at once, unless a reader in
+        # another thread is still inside a read, which then finishes on a valid descriptor.
+        self._closed = True
+        self._view = _View.of(())
+        os.close(self._dir_lock)
 
     def __repr__(self) -> str:
         return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from storage.errors import (
     LogClosedError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
+    StorageError,
 )
 
 
@@ -546,3 +548,23 @@ def test_concurrent_flushes_share_fsyncs(
     assert calls <= 4  # eight acks=all appends share a leader fsync and a follow-up (plus slack)
     monkeypatch.undo()
     log.close()
+
+
+def test_directory_is_locked_while_open(log_dir: Path, clock: FakeClock) -> None:
+    log = PartitionLog.open(log_dir, LogConfig(), clock=clock)
+    with pytest.raises(StorageError, match="in use"):
+        PartitionLog.open(log_dir, LogConfig(), clock=clock)
+    log.close()
+    again = PartitionLog.open(log_dir, LogConfig(), clock=clock)
+    again.abandon()
+    PartitionLog.open(log_dir, LogConfig(), clock=clock).close()
+
+
+def test_close_releases_descriptors(log_dir: Path, clock: FakeClock) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    log = PartitionLog.open(log_dir, LogConfig(segment_bytes=500), clock=clock)
+    fill(log, 20)
+    assert log.segment_count > 3
+    log.enforce_retention(10**15)  # deletes all closed segments: their descriptors go too
+    log.close()
+    assert len(os.listdir("/proc/self/fd")) == before
