@@ -161,3 +161,19 @@ async def test_group_stream_errors(broker: BrokerProcess) -> None:
             answer = await client.get("/v1/groups/e/events", params=params)
             assert answer.status_code == 422, (params, answer.text)
             assert answer.json()["error_code"] == code
+
+
+async def test_static_stream_member_survives_a_reconnect(broker: BrokerProcess) -> None:
+    _setup(broker, "t", 2, 1)
+    params = {"instance_id": "browser-1", "session_timeout_ms": "5000", "auto_offset_reset": "earliest"}
+    async with _stream(broker, "s", **params) as first:
+        await first.until(lambda s: len(s.of("record")) == 2)
+        generation = first.of("assignment")[-1]["generation"]
+    await asyncio.sleep(0.5)
+    assert await _members(broker, "s") == 1  # a static member stays for its session timeout
+    async with _stream(broker, "s", **params) as second:
+        await second.until(lambda s: bool(s.of("assignment")))
+        assert second.of("assignment")[-1]["generation"] == generation  # no rebalance
+        assert second.assignment() == {0, 1}
+        assert second.of("member")[0]["member_id"] != first.of("member")[0]["member_id"]
+        assert await _members(broker, "s") == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -154,3 +155,43 @@ async def test_errors_before_the_stream(broker_process: BrokerProcess) -> None:
             answer = await client.get(path, params=params)
             assert answer.status_code == status, (path, params, answer.text)
             assert answer.json()["error_code"] == code
+
+
+def _rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_a_client_that_does_not_read_holds_one_batch(broker_process: BrokerProcess) -> None:
+    _create(broker_process, "big", 1)
+    value = "v" * 1000
+    for _ in range(30):  # about 30 MB of record JSON once rendered
+        _produce(broker_process, "big", 0, [value] * 1000)
+    await asyncio.sleep(1.0)
+    before = _rss_bytes(broker_process.pid)
+    reader, writer = await asyncio.open_connection("127.0.0.1", broker_process.port)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    writer.write(b"GET /v1/topics/big/events?from=earliest HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert b" 200 " in head.split(b"\r\n", 1)[0], head
+    await asyncio.sleep(3.0)  # the client reads nothing: the broker must stop, not buffer 30 MB
+    grown = _rss_bytes(broker_process.pid) - before
+    assert grown < 12 * 1024 * 1024, f"the broker's RSS grew by {grown / 2**20:.1f} MB"
+    # The stream is intact: reading resumes where the socket stopped, in order.
+    buffer = b""
+    expected = 0
+    while expected < 2000:
+        size = int((await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)).strip(), 16)
+        buffer += await asyncio.wait_for(reader.readexactly(size + 2), 10)
+        buffer = buffer[:-2]  # the chunk's trailing CRLF
+        *events, buffer = buffer.split(b"\n\n")
+        for event in events:
+            if event.startswith(b"event: record"):
+                assert json.loads(event.split(b"data: ", 1)[1])["offset"] == expected
+                expected += 1
+    writer.close()
