@@ -51,8 +51,12 @@ class JoinIn(BaseModel):
         json_schema_extra={"example": {"topics": ["orders"], "assignor": "cooperative-sticky"}},
     )
 
-    topics: list[str] | None = Field(None, description="Topics to subscribe to (or give topic_pattern).")
-    topic_pattern: str | None = Field(None, description="A regular expression matched against whole names.")
+    topics: list[str] | None = Field(
+        None, max_length=10_000, description="Topics to subscribe to (or give topic_pattern)."
+    )
+    topic_pattern: str | None = Field(
+        None, max_length=1000, description="A regular expression matched against whole names."
+    )
     assignor: Literal["range", "roundrobin", "cooperative-sticky"] = "range"
     session_timeout_ms: int | None = Field(
         None, description="Default 45000, within group.min/max.session.timeout.ms (else 422 42207)."
