@@ -159,6 +159,7 @@ def compact_log(plog: PartitionLog, now_ms: int) -> CompactionStats | None:
     with plog._lock:
         view = plog._view
         log_start = plog.log_start_offset
+        truncations = plog._truncations
     segments = view.segments
     closed = segments[:-1]
     upper = len(closed)
@@ -218,7 +219,12 @@ def compact_log(plog: PartitionLog, now_ms: int) -> CompactionStats | None:
 
     with plog._lock:
         current = plog._view.segments
-        if plog.closed or any(g[0] not in current for g, _c in replaced):
+        present = {id(seg) for seg in current}
+        if (
+            plog.closed
+            or plog._truncations != truncations
+            or any(id(seg) not in present for g, _c in replaced for seg in g)
+        ):
             # retention or a truncation changed the log meanwhile: drop this pass's output
             for _g, cleaned in replaced:
                 cleaned.close()

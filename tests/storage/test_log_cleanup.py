@@ -314,3 +314,51 @@ def test_offset_map_is_bounded_and_passes_resume(tmp_path: Path, monkeypatch: py
     assert sorted(k for _o, k, _v in rows) == sorted(f"k{i}".encode() for i in range(8))
     assert [v for _o, _k, v in rows] == [str(i).encode() for i in range(32, 40)]
     log.close()
+
+
+@pytest.mark.parametrize("race", ["retention", "truncation"])
+def test_compaction_abandons_swap_when_log_changed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, race: str
+) -> None:
+    import storage.cleaner as cleaner
+
+    log = compacting_log(tmp_path / "t-0", segment_bytes=150)
+    for i in range(30):
+        log.append_records([kv(f"k{i % 3}", str(i))])
+    log.roll()
+    real_clean_group, real_group = cleaner._clean_group, cleaner._group
+    groups: list[object] = []
+    calls = 0
+    after_race: list[tuple[int, bytes | None, bytes | None]] = []
+
+    def recording_group(*args: object, **kwargs: object) -> object:
+        result = real_group(*args, **kwargs)  # type: ignore[arg-type]
+        groups.extend(result)
+        return result
+
+    def racing_clean_group(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        result = real_clean_group(*args, **kwargs)  # type: ignore[arg-type]
+        if calls == len(groups):  # every group rewritten; another thread changes the log now
+            if race == "retention":
+                half = log.size_bytes // 2
+                log.update_config(log.config.replace(cleanup_policy="compact,delete", retention_bytes=half))
+                assert log.enforce_retention() > 0
+            else:
+                log.truncate_to(log.segment_base_offsets()[-2] + 1)  # inside the last closed segment
+            after_race.extend(contents(log))
+        return result
+
+    monkeypatch.setattr(cleaner, "_group", recording_group)
+    monkeypatch.setattr(cleaner, "_clean_group", racing_clean_group)
+    assert log.compact(NOW_MS) is None
+    assert after_race and contents(log) == after_race  # the pass's output was dropped
+    everything = log.read_records(
+        log.log_start_offset, max_records=10**6, max_bytes=1 << 30, max_offset=2**62
+    )
+    assert all(r.offset < log.log_end_offset for r in everything)  # nothing truncated came back
+    assert not list((tmp_path / "t-0").glob("*.cleaned"))
+    monkeypatch.undo()
+    assert log.compact(NOW_MS) is not None or log.segment_count == 1
+    log.close()
