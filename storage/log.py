@@ -401,7 +401,13 @@ class PartitionLog:
             self._append_locked(batch, base, last, header.max_timestamp, now, len(records))
             if idempotent:
                 self._producers.update(
-                    producer_id, producer_epoch, base_sequence, last_seq, base, last, header.max_timestamp
+                    producer_id,
+                    producer_epoch,
+                    base_sequence,
+                    last_seq,
+                    base,
+                    last,
+                    max(header.max_timestamp, now),
                 )
             if leader_epoch is not None and leader_epoch > self._epochs.latest_epoch:
                 self._epochs.assign(leader_epoch, base)
@@ -462,7 +468,7 @@ class PartitionLog:
             last = base + header.last_offset_delta
             self._append_locked(batch, base, last, max_ts, now, header.record_count)
             if idempotent:
-                self._producers.update(pid, pepoch, bseq, last_seq, base, last, max_ts)
+                self._producers.update(pid, pepoch, bseq, last_seq, base, last, max(max_ts, now))
         self._maybe_flush(now)
         return AppendResult(base, last, log_append_time)
 
@@ -775,12 +781,16 @@ class PartitionLog:
     # ------------------------------------------------------------------------ retention, cleaning
 
     def enforce_retention(self, now_ms: int | None = None) -> int:
-        """Delete closed segments past retention.ms / retention.bytes; returns how many."""
+        """Delete closed segments past retention.ms / retention.bytes; returns how many.
+
+        Also forgets idempotent producers idle for longer than producer.id.expiration.ms (1 day).
+        """
         from storage.retention import segments_to_delete
 
         now = self._now_ms() if now_ms is None else now_ms
         with self._lock:
             self._check_open()
+            self._producers.expire(now)
             config = self._config
             if not config.delete:
                 return 0

@@ -42,6 +42,7 @@ from storage.errors import OutOfOrderSequenceError, ProducerFencedError, Unknown
 
 __all__ = [
     "MAX_CACHED_BATCHES",
+    "PRODUCER_ID_EXPIRATION_MS",
     "BatchMetadata",
     "ProducerEntry",
     "ProducerStateManager",
@@ -51,6 +52,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_CACHED_BATCHES = 5
+PRODUCER_ID_EXPIRATION_MS = 86_400_000  # Kafka's producer.id.expiration.ms default (1 day)
 _INT32_MAX = 2**31 - 1
 
 _SNAP_HEAD = struct.Struct(">Ihi")  # crc, version, producer count
@@ -155,6 +157,16 @@ class ProducerStateManager:
         for pid, epoch, first_seq, last_seq, base, last, ts in headers:
             if pid >= 0 and first_seq >= 0:
                 self.update(pid, epoch, first_seq, last_seq, base, last, ts)
+
+    def expire(self, now_ms: int, expiration_ms: int = PRODUCER_ID_EXPIRATION_MS) -> int:
+        """Forget producers idle for ``expiration_ms`` (by their last batch's time); returns how many.
+
+        A forgotten producer's next batch must start a new sequence at 0, as in Kafka.
+        """
+        idle = [pid for pid, e in self.producers.items() if now_ms - e.last_timestamp >= expiration_ms]
+        for pid in idle:
+            del self.producers[pid]
+        return len(idle)
 
     # -- snapshots ------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -134,4 +135,16 @@ def test_state_follows_truncation(log_dir: Path) -> None:
     # the second batch is gone, so it is not a duplicate any more: it is appended again
     r = log.append_records(recs(2), producer_id=1, producer_epoch=0, base_sequence=2)
     assert (r.base_offset, r.duplicate) == (2, False)
+    log.close()
+
+
+def test_idle_producers_expire(log_dir: Path) -> None:
+    log = PartitionLog.open(log_dir, LogConfig())
+    log.append_records(recs(2), producer_id=1, producer_epoch=0, base_sequence=0)
+    now = int(time.time() * 1000)
+    log.enforce_retention(now + 60_000)
+    assert log.append_records(recs(2), producer_id=1, producer_epoch=0, base_sequence=0).duplicate
+    log.enforce_retention(now + 2 * 86_400_000)
+    with pytest.raises(UnknownProducerIdError):
+        log.append_records(recs(1), producer_id=1, producer_epoch=0, base_sequence=2)
     log.close()
