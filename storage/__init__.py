@@ -19,6 +19,7 @@ from storage.records import (
     with_base_offset,
     with_log_append_time,
 )
+from storage.recovery import RecoveryStats
 
 __all__ = [
     "EARLIEST_TIMESTAMP",
@@ -33,6 +34,7 @@ __all__ = [
     "ReadResult",
     "Record",
     "RecordIn",
+    "RecoveryStats",
     "TimestampType",
     "decode_batch",
     "decode_records",
