@@ -10,6 +10,9 @@ start is printed so a reader can judge the noise.
 
 Targets (issue #2, in-process on the project's 2-core machine): append >= 1,000,000 records/s, which
 needs encoding well above that, and sequential decoded reads >= 2,000,000 records/s.
+
+The first line names the record decoder in use: "python", or "mypyc" after
+``python -m storage._accelerate`` compiled it (``--remove`` undoes that), so both can be measured.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from storage import (
     iter_batches,
     validate_batch,
 )
+from storage.records import DECODER
 
 ENCODE_TARGET = 1_000_000
 DECODE_TARGET = 2_000_000
@@ -141,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(args.batch, args.rounds, args.seconds)
     print(
         f"record-batch codec: {args.batch} records of 100-byte values per batch, median of {args.rounds} "
-        f"rounds of {args.seconds} CPU-seconds; load average {load:.2f} on {os.cpu_count()} CPUs at start"
+        f"rounds of {args.seconds} CPU-seconds; load average {load:.2f} on {os.cpu_count()} CPUs at start; "
+        f"record decoder: {DECODER}"
     )
     print()
     print("| records | codec | batch bytes | encode (min-max) | decode (min-max) | validate CRC |")

@@ -952,3 +952,97 @@ def test_decode_records_bounds_over_compacted_batches(
     for pos, header in iter_batches(b"".join(buf)):
         validate_batch(b"".join(buf), pos, check_records=True)
         assert header.record_count <= header.last_offset_delta + 1
+
+
+# ------------------------------------------------------------------------- the compiled decoder (optional)
+
+
+def test_the_loader_uses_a_compiled_decoder_only_when_built_from_the_current_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hashlib
+    import sys
+    import types
+    from pathlib import Path
+
+    from storage import _decode
+    from storage import records as codec
+
+    current = hashlib.sha256(Path(_decode.__file__).read_bytes()).hexdigest()
+
+    def fake(sha: str, file: str) -> types.ModuleType:
+        module = types.ModuleType("storage._decode_native")
+        module.__file__ = file
+        module.SOURCE_SHA256 = sha  # type: ignore[attr-defined]
+        module.decode_section = lambda *args: ["compiled"]  # type: ignore[attr-defined]
+        return module
+
+    monkeypatch.setitem(
+        sys.modules, "storage._decode_native", fake(current, "/x/_decode_native.cpython-311.so")
+    )
+    decode, name = codec._load_decoder()
+    assert name == "mypyc"
+    assert decode() == ["compiled"]
+    monkeypatch.setitem(
+        sys.modules, "storage._decode_native", fake("0" * 64, "/x/_decode_native.cpython-311.so")
+    )
+    assert codec._load_decoder() == (_decode.decode_section, "python")  # stale: built from another source
+    monkeypatch.setitem(sys.modules, "storage._decode_native", fake(current, "/x/_decode_native.py"))
+    assert codec._load_decoder() == (_decode.decode_section, "python")  # not compiled at all
+    monkeypatch.setitem(sys.modules, "storage._decode_native", None)  # makes the import fail
+    assert codec._load_decoder() == (_decode.decode_section, "python")
+
+
+@pytest.fixture(scope="module")
+def compiled_decoder(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """``storage/_decode.py`` compiled with mypyc into a throwaway package, as ``_accelerate`` does."""
+    import importlib
+    import shutil
+    import sys
+
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        pytest.skip("no C compiler: the compiled decoder is optional")
+    from storage import _accelerate
+
+    root = tmp_path_factory.mktemp("accel")
+    package = root / "tidelog_accel_probe"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    _accelerate.build(package)
+    sys.path.insert(0, str(root))
+    try:
+        return importlib.import_module("tidelog_accel_probe._decode_native")
+    finally:
+        sys.path.remove(str(root))
+
+
+def _section(batch: bytes) -> tuple[bytes, int, int, int, int, int]:
+    header = parse_header(batch)
+    return batch, BATCH_OVERHEAD, len(batch), header.record_count, header.base_offset, header.base_timestamp
+
+
+@pytest.mark.slow
+@given(records=st.lists(records_in, min_size=1, max_size=20), garbage=st.binary(max_size=60))
+@HYPOTHESIS
+def test_the_compiled_decoder_matches_the_python_one(
+    compiled_decoder: object, records: list[RecordIn], garbage: bytes
+) -> None:
+    from storage import _decode
+    from storage.records import _new_record
+
+    native = compiled_decoder.decode_section  # type: ignore[attr-defined]
+    batch, pos, end, count, base, base_ts = _section(encode_batch(records, base_offset=7, now_ms=NOW))
+    expected = _decode.decode_section(batch, pos, end, count, base, base_ts, 1, _new_record)
+    assert native(batch, pos, end, count, base, base_ts, 1, _new_record) == expected
+    assert native(batch, pos, end, count, base, NOW, 0, _new_record) == _decode.decode_section(
+        batch, pos, end, count, base, NOW, 0, _new_record
+    )
+    # Damaged sections fail the same way in both (CorruptRecordError, or IndexError past the end).
+    damaged = batch[:pos] + garbage + batch[pos + len(garbage) :]
+    outcomes = []
+    for decode in (_decode.decode_section, native):
+        try:
+            outcomes.append(decode(damaged, pos, len(damaged), count, base, base_ts, 1, _new_record))
+        except (CorruptRecordError, IndexError) as exc:
+            outcomes.append(type(exc))
+    assert outcomes[0] == outcomes[1]
