@@ -999,9 +999,13 @@ def compiled_decoder(tmp_path_factory: pytest.TempPathFactory) -> object:
     import importlib
     import shutil
     import sys
+    import sysconfig
+    from pathlib import Path
 
     if shutil.which("gcc") is None and shutil.which("cc") is None:
         pytest.skip("no C compiler: the compiled decoder is optional")
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        pytest.skip("no Python headers: the compiled decoder is optional")
     from storage import _accelerate
 
     root = tmp_path_factory.mktemp("accel")
