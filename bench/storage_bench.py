@@ -331,7 +331,7 @@ def main() -> None:
             f"`os.write` per batch; the log's own bookkeeping is the rest. A decoded read spends "
             f"{decode_share['decode']:.0%} in the codec's `decode_records` (its per-record loop and the "
             f"`Record` constructor) and {decode_share['pread']:.0%} in `os.pread`: the decoded-read rate "
-            "is the pure-Python codec's, and the log adds almost nothing to it."
+            "is the codec's, and the log adds almost nothing to it."
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -424,8 +424,8 @@ def write_docs(r: dict[str, float], args: argparse.Namespace, notes: list[str]) 
         f"({args.small * (VALUE_BYTES + 10) / MIB:.1f} MiB) sits in the CPU's L2/L3 caches while the "
         "big one cannot, so with hot caches every byte copied out of "
         "the big partition comes from DRAM; the index work (binary search over the segment list and "
-        "one sparse index, one 27-byte header read) costs the same in both, as the lookup-only ratio "
-        "shows. With the CPU caches evicted before each read (a 48 MiB sweep), both partitions are "
+        "one sparse index, one 27-byte header read) costs nearly the same in both, as the lookup-only "
+        "ratio shows. With the CPU caches evicted before each read (a 48 MiB sweep), both partitions are "
         "read from the page cache in DRAM, as a broker with many partitions reads them; that is the "
         "figure held against the target.",
         "Memory: tracemalloc counts Python allocations of `PartitionLog.open` plus a read in every "
