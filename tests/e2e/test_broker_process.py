@@ -141,5 +141,6 @@ def test_ndjson_streams_in_and_acks_stream_out(broker_process: BrokerProcess) ->
             params={"offset": 0, "max_records": 1000},
             headers={"accept": "application/x-ndjson"},
         )
+        assert fetched.status_code == 200, fetched.text
         values = [orjson.loads(line)["value"] for line in fetched.content.splitlines()]
         assert values == list(range(500))
