@@ -422,7 +422,9 @@ class PartitionLog:
         leader epoch and, for LogAppendTime topics, the append time; idempotent batches are checked.
         Without it (a follower) the batch keeps its offsets, which must not go below the log end.
         """
-        header = validate_batch(batch)
+        # A leader decodes a foreign batch's records too (Kafka's LogValidator): a correct CRC over
+        # malformed records must not reach the log. A follower copies what its leader validated.
+        header = validate_batch(batch, check_records=assign_offsets)
         if header.size != len(batch):
             raise InvalidRecordError(
                 f"expected exactly one record batch of {header.size} bytes, got {len(batch)} bytes"

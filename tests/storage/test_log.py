@@ -23,6 +23,7 @@ from storage import (
     iter_batches,
 )
 from storage.errors import (
+    CorruptRecordError,
     InvalidRecordError,
     LogClosedError,
     OffsetOutOfRangeError,
@@ -568,3 +569,17 @@ def test_close_releases_descriptors(log_dir: Path, clock: FakeClock) -> None:
     log.enforce_retention(10**15)  # deletes all closed segments: their descriptors go too
     log.close()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_append_batch_refuses_malformed_records_under_a_valid_crc(plog: PartitionLog) -> None:
+    import struct
+
+    import crc32c
+
+    batch = bytearray(encode_batch(recs(3), now_ms=0))
+    batch[62] = 0x7F  # the first record's attributes byte -> its length varint no longer fits
+    batch[61] = 0x7F  # a record length far past the batch's end
+    struct.pack_into(">I", batch, 17, crc32c.crc32c(bytes(batch[21:])))
+    with pytest.raises(CorruptRecordError):
+        plog.append_batch(bytes(batch))
+    assert plog.log_end_offset == 0
