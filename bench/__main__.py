@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.suite import SCALES, Suite, render_section, write_charts, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKLOADS = ("1", "2", "3", "4", "5")
+WORKLOADS = ("1", "2", "3", "4", "5", "profile")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         help="workload sizes: full (make bench, < 15 min) or smoke (seconds)",
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated workload numbers to run, e.g. 1,2 (default all)"
+        "--only", default="", help="comma-separated workloads to run: 1 to 5 and/or profile (default all)"
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile of the broker")
     parser.add_argument(

@@ -71,7 +71,12 @@ def summarize_collapsed(text: str, *, top: int = 12) -> tuple[Rows, Rows]:
         return name, 100.0 * self_samples[name] / grand_total, 100.0 * total_samples[name] / grand_total
 
     hottest = [row(name) for name, _ in self_samples.most_common(top)]
-    own = [row(name) for name, _ in self_samples.most_common() if _is_own(name)][:top]
+    own_names = sorted(
+        (name for name in total_samples if _is_own(name)),
+        key=lambda name: (self_samples[name], total_samples[name]),
+        reverse=True,
+    )
+    own = [row(name) for name in own_names[:top]]
     return hottest, own
 
 

@@ -7,6 +7,7 @@ sections other benchmarks write in the same file are left as they are.
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def _chart_bars(path: Path, title: str, figures: list[Figure], ylabel: str, *, l
     lows = [f.summary.median - f.summary.low for f in figures]
     highs = [f.summary.high - f.summary.median for f in figures]
     colors = ["#1f77b4" if f.system.startswith(_TIDELOG_PREFIX) else "#999999" for f in figures]
-    labels = [f.system.replace(" (", "\n(") for f in figures]
+    labels = [textwrap.fill(f.system, 18) for f in figures]
     ax.bar(range(len(figures)), medians, yerr=[lows, highs], capsize=4, color=colors)
     ax.set_xticks(range(len(figures)), labels, fontsize=8)
     ax.set_ylabel(ylabel)
@@ -204,7 +205,7 @@ def render_section(
     out.append(
         "| `acks=all` | fsynced (group commit shared by concurrent requests) before the answer | Redis with "
         "`appendonly yes` and `appendfsync always`: a redis-server of the suite's own on a free port (row "
-        '"appendfsync always"), since the shared one keeps nothing on disk. The JetStream server runs as the '
+        '"fsync always"), since the shared one keeps nothing on disk. The JetStream server runs as the '
         "machine starts it, syncing on its default timer, so it has no row here |"
     )
     out.append("")

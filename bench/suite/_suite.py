@@ -35,7 +35,7 @@ from ._wrk import run_wrk, wrk_available
 T_ACKS1 = "tidelog acks=1"
 T_ACKSALL = "tidelog acks=all"
 REDIS = "Redis XADD (pipelined)"
-REDIS_FSYNC = "Redis XADD (pipelined, appendfsync always)"
+REDIS_FSYNC = "Redis XADD (pipelined, fsync always)"
 NATS = "JetStream publish_async"
 T_JSON = "tidelog fetch JSON"
 T_NDJSON = "tidelog fetch NDJSON"
@@ -141,7 +141,7 @@ class Suite:
                 continue
 
     def _budget_left(self, workload: str) -> bool:
-        if self.only is not None and workload.split(".")[0] not in self.only:
+        if self.only is not None and workload.split(".")[0].lower() not in self.only:
             return False
         elapsed = time.monotonic() - self._started
         if elapsed > self.scale.budget_s:
@@ -747,6 +747,10 @@ class Suite:
                 lambda: t.produce(topic, batch, total=10**9, acks="1", time_cap_s=s.profile_seconds),
             ),
             ("fetch (JSON, Python client)", lambda: self._fetch_loop(topic)),
+            (
+                f"single-record produce at {s.latency_rate:,}/s with an SSE subscriber (workload 3)",
+                lambda: self._latency_load(),
+            ),
         ]
         for name, load in loads:
             try:
@@ -758,6 +762,16 @@ class Suite:
                 continue
             self.results.profiles[f"{name}: most time by itself"] = hottest
             self.results.profiles[f"{name}: tidelog's own functions (app/, storage/)"] = own
+
+    def _latency_load(self) -> None:
+        s = self.scale
+        t = self._t()
+        topic = self._name("profile-latency")
+        t.create_topic(topic, 1)
+        count = int(s.latency_rate * s.profile_seconds)
+        _latency.tidelog_sse(
+            t, topic, rate=s.latency_rate, count=count, size=s.value_size, time_cap_s=s.profile_seconds
+        )
 
     def _fetch_loop(self, topic: str) -> None:
         s = self.scale
