@@ -90,6 +90,50 @@ def _single_consumer(url: str, topic: str, per_partition: int) -> float:
     return total / elapsed
 
 
+def _plain_worker(
+    url: str, topic: str, partitions: list[int], per_partition: int, barrier: Any, results: Any
+) -> None:
+    """One plain consumer process fetching its partitions (the group case without the group)."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        client.get("/healthz")
+        barrier.wait()
+        received = 0
+        start = time.perf_counter()
+        for partition in partitions:
+            offset = 0
+            while offset < per_partition:
+                answer = client.get(
+                    f"/v1/topics/{topic}/partitions/{partition}/records",
+                    params={"offset": offset, "max_records": BATCH, "max_wait_ms": 0},
+                )
+                body = orjson.loads(answer.content)
+                received += len(body["records"])
+                offset = body["next_offset"]
+        elapsed = time.perf_counter() - start
+    results.put((received, elapsed))
+
+
+def _plain_concurrent(url: str, topic: str, consumers: int, per_partition: int) -> list[float]:
+    """Per-consumer records/s of ``consumers`` plain consumers splitting the partitions by hand."""
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(consumers)
+    results = ctx.Queue()
+    shares = [list(range(PARTITIONS))[k::consumers] for k in range(consumers)]
+    workers = [
+        ctx.Process(target=_plain_worker, args=(url, topic, share, per_partition, barrier, results))
+        for share in shares
+    ]
+    for worker in workers:
+        worker.start()
+    rates = []
+    for _ in workers:
+        received, elapsed = results.get(timeout=600)
+        rates.append(received / elapsed)
+    for worker in workers:
+        worker.join(60)
+    return rates
+
+
 def _member(
     url: str, topic: str, group: str, expected_per_partition: int, barrier: Any, results: Any
 ) -> None:
@@ -319,6 +363,7 @@ class Figures:
     single: list[float]
     group_one: list[float]
     group_members: list[list[float]]
+    plain_four: list[list[float]]
     latency: list[dict[str, Any]]
     memory: dict[str, float]
 
@@ -349,13 +394,16 @@ def main(argv: list[str] | None = None) -> int:
             single: list[float] = []
             group_one: list[float] = []
             group_members: list[list[float]] = []
+            plain_four: list[list[float]] = []
             for run in range(args.repeat):
                 single.append(_single_consumer(broker.url, "gb", args.per_partition))
                 group_one += _group(broker.url, "gb", f"one-{run}", 1, args.per_partition)
                 group_members.append(_group(broker.url, "gb", f"four-{run}", 4, args.per_partition))
+                plain_four.append(_plain_concurrent(broker.url, "gb", 4, args.per_partition))
                 print(
                     f"run {run}: single {single[-1]:,.0f} rec/s, one-member group {group_one[-1]:,.0f}, "
-                    f"4 members {[round(r) for r in group_members[-1]]}",
+                    f"4 members {[round(r) for r in group_members[-1]]}, "
+                    f"4 plain consumers {[round(r) for r in plain_four[-1]]}",
                     flush=True,
                 )
             latency = []
@@ -369,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             memory = _idle_memory(fresh.url, fresh.port, fresh.process.pid, args.idle)
             print(f"idle SSE memory: {memory}", flush=True)
 
-    figures = Figures(single, group_one, group_members, latency, memory)
+    figures = Figures(single, group_one, group_members, plain_four, latency, memory)
     table = _table(figures)
     print("\n".join(table))
     if args.write_docs:
@@ -383,6 +431,8 @@ def _table(f: Figures) -> list[str]:
     member_median = statistics.median(per_member)
     one = statistics.median(f.group_one)
     aggregate = [sum(run) for run in f.group_members]
+    plain_per = [statistics.mean(run) for run in f.plain_four]
+    plain_median = statistics.median(plain_per)
     lines = [
         "| case | figure (median) | range | target |",
         "|---|---:|---:|---|",
@@ -394,6 +444,9 @@ def _table(f: Figures) -> list[str]:
         f"(**{member_median / single:.0%}** of single) | {_fmt_range(per_member)} | ≥ 80% of single |",
         f"| group of 4 members, all together | {statistics.median(aggregate):,.0f} records/s | "
         f"{_fmt_range(aggregate)} | |",
+        f"| 4 plain consumers at once (2 partitions each), per consumer | {plain_median:,.0f} records/s; "
+        f"group member / plain consumer under the same load: **{member_median / plain_median:.0%}** "
+        f"| {_fmt_range(plain_per)} | |",
     ]
     for result in f.latency:
         ack, send = result["from_ack"], result["from_send"]
