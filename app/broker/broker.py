@@ -652,13 +652,35 @@ class Broker:
         records, types, next_offset = decode_fetched(
             data, offset=position, high_watermark=high_watermark, max_records=max_records
         )
+        total = len(data)
+        # A log read stops at the end of a segment: continue into the next ones while the answer
+        # has room, so a fetch returns max_records whenever that many are there.
+        while (
+            records and len(records) < max_records and next_offset < high_watermark and total < max_bytes
+        ):
+            try:
+                more = log.read(next_offset, max_bytes - total, max_offset=high_watermark).data
+            except storage_errors.StorageError:
+                break  # retention or deletion meanwhile: answer what was read
+            if not more or total + len(more) > max_bytes:
+                break
+            room = max_records - len(records)
+            extra, extra_types, after = decode_fetched(
+                more, offset=next_offset, high_watermark=high_watermark, max_records=room
+            )
+            if after <= next_offset:
+                break
+            records += extra
+            types += extra_types
+            next_offset = after
+            total += len(more)
         return FetchResult(
             records=records,
             next_offset=next_offset,
             high_watermark=high_watermark,
             log_start_offset=log_start,
             timestamp_types=types,
-            bytes_read=len(data),
+            bytes_read=total,
         )
 
     async def wait_for_data(self, positions: Mapping[tuple[str, int], int], timeout_s: float) -> bool:

@@ -214,3 +214,25 @@ def test_deleting_a_topic_wakes_its_long_polls_with_404(client: Any, app: Any) -
 
     error = client.portal.call(scenario)
     assert error is not None and getattr(error, "code", None) == 40401
+
+
+@pytest.mark.parametrize("settings_overrides", [{"log_segment_bytes": 400}])
+def test_fetch_after_compaction_keeps_offsets_and_the_last_value_per_key(client: Any, app: Any) -> None:
+    create_topic(client, "cmp", cleanup_policy="compact", min_cleanable_dirty_ratio=0.01)
+    for round_ in range(4):
+        body = {"records": [{"key": f"k{k}", "value": {"round": round_}} for k in range(3)]}
+        assert client.post("/v1/topics/cmp/partitions/0/records", json=body).status_code == 200
+    stats = app.state.broker.enforce_retention()
+    assert stats.partitions_compacted == 1
+    body = fetch(client, "cmp", offset=0, max_records=100)
+    records = [(r["offset"], r["key"], r["value"]) for r in body["records"]]
+    # Rounds 0 and 1 were superseded in closed segments and are gone; the records that remain keep
+    # their offsets, and the fetch reads on across segments up to the high watermark.
+    assert records[0][0] > 0
+    assert [r[0] for r in records] == sorted({r[0] for r in records})
+    assert [r[:2] for r in records[-3:]] == [(9, "k0"), (10, "k1"), (11, "k2")]
+    assert all(r[2] == {"round": 3} for r in records[-3:])
+    assert len(records) < 12
+    assert body["next_offset"] == 12 and body["high_watermark"] == 12
+    # Reading from a compacted-away offset gives the next surviving record.
+    assert fetch(client, "cmp", offset=1, max_records=1)["records"][0]["offset"] == records[0][0]
