@@ -11,9 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.suite import SCALES, Suite, render_section, write_charts, write_section
+from bench.suite import SCALES, Suite, headline, render_section, write_charts, write_headline, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
 WORKLOADS = ("1", "2", "3", "4", "5", "profile")
 
 
@@ -32,11 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--docs",
         type=Path,
-        default=ROOT / "docs" / "benchmarks.md",
+        default=DOCS,
         help="markdown file whose 'Comparative suite' section is rewritten",
     )
     parser.add_argument(
         "--images", type=Path, default=ROOT / "docs" / "img", help="directory for the PNG charts"
+    )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="file whose bench-headline markers get the measured ratios (default: README.md when --docs is "
+        "the default; nothing happens to a file without the markers)",
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--nats-url", default="nats://127.0.0.1:4222")
@@ -58,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     section = render_section(results, scale, charts, image_prefix=image_prefix)
     write_section(args.docs, section)
+    readme = args.readme
+    if readme is None and args.docs == DOCS:
+        readme = ROOT / "README.md"
+    if readme is not None and write_headline(readme, headline(results)):
+        print(f"updated the headline in {readme}")
     print(f"\nwrote {args.docs} and {len(charts)} chart(s) in {args.images} ({results.elapsed_s:.0f} s)")
     for verdict in results.verdicts():
         shown = "not measured" if verdict.value is None else f"{verdict.value:.2f}"

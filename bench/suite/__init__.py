@@ -4,7 +4,7 @@
 """
 
 from ._model import Figure, Results, Summary, Target, Verdict, percentile
-from ._report import render_section, write_charts, write_section
+from ._report import headline, render_section, write_charts, write_headline, write_section
 from ._scale import FULL, SCALES, SMOKE, Scale
 from ._suite import Suite
 
@@ -19,8 +19,10 @@ __all__ = [
     "Summary",
     "Target",
     "Verdict",
+    "headline",
     "percentile",
     "render_section",
     "write_charts",
+    "write_headline",
     "write_section",
 ]

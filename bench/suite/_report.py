@@ -324,3 +324,38 @@ def write_section(doc: Path, section: str) -> None:
         body = (before + "\n\n" if before else "") + section + ("\n" + after if after else "")
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(body.rstrip("\n") + "\n", encoding="utf-8")
+
+
+HEADLINE_START = "<!-- bench-headline -->"
+HEADLINE_END = "<!-- /bench-headline -->"
+
+
+def headline(results: Results) -> str:
+    """One paragraph of the measured ratios against their targets, for the README."""
+    parts = []
+    for verdict in results.verdicts():
+        if verdict.value is None:
+            continue
+        unit = "\u00d7" if verdict.target.reference is not None else " ms"
+        state = "met" if verdict.met else "missed"
+        parts.append(f"{verdict.target.name}: **{verdict.value:.2f}{unit}** ({state})")
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    return (
+        f"Measured by `make bench` on {when}, medians of interleaved runs on one shared 2-core machine: "
+        + "; ".join(parts)
+        + ". Table, charts and profile: [docs/benchmarks.md](docs/benchmarks.md#comparative-suite)."
+    )
+
+
+def write_headline(readme: Path, text: str) -> bool:
+    """Replace the text between the headline markers of ``readme``; False (and no change) without them."""
+    if not readme.exists():
+        return False
+    content = readme.read_text(encoding="utf-8")
+    start = content.find(HEADLINE_START)
+    end = content.find(HEADLINE_END)
+    if start < 0 or end < start:
+        return False
+    updated = content[: start + len(HEADLINE_START)] + "\n" + text + "\n" + content[end:]
+    readme.write_text(updated, encoding="utf-8")
+    return True

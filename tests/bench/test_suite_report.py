@@ -105,3 +105,17 @@ def test_collapsed_stacks_are_summarised_by_self_and_total() -> None:
     assert hottest[0] == ("encode (storage/records.py)", 60.0, 60.0)
     assert ("handle (app/routes/records.py)", 30.0, 90.0) in hottest
     assert [name for name, _, _ in own] == ["encode (storage/records.py)", "handle (app/routes/records.py)"]
+
+
+def test_headline_goes_between_the_markers_only(tmp_path: Path) -> None:
+    from bench.suite import headline, write_headline
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# tidelog\n\nintro\n", encoding="utf-8")
+    assert write_headline(readme, headline(_results())) is False
+    assert readme.read_text(encoding="utf-8") == "# tidelog\n\nintro\n"
+    readme.write_text("a\n<!-- bench-headline -->\nold\n<!-- /bench-headline -->\nb\n", encoding="utf-8")
+    assert write_headline(readme, headline(_results())) is True
+    text = readme.read_text(encoding="utf-8")
+    assert "old" not in text and text.startswith("a\n<!-- bench-headline -->\n") and text.endswith("-->\nb\n")
+    assert "3x Redis: **3.00\u00d7** (met)" in text and "p99 <= 10: **12.00 ms** (missed)" in text
