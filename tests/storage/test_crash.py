@@ -100,3 +100,71 @@ def test_sigkill_loop_never_loses_fsynced_batches(tmp_path: Path) -> None:
         assert end >= fsynced
     assert iterations >= 5
     assert fsynced > 0
+
+
+COMPACTING_CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from storage import LogConfig, PartitionLog, RecordIn
+
+    cfg = LogConfig(segment_bytes=4000, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0)
+    log = PartitionLog.open(Path(sys.argv[1]), cfg)
+    print("start", log.log_end_offset, flush=True)
+    i = 0
+    while True:
+        nxt = log.log_end_offset
+        log.append_records([RecordIn(value=b"%d" % o, key=b"k%d" % (o % 20)) for o in range(nxt, nxt + 5)])
+        i += 1
+        if i % 3 == 0:
+            log.flush()
+            print(log.log_end_offset, flush=True)
+        if i % 7 == 0:
+            log.compact()
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_during_compaction_loses_no_latest_value(tmp_path: Path) -> None:
+    path = tmp_path / "compact-0"
+    cfg = LogConfig(segment_bytes=4000, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0)
+    rng = random.Random(7)
+    deadline = time.monotonic() + 20.0
+    fsynced = 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    iterations = 0
+    while iterations < 8 and time.monotonic() < deadline:
+        iterations += 1
+        child = subprocess.Popen(
+            [sys.executable, "-c", COMPACTING_CHILD, str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline().startswith(b"start")
+        time.sleep(rng.uniform(0.1, 0.7))
+        child.send_signal(signal.SIGKILL)
+        out, err = child.communicate(timeout=30)
+        assert child.returncode == -signal.SIGKILL, err.decode()
+        lines = out.split(b"\n")[:-1]
+        if lines:
+            fsynced = max(fsynced, int(lines[-1]))
+        log = PartitionLog.open(path, cfg)
+        try:
+            assert not list(path.glob("*.cleaned")) and not (path / "compaction-swap").exists()
+            assert log.log_end_offset >= fsynced
+            log.update_high_watermark(log.log_end_offset)
+            records = log.read_records(0, max_records=10**6, max_bytes=1 << 30)
+            offsets = [r.offset for r in records]
+            assert offsets == sorted(set(offsets))
+            latest: dict[bytes, int] = {}
+            for r in records:
+                assert r.value == b"%d" % r.offset and r.key == b"k%d" % (r.offset % 20)
+                latest[r.key] = r.offset
+            for o in range(max(0, fsynced - 20), fsynced):  # the last fsynced record of every key
+                assert latest.get(b"k%d" % (o % 20), -1) >= o, f"latest value of offset {o} lost"
+        finally:
+            log.close()
+    assert iterations >= 4 and fsynced > 0
