@@ -719,6 +719,38 @@ class Suite:
                 return result.requests_per_s * s.batch
 
             contenders.append(Contender(self.results.figure(CEILING, case, system, "records/s"), measure))
+
+        # Large values against the disk, without the Python client's cost: server MB/s next to dd's.
+        large_case = (
+            f"wrk, prepared body of {s.large_batch:,} \u00d7 {s.large_value_size // 1024} KB records, "
+            "4 connections"
+        )
+        large_body = orjson.dumps(
+            {"records": [{"value": value} for value in batch_of(s.large_batch, s.large_value_size)]}
+        )
+        large_value_bytes = s.large_batch * s.large_value_size
+
+        def measure_large() -> float:
+            topic = self._name("wrk-large")
+            t.create_topic(topic, 1)
+            try:
+                url = f"{t.url}/v1/topics/{topic}/partitions/0/records?acks=all"
+                result = run_wrk(url, large_body, self.workdir, seconds=s.wrk_seconds)
+                if result.non_2xx:
+                    raise RuntimeError(f"wrk saw {result.non_2xx} non-2xx answers {result.errors}")
+                return result.requests_per_s * large_value_bytes / 1e6
+            finally:
+                t.delete_topic(topic)  # keeps the disk from filling over the repetitions
+
+        broker_dir = self.workdir / "broker-data"
+        large_figure = self.results.figure(CEILING, large_case, T_ACKSALL, "MB/s")
+        contenders.append(Contender(large_figure, measure_large))
+        contenders.append(
+            Contender(
+                self.results.figure(CEILING, large_case, DD, "MB/s", note=f"{s.dd_mb} MiB, bs=1M"),
+                lambda: dd_write_mb_per_s(broker_dir, s.dd_mb),
+            )
+        )
         interleave(contenders, s.repetitions, label="wrk ")
         produce_case = f"{s.value_size} B values, batches of {s.batch:,}"
         for system in (T_ACKS1, T_ACKSALL):
@@ -748,20 +780,31 @@ class Suite:
             ),
             ("fetch (JSON, Python client)", lambda: self._fetch_loop(topic)),
             (
+                f"produce of {s.large_value_size // 1024} KB values (acks=all, Python client)",
+                lambda: self._large_load(),
+            ),
+            (
                 f"single-record produce at {s.latency_rate:,}/s with an SSE subscriber (workload 3)",
                 lambda: self._latency_load(),
             ),
         ]
-        for name, load in loads:
+        for index, (name, load) in enumerate(loads):
             try:
-                hottest, own = profile_while(
-                    broker.pid, s.profile_seconds, self.workdir, name.split()[0], load
-                )
+                hottest, own = profile_while(broker.pid, s.profile_seconds, self.workdir, f"p{index}", load)
             except Exception as exc:
                 self.results.skip(f"Profile of {name}", f"py-spy could not sample the broker: {exc}")
                 continue
             self.results.profiles[f"{name}: most time by itself"] = hottest
             self.results.profiles[f"{name}: tidelog's own functions (app/, storage/)"] = own
+
+    def _large_load(self) -> None:
+        s = self.scale
+        t = self._t()
+        topic = self._name("profile-large")
+        t.create_topic(topic, 1)
+        batch = batch_of(s.large_batch, s.large_value_size)
+        t.produce(topic, batch, total=10**9, acks="all", time_cap_s=s.profile_seconds)
+        t.delete_topic(topic)
 
     def _latency_load(self) -> None:
         s = self.scale
