@@ -625,6 +625,7 @@ class Broker:
                         offset=position,
                         log_start_offset=log_start,
                         high_watermark=high_watermark,
+                        log_end_offset=log.log_end_offset,
                     )
                 data = b""
                 if position < high_watermark:

@@ -11,13 +11,15 @@
      ├── OutOfOrderSequenceError        40906 a gap in an idempotent producer's sequences
      ├── IdempotencyKeyReusedError      40907 one Idempotency-Key, two different requests
      ├── RecordTooLargeError            41301 a batch over max.message.bytes
-     └── OffsetOutOfRangeError          41601 carries log_start_offset and high_watermark
+     └── OffsetOutOfRangeError          41601 carries log_start_offset and high_watermark (also the
+                                              storage engine's OffsetOutOfRangeError)
 """
 
 from __future__ import annotations
 
 from app.error_codes import ErrorCode
 from app.errors_base import TidelogError
+from storage import errors as storage_errors
 
 __all__ = [
     "IdempotencyKeyReusedError",
@@ -54,5 +56,29 @@ class RecordTooLargeError(TidelogError):
     code = ErrorCode.RECORD_TOO_LARGE
 
 
-class OffsetOutOfRangeError(TidelogError):
+class OffsetOutOfRangeError(TidelogError, storage_errors.OffsetOutOfRangeError):
+    """An offset outside ``[log_start_offset, log_end_offset]``, with the high watermark.
+
+    Also a ``storage.errors.OffsetOutOfRangeError``, so code that catches the engine's error (a
+    consumer resetting its position) catches this one too; the problem answer carries ``offset``,
+    ``log_start_offset``, ``high_watermark`` and ``log_end_offset``.
+    """
+
     code = ErrorCode.OFFSET_OUT_OF_RANGE
+
+    def __init__(
+        self, detail: str, *, offset: int, log_start_offset: int, high_watermark: int, log_end_offset: int
+    ) -> None:
+        # Neither parent's __init__ fits both: set what each of them sets.
+        Exception.__init__(self, detail)
+        self.detail = detail
+        self.extra = {
+            "offset": offset,
+            "log_start_offset": log_start_offset,
+            "high_watermark": high_watermark,
+            "log_end_offset": log_end_offset,
+        }
+        self.offset = offset
+        self.log_start_offset = log_start_offset
+        self.high_watermark = high_watermark
+        self.log_end_offset = log_end_offset

@@ -236,3 +236,21 @@ def test_fetch_after_compaction_keeps_offsets_and_the_last_value_per_key(client:
     assert body["next_offset"] == 12 and body["high_watermark"] == 12
     # Reading from a compacted-away offset gives the next surviving record.
     assert fetch(client, "cmp", offset=1, max_records=1)["records"][0]["offset"] == records[0][0]
+
+
+def test_out_of_range_is_also_the_storage_engines_error(client: Any, app: Any) -> None:
+    from storage import errors as storage_errors
+
+    create_topic(client, "oor2")
+    broker = app.state.broker
+
+    async def scenario() -> BaseException | None:
+        try:
+            await broker.fetch("oor2", 0, 7, max_records=1, max_bytes=1024, max_wait_ms=0)
+        except storage_errors.OffsetOutOfRangeError as exc:  # what a consumer resetting its position catches
+            return exc
+        return None
+
+    error = client.portal.call(scenario)
+    assert error is not None
+    assert (error.offset, error.log_start_offset, error.log_end_offset) == (7, 0, 0)  # type: ignore[attr-defined]
