@@ -24,11 +24,12 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.broker.formats import render_record
-from app.errors_base import InvalidParameterError, TidelogError, UnknownTopicError
+from app.error_codes import ErrorCode
+from app.errors_base import InvalidParameterError, TidelogError
 from app.groups.assignors import TopicPartition
 from app.groups.errors import UnknownMemberError
 from app.groups.model import JoinRequest, MemberView
-from storage.errors import OffsetOutOfRangeError
+from storage.errors import OffsetOutOfRangeError, StorageError
 
 if TYPE_CHECKING:
     from app.broker import Broker
@@ -53,6 +54,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: The reconnection delay EventSource should use (ms), sent once at the start of a stream.
 RETRY_MS = 1000
 BATCH_RECORDS = 500
+TOPIC_CHECK_S = 1.0
 BATCH_BYTES = 1024 * 1024
 
 
@@ -216,13 +218,18 @@ async def topic_stream(
                 yield b": ping\n\n"
                 last_sent = time.monotonic()
                 continue
-            if not await broker.wait_for_data(positions, idle):
+            # Wait in slices of at most a second: ``wait_for_data`` wakes on a topic's deletion but
+            # returns only at its timeout, so each slice ends by checking the topic still exists.
+            if not await broker.wait_for_data(positions, min(idle, TOPIC_CHECK_S)):
+                await broker.partition(topic, next(iter(positions))[1])  # UnknownTopicError once deleted
                 continue
             async for chunk in _deliver(broker, positions, with_topic=False):
                 yield chunk
                 last_sent = time.monotonic()
-    except UnknownTopicError as exc:
-        yield format_event("error", orjson.dumps({"error_code": int(exc.code), "detail": exc.detail}))
+    except TidelogError as exc:  # the topic was deleted under the stream, …
+        yield _error_event(int(exc.code), exc.detail)
+    except StorageError as exc:  # … or its log closed (deleted, broker shutting down)
+        yield _error_event(int(ErrorCode.NOT_READY), f"the stream's log is no longer readable: {exc}")
 
 
 async def group_stream(
@@ -284,7 +291,9 @@ async def group_stream(
                 yield b": ping\n\n"
                 last_sent = time.monotonic()
     except TidelogError as exc:
-        yield format_event("error", orjson.dumps({"error_code": int(exc.code), "detail": exc.detail}))
+        yield _error_event(int(exc.code), exc.detail)
+    except StorageError as exc:
+        yield _error_event(int(ErrorCode.NOT_READY), f"a log of the stream is no longer readable: {exc}")
     finally:
         if request.instance_id is None:
             # The client is gone (or the stream failed): leave, shielded from the cancellation that
@@ -296,6 +305,10 @@ async def group_stream(
                     pass
                 except Exception:
                     logger.exception("member %s of group %s could not leave", member_id, group_id)
+
+
+def _error_event(code: int, detail: str) -> bytes:
+    return format_event("error", orjson.dumps({"error_code": code, "detail": detail}))
 
 
 def _member_event(view: MemberView) -> bytes:

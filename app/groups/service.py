@@ -253,8 +253,13 @@ class GroupService:
         Waits at most half the member's session timeout, so that a poll never outlives its session.
         """
         state = await self._run(self.coordinator.peek, group_id, member_id)
+        try:
+            positions = await self.resolve_positions(state.positions, state.view.auto_offset_reset)
+        except (UnknownTopicError, UnknownPartitionError):
+            # A subscribed topic was deleted and nobody has settled the group since: settle, retry.
+            state = await self.sync(group_id, member_id)
+            positions = await self.resolve_positions(state.positions, state.view.auto_offset_reset)
         view = state.view
-        positions = await self.resolve_positions(state.positions, view.auto_offset_reset)
         wait_s = min(max_wait_ms, view.session_timeout_ms // 2) / 1000
         if positions and wait_s > 0:
             await self.broker.wait_for_data(positions, wait_s)

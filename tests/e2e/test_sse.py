@@ -195,3 +195,19 @@ async def test_a_client_that_does_not_read_holds_one_batch(broker_process: Broke
                 assert json.loads(event.split(b"data: ", 1)[1])["offset"] == expected
                 expected += 1
     writer.close()
+
+
+async def test_a_deleted_topic_ends_its_stream_with_an_error_event(broker_process: BrokerProcess) -> None:
+    _create(broker_process, "gone", 1)
+    async with (
+        httpx.AsyncClient(timeout=TIMEOUT) as client,
+        aconnect_sse(client, "GET", f"{broker_process.url}/v1/topics/gone/events") as source,
+    ):
+        events = source.aiter_sse()
+        first = await asyncio.wait_for(events.__anext__(), 10)  # the opening retry field
+        assert first.retry == 1000
+        async with httpx.AsyncClient(base_url=broker_process.url, timeout=TIMEOUT) as admin:
+            assert (await admin.delete("/v1/topics/gone")).status_code == 204
+        event = await asyncio.wait_for(events.__anext__(), 10)
+        assert event.event == "error"
+        assert json.loads(event.data)["error_code"] in (40401, 50302)

@@ -321,3 +321,14 @@ def test_periodic_sweep_expires_silent_members(client: Any) -> None:
         time.sleep(0.1)
     summary = client.get("/v1/groups").json()["groups"][0]
     assert summary["members"] == 0 and summary["state"] == "Empty"
+
+
+def test_deleted_topic_leaves_the_assignment(client: Any) -> None:
+    _topic(client, "t", 2, records=1)
+    _topic(client, "u", 1, records=1)
+    mid = _join(client, "g", topics=["t", "u"], auto_offset_reset="earliest")["member_id"]
+    assert client.delete("/v1/topics/t").status_code == 204
+    answer = client.get(f"/v1/groups/g/members/{mid}/records", params={"max_wait_ms": 0})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["assignment"] == [{"topic": "u", "partition": 0}]
+    assert [(r["topic"], r["offset"]) for r in answer.json()["records"]] == [("u", 0)]
