@@ -157,13 +157,17 @@ def _tidelog_producer(
 def tidelog_sse(
     tidelog: Tidelog, topic: str, *, rate: int, count: int, size: int, time_cap_s: float
 ) -> LatencyRun:
-    """tidelog produce (acks=1) → `GET /v1/topics/{topic}/events?from=latest` (Server-Sent Events)."""
+    """tidelog produce (acks=1) → `GET /v1/topics/{topic}/events` (Server-Sent Events).
+
+    The topic is new and empty, so `from=earliest` starts at the first record produced, with no race
+    between the stream's start and the first produce.
+    """
 
     def consume(collector: _Collector) -> None:
         timeout = httpx.Timeout(10.0, read=2.0)
         with (
             httpx.Client(base_url=tidelog.url, timeout=timeout) as http,
-            connect_sse(http, "GET", f"/v1/topics/{topic}/events", params={"from": "latest"}) as source,
+            connect_sse(http, "GET", f"/v1/topics/{topic}/events", params={"from": "earliest"}) as source,
         ):
             if source.response.status_code != 200:
                 raise BenchError(f"events: HTTP {source.response.status_code}")

@@ -163,7 +163,8 @@ class JetStream:
                 if len(latencies) >= count:
                     done.set()
 
-            subscription = await js.subscribe(subject, cb=on_message, deliver_policy=DeliverPolicy.NEW)
+            # The stream is new and empty: ALL starts at the first message, with no race against it.
+            subscription = await js.subscribe(subject, cb=on_message, deliver_policy=DeliverPolicy.ALL)
             try:
                 pad = "x" * max(0, size - 40)
                 started = time.perf_counter() + 0.05
