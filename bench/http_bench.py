@@ -109,10 +109,24 @@ def _records(start: int) -> list[dict[str, object]]:
     return [{"value": {"seq": start + i, "pad": pad}} for i in range(BATCH)]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux ``/proc``); 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Run:
     records: int
     seconds: float
+    broker_cpu_s: float = 0.0
+
+    @property
+    def broker_cpu_ms_per_1000(self) -> float:
+        return self.broker_cpu_s / self.records * 1e6
 
     @property
     def records_per_s(self) -> float:
@@ -198,9 +212,10 @@ class Case:
     def line(self) -> str:
         rates = [r.records_per_s for r in self.runs]
         mbs = [r.mb_per_s for r in self.runs]
+        cpu = statistics.median(r.broker_cpu_ms_per_1000 for r in self.runs)
         return (
             f"| {self.name} | {statistics.median(rates):,.0f} | {min(rates):,.0f}-{max(rates):,.0f} "
-            f"| {statistics.median(mbs):.1f} |"
+            f"| {statistics.median(mbs):.1f} | {cpu:.2f} | {1000 / cpu if cpu else 0:,.0f}k |"
         )
 
 
@@ -218,15 +233,25 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="tidelog-http-bench-"))
     cases: dict[str, Case] = {}
+    broker_pid: int | None = None
 
     def record(name: str, run: Callable[[], Run]) -> None:
+        assert broker_pid is not None
+        cpu_before = cpu_seconds(broker_pid)
         result = run()
+        result = Run(result.records, result.seconds, cpu_seconds(broker_pid) - cpu_before)
         cases.setdefault(name, Case(name, [])).runs.append(result)
-        print(f"  {name}: {result.records_per_s:,.0f} records/s, {result.mb_per_s:.1f} MB/s", flush=True)
+        print(
+            f"  {name}: {result.records_per_s:,.0f} records/s, {result.mb_per_s:.1f} MB/s, "
+            f"broker CPU {result.broker_cpu_ms_per_1000:.2f} ms per 1,000 records",
+            flush=True,
+        )
 
     try:
         (work / "data").mkdir()
         with Broker(work / "data") as broker:
+            assert broker.process is not None
+            broker_pid = broker.process.pid
             with httpx.Client(base_url=broker.url, timeout=60) as http:
                 for n in range(args.repeat):
                     for topic in (f"acks1-{n}", f"acksall-{n}", f"group-{n}"):
@@ -257,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     table = [
-        "| case | records/s (median) | min-max | MB/s of values |",
-        "|---|---:|---:|---:|",
+        "| case | records/s (median) | min-max | MB/s of values | broker CPU ms / 1,000 records "
+        "| records per broker CPU-second |",
+        "|---|---:|---:|---:|---:|---:|",
         *(case.line() for case in cases.values()),
     ]
     print("\n".join(table))
@@ -283,7 +309,10 @@ def _write_docs(table: list[str], args: argparse.Namespace) -> None:
             "interleaved; the median and the range are shown. `acks=1` answers once the batch is in the "
             "log (page cache); `acks=all` once it is fsynced. The group case sends the same requests "
             f"from {args.clients} concurrent clients, whose acks=all waits share fsyncs. Fetch reads the "
-            "acks=1 partition back, 1,000 records per request, as JSON and as NDJSON.",
+            "acks=1 partition back, 1,000 records per request, as JSON and as NDJSON. The broker's CPU "
+            "time (user + system, all threads, from /proc) per 1,000 records is less sensitive to other "
+            "work on the machine than the rates, and its inverse is what one broker core can serve; "
+            "the client's own cost (building and decoding JSON) is the rest of the wall time.",
             "",
             f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on {os.cpu_count()} cores ({cpu}), "
             f"Python {platform.python_version()}; the machine was shared with other work, so absolute "
