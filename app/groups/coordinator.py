@@ -199,11 +199,13 @@ class GroupCoordinator:
         *,
         positions: Mapping[TopicPartition, int] | None = None,
         acked_generation: int | None = None,
+        with_positions: bool = True,
     ) -> MemberState:
         """A heartbeat: record ``positions``, settle the group, answer the member's view and positions.
 
         ``positions`` are stored only for partitions the member still owns. ``acked_generation`` says
-        the member has finished with every partition revoked from it up to that generation.
+        the member has finished with every partition revoked from it up to that generation. Without
+        ``with_positions`` the answer's positions are left empty (one query less).
         """
         with self._locked(group_id, create=False) as locked:
             txn, member = self._live_member(locked, group_id, member_id)
@@ -219,6 +221,8 @@ class GroupCoordinator:
             member.known_generation = txn.group.generation
             self._finish(txn)
             view = self._view(txn, member)
+            if not with_positions:
+                return MemberState(view=view, positions=())
             committed = self._committed_map(txn.session, group_id)
             return MemberState(
                 view=view,

@@ -266,7 +266,9 @@ class GroupService:
         records = await self.fetch_round(
             positions, max_records=max_records, max_bytes=max_bytes, auto_offset_reset=view.auto_offset_reset
         )
-        after = await self.sync(group_id, member_id, positions)
+        after = await self._run(
+            self.coordinator.sync, group_id, member_id, positions=positions, with_positions=False
+        )
         kept = set(after.view.assignment) | set(after.view.revoking)
         return PollResult(
             view=after.view,
