@@ -32,9 +32,10 @@ Sender = tuple[Callable[[], None], Callable[[], None]]
 
 @dataclass(frozen=True, slots=True)
 class LatencyRun:
-    latencies_ms: list[float]
+    latencies_ms: list[float]  # produce call to delivery
     sent: int
     seconds: float
+    acks_ms: list[float]  # produce call to its acknowledgement, for telling the two halves apart
 
     @property
     def achieved_rate(self) -> float:
@@ -47,12 +48,13 @@ def _pace(
     time_cap_s: float,
     make_sender: Callable[[], Sender],
     workers: int = PRODUCER_WORKERS,
-) -> tuple[int, float]:
-    """Send ``count`` records on the schedule; return (records sent, seconds from first due to last sent)."""
+) -> tuple[int, float, list[float]]:
+    """Send ``count`` records on the schedule; return (records sent, seconds, each send's duration in ms)."""
     senders = [make_sender() for _ in range(workers)]
     started = time.perf_counter() + 0.05
     deadline = started + time_cap_s
     sent = [0] * workers
+    acks_ms: list[float] = []
     errors: list[BaseException] = []
 
     def worker(index: int) -> None:
@@ -64,7 +66,9 @@ def _pace(
                     time.sleep(delay)
                 if time.perf_counter() > deadline or errors:
                     return
+                called = time.perf_counter()
                 send_one()
+                acks_ms.append((time.perf_counter() - called) * 1000.0)
                 sent[index] += 1
         except BaseException as exc:
             errors.append(exc)
@@ -80,7 +84,7 @@ def _pace(
             close()
     if errors:
         raise BenchError(f"produce failed: {errors[0]!r}")
-    return sum(sent), time.perf_counter() - started
+    return sum(sent), time.perf_counter() - started, acks_ms
 
 
 class _Collector:
@@ -103,7 +107,7 @@ class _Collector:
 def _run(
     collector: _Collector,
     consume: Callable[[_Collector], None],
-    produce: Callable[[], tuple[int, float]],
+    produce: Callable[[], tuple[int, float, list[float]]],
     grace_s: float = 5.0,
 ) -> LatencyRun:
     def guarded() -> None:
@@ -121,7 +125,7 @@ def _run(
         raise BenchError("the consumer did not connect within 30 s")
     if collector.error is not None:
         raise BenchError(f"consumer failed: {collector.error!r}")
-    sent, seconds = produce()
+    sent, seconds, acks_ms = produce()
     waited = time.perf_counter() + grace_s
     while len(collector.latencies) < sent and time.perf_counter() < waited and thread.is_alive():
         time.sleep(0.01)
@@ -131,12 +135,12 @@ def _run(
         raise BenchError(f"consumer failed after {len(collector.latencies)} of {sent}: {collector.error!r}")
     if len(collector.latencies) < sent:
         raise BenchError(f"only {len(collector.latencies)} of {sent} records were delivered")
-    return LatencyRun(collector.latencies, sent, seconds)
+    return LatencyRun(collector.latencies, sent, seconds, acks_ms)
 
 
 def _tidelog_producer(
     tidelog: Tidelog, topic: str, rate: int, count: int, size: int, cap: float
-) -> Callable[[], tuple[int, float]]:
+) -> Callable[[], tuple[int, float, list[float]]]:
     pad = "x" * max(0, size - 40)
     path = f"/v1/topics/{topic}/partitions/0/records"
 

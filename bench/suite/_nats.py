@@ -170,6 +170,7 @@ class JetStream:
                 started = time.perf_counter() + 0.05
                 deadline = started + time_cap_s
                 sent = [0] * PRODUCER_WORKERS
+                acks_ms: list[float] = []
 
                 async def sender(index: int) -> None:
                     for item in range(index, count, PRODUCER_WORKERS):
@@ -178,9 +179,11 @@ class JetStream:
                             await asyncio.sleep(delay)
                         if time.perf_counter() > deadline:
                             return
+                        called = time.perf_counter()
                         await js.publish(
                             subject, orjson.dumps({"sent_ns": time.perf_counter_ns(), "pad": pad})
                         )
+                        acks_ms.append((time.perf_counter() - called) * 1000.0)
                         sent[index] += 1
 
                 await asyncio.gather(*(sender(i) for i in range(PRODUCER_WORKERS)))
@@ -189,7 +192,7 @@ class JetStream:
                     await asyncio.wait_for(done.wait(), timeout=5)
                 if len(latencies) < sum(sent):
                     raise RuntimeError(f"only {len(latencies)} of {sum(sent)} messages were delivered")
-                return LatencyRun(latencies, sum(sent), seconds)
+                return LatencyRun(latencies, sum(sent), seconds, acks_ms)
             finally:
                 await subscription.unsubscribe()
 

@@ -82,7 +82,7 @@ def _chart_latency(path: Path, results: Results) -> None:
             by_system[figure.system][figure.metric] = figure.summary.median
     if not by_system:
         return
-    metrics = ["p50 ms", "p99 ms", "p99.9 ms"]
+    metrics = ["p50 ms", "p99 ms", "p99.9 ms", "ack p99 ms"]
     fig, ax = plt.subplots(figsize=(8, 4.2))
     width = 0.8 / len(metrics)
     systems = list(by_system)
@@ -91,7 +91,7 @@ def _chart_latency(path: Path, results: Results) -> None:
         ax.bar(
             [i + offset * width for i in range(len(systems))], values, width, label=metric.replace(" ms", "")
         )
-    ax.set_xticks([i + width for i in range(len(systems))], systems, fontsize=8)
+    ax.set_xticks([i + width * (len(metrics) - 1) / 2 for i in range(len(systems))], systems, fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("milliseconds (log scale)")
     ax.set_title("End-to-end latency, produce call to delivery (median of repetitions)", fontsize=10)
