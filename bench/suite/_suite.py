@@ -638,7 +638,8 @@ class Suite:
         growth_deadline = time.monotonic() + max(60.0, s.budget_s / 5)
         with t.client() as http:
             while stored < s.big_partition_records and time.monotonic() < growth_deadline:
-                result = t.produce(big, batch, total=step, acks="1", time_cap_s=600, client=http)
+                left = max(1.0, growth_deadline - time.monotonic())
+                result = t.produce(big, batch, total=step, acks="1", time_cap_s=left, client=http)
                 stored += result.records
                 rss = broker.rss_bytes() / 1024 / 1024
                 memory.append((float(stored), rss))
