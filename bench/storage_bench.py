@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true", help="write the figures into docs/benchmarks.md")
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="tidelog-bench-", dir=args.dir))
+    root = Path(tempfile.mkdtemp(prefix="tidelog-storage-bench-", dir=args.dir))
     config = LogConfig(segment_bytes=args.segment_bytes)  # no flush policy: the page cache decides
     batches = [make_batch(seed) for seed in range(8)]
     results: dict[str, float] = {}
