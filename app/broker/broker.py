@@ -58,7 +58,13 @@ from app.catalog import Catalog
 from app.catalog import producers as producers_catalog
 from app.config import Settings
 from app.error_codes import ErrorCode
-from app.errors_base import InvalidParameterError, TidelogError, UnknownPartitionError, UnknownTopicError
+from app.errors_base import (
+    InvalidParameterError,
+    NotReadyError,
+    TidelogError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
 from app.topics.configs import log_config_for
 from storage import AppendResult, LogConfig, PartitionLog, RecordIn, TimestampType
 from storage import errors as storage_errors
@@ -109,8 +115,12 @@ class _Topic:
     partitions: tuple[PartitionHandle, ...]
 
 
-def _translate(exc: BaseException) -> BaseException:
-    """A storage error as the data path's domain error (others unchanged)."""
+def _translate(exc: BaseException, closing: bool = False) -> BaseException:
+    """A storage error as the data path's domain error (others unchanged).
+
+    A closed log means the topic was deleted, or, while the broker shuts down (``closing``), that
+    the request should be retried (on this broker once it is back, or another one).
+    """
     if isinstance(exc, storage_errors.RecordTooLargeError):
         return RecordTooLargeError(str(exc), size=exc.size, limit=exc.limit)
     if isinstance(exc, storage_errors.InvalidRecordError):
@@ -125,6 +135,8 @@ def _translate(exc: BaseException) -> BaseException:
             "producer id (POST /v1/producers)"
         )
     if isinstance(exc, storage_errors.LogClosedError):
+        if closing:
+            return NotReadyError("the broker is shutting down; retry")
         return UnknownTopicError("the topic was deleted while the request was being served")
     return exc
 
@@ -190,6 +202,8 @@ class Broker:
             topics = list(self._topics.values())
             self._topics = {}
         handles = [h for t in topics for h in t.partitions]
+        for handle in handles:
+            handle.notify()  # long-polls answer now instead of at their max_wait_ms
 
         def close_all() -> None:
             for handle in handles:
@@ -432,7 +446,7 @@ class Broker:
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, Exception):
                     raise outcome
-                error = _translate(outcome)
+                error = _translate(outcome, self._closed)
                 errors.append(error)
                 code, message = _error_of(error)
                 for i in indices:
@@ -559,7 +573,7 @@ class Broker:
                 results.append(result)
                 handle.advance_high_watermark()
         except storage_errors.StorageError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self._closed) from exc
         return results, max(0, log.size_bytes - size_before)
 
     # -- producers ----------------------------------------------------------------------------------
@@ -633,8 +647,8 @@ class Broker:
                         data = log.read(position, max_bytes, max_offset=high_watermark).data
                     except storage_errors.OffsetOutOfRangeError:
                         continue  # retention moved the log start meanwhile: check again
-                    except storage_errors.LogClosedError:
-                        raise UnknownTopicError(f"topic {topic!r} was deleted") from None
+                    except storage_errors.LogClosedError as exc:
+                        raise _translate(exc, self._closed) from None
                 remaining = deadline - loop.time()
                 if len(data) >= min_bytes or remaining <= 0:
                     break
@@ -642,6 +656,8 @@ class Broker:
                     event = asyncio.Event()
                     handle.add_waiter(event)
                     continue  # registered: check once more so no append is missed
+                if self._closed:
+                    break  # shutting down: answer with what there is rather than hold the shutdown
                 if self._topics.get(topic) is None:
                     raise UnknownTopicError(f"topic {topic!r} was deleted")
                 with contextlib.suppress(TimeoutError):
@@ -697,7 +713,7 @@ class Broker:
                 if any(handle.high_watermark > position for handle, position in handles):
                     return True
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or self._closed:
                     return False
                 try:
                     await asyncio.wait_for(event.wait(), remaining)

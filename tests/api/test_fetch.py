@@ -254,3 +254,24 @@ def test_out_of_range_is_also_the_storage_engines_error(client: Any, app: Any) -
     error = client.portal.call(scenario)
     assert error is not None
     assert (error.offset, error.log_start_offset, error.log_end_offset) == (7, 0, 0)  # type: ignore[attr-defined]
+
+
+def test_close_ends_long_polls_at_once(client: Any, app: Any) -> None:
+    create_topic(client, "closing")
+    broker = app.state.broker
+
+    async def scenario() -> tuple[float, int, bool]:
+        started = time.monotonic()
+        waiting = asyncio.ensure_future(
+            broker.fetch("closing", 0, 0, max_records=10, max_bytes=1024, max_wait_ms=10_000)
+        )
+        waiting_many = asyncio.ensure_future(broker.wait_for_data({("closing", 0): 0}, 10.0))
+        await asyncio.sleep(0.1)
+        await broker.close()
+        result = await asyncio.wait_for(waiting, 3.0)
+        woke = await asyncio.wait_for(waiting_many, 3.0)
+        return time.monotonic() - started, len(result.records), woke
+
+    elapsed, count, woke = client.portal.call(scenario)
+    assert count == 0 and woke is False
+    assert elapsed < 3.0
