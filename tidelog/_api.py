@@ -176,15 +176,16 @@ def produce(
 ) -> Call[ProduceResult]:
     """A produce request; to one partition's endpoint when ``partition`` is given."""
     bodies, binary_headers = records_body(records)
+    body: dict[str, Any] = {"records": bodies, "key_format": key_format, "value_format": value_format}
     if record_partitions is not None:
         bodies = [
             {**b, "partition": p} if p is not None else b
             for b, p in zip(bodies, record_partitions, strict=True)
         ]
-    body: dict[str, Any] = {"records": bodies, "key_format": key_format, "value_format": value_format}
+        body["records"] = bodies
     params: dict[str, Any] = {"acks": acks}
     if binary_headers:
-        params["header_format"] = "binary"
+        body["header_format"] = "binary"
     if producer_id is not None:
         body["producer_id"] = producer_id
         body["producer_epoch"] = producer_epoch

@@ -36,6 +36,7 @@ from tidelog._errors import (
     ClientStateError,
     OutOfOrderSequenceError,
     ProducerFencedError,
+    RecordTooLargeError,
     TidelogError,
     UnknownPartitionError,
     UnknownProducerError,
@@ -135,6 +136,13 @@ class _Accumulator(Generic[F]):
     def complete(self, batch: _Batch[F]) -> None:
         self.in_flight.discard(batch.tp)
         self.pending_records -= len(batch.records)
+
+    def replace(self, batch: _Batch[F], parts: list[_Batch[F]]) -> None:
+        """Put ``parts`` (a split ``batch``) back at the head of its queue, in order."""
+        self.in_flight.discard(batch.tp)
+        queue = self.queues.setdefault(batch.tp, deque())
+        for part in reversed(parts):
+            queue.appendleft(part)
 
     def requeue(self, batch: _Batch[F]) -> None:
         """Put a batch back at the head of its queue (retry after backoff keeps its sequence)."""
@@ -248,6 +256,30 @@ class _ProducerCore:
             producer_epoch=self.producer_epoch if self.idempotent else None,
             sequence=batch.base_sequence if self.idempotent else None,
         )
+
+    def split(self, batch: _Batch[F]) -> list[_Batch[F]]:
+        """Halve a batch the broker refused as too large (Kafka's splitAndReenqueue).
+
+        Nothing of it was appended and it was the partition's only batch in flight, so the partition's
+        sequence goes back to the batch's and the halves get theirs when they are sent.
+        """
+        if batch.base_sequence is not None and self.idempotent:
+            self.next_sequence[batch.tp] = batch.base_sequence
+        half = len(batch.records) // 2
+        parts: list[_Batch[F]] = []
+        for lo, hi in ((0, half), (half, len(batch.records))):
+            parts.append(
+                _Batch(
+                    tp=batch.tp,
+                    created=batch.created,
+                    records=batch.records[lo:hi],
+                    futures=batch.futures[lo:hi],
+                    callbacks=batch.callbacks[lo:hi],
+                    size=sum(r.size for r in batch.records[lo:hi]),
+                    sealed=True,
+                )
+            )
+        return parts
 
     def reset_producer(self, producer_id: int, epoch: int) -> None:
         self.producer_id, self.producer_epoch = producer_id, epoch
@@ -483,6 +515,11 @@ class Producer:
                 self._acc.requeue(batch)
                 self._cond.notify_all()
             return
+        if isinstance(error, RecordTooLargeError) and len(batch.records) > 1:
+            with self._cond:
+                self._acc.replace(batch, self._core.split(batch))
+                self._cond.notify_all()
+            return
         if _fatal(error) or expired:
             self._fail(batch, error)
             return
@@ -664,9 +701,13 @@ class AsyncProducer:
             self._closed = True
             self._wake.set()
             if self._task is not None:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                # The sender returns by itself once closed and idle. No cancel(): in Python 3.11
+                # wait_for() can swallow a cancellation that races with the event it waits for.
+                done, _ = await asyncio.wait({self._task}, timeout=10)
+                if not done:
+                    self._task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._task
             if self._sends:
                 await asyncio.gather(*self._sends, return_exceptions=True)
 
@@ -680,6 +721,8 @@ class AsyncProducer:
 
     async def _run(self) -> None:
         while True:
+            if self._closed and self._acc.idle:
+                return
             now = time.monotonic()
             slots = self._core.max_in_flight - len(self._acc.in_flight)
             ready = self._acc.drain(now, self._flushing > 0, slots) if slots > 0 else []
@@ -739,6 +782,10 @@ class AsyncProducer:
                         return
             batch.base_sequence = None
             self._acc.requeue(batch)
+            self._wake.set()
+            return
+        if isinstance(error, RecordTooLargeError) and len(batch.records) > 1:
+            self._acc.replace(batch, self._core.split(batch))
             self._wake.set()
             return
         if _fatal(error) or expired:

@@ -133,7 +133,8 @@ def produce(
         if progress is not None
         else (sys.stderr.isatty() and (total_bytes is None or total_bytes >= PROGRESS_MIN_BYTES))
     )
-    stream: IO[str] = Path(path).open(encoding="utf-8") if path else click.get_text_stream("stdin")  # noqa: SIM115
+    # Closed by the with-block below.
+    stream: IO[str] = Path(path).open(encoding="utf-8") if path else sys.stdin  # noqa: SIM115
     delivered: dict[int, int] = {}  # records acknowledged per partition
     failures: list[tuple[int, Exception]] = []
     sent = 0
