@@ -332,3 +332,26 @@ def test_deleted_topic_leaves_the_assignment(client: Any) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json()["assignment"] == [{"topic": "u", "partition": 0}]
     assert [(r["topic"], r["offset"]) for r in answer.json()["records"]] == [("u", 0)]
+
+
+def test_seek_and_reset_by_timestamp_offset_and_latest(client: Any) -> None:
+    assert client.post("/v1/topics", json={"name": "t", "partitions": 1}).status_code == 201
+    records = [{"value": i, "timestamp": 1_000 * (i + 1)} for i in range(5)]  # 1000, 2000, … 5000
+    assert client.post("/v1/topics/t/partitions/0/records", json={"records": records}).status_code == 200
+    mid = _join(client, "g", auto_offset_reset="earliest")["member_id"]
+    seek = {"topic": "t", "partition": 0, "to": "timestamp", "value": 2_500}
+    assert client.post(f"/v1/groups/g/members/{mid}/seek", json=seek).json()["position"] == 2
+    seek = {"topic": "t", "partition": 0, "to": "latest"}
+    assert client.post(f"/v1/groups/g/members/{mid}/seek", json=seek).json()["position"] == 5
+    client.delete(f"/v1/groups/g/members/{mid}")
+    for to, value, expected in [
+        ("timestamp", 3_000, 2),
+        ("offset", 4, 4),
+        ("offset", 99, 5),
+        ("latest", None, 5),
+    ]:
+        body = {"topics": ["t"], "to": to, "value": value}
+        plan = client.post("/v1/groups/g/offsets/reset", json=body)
+        assert plan.status_code == 200, plan.text
+        assert plan.json()["offsets"][0]["offset"] == expected, (to, value)
+    _problem(client.post("/v1/groups/g/offsets/reset", json={"topics": ["t"], "to": "offset"}), 422, 42204)
