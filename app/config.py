@@ -95,10 +95,32 @@ class Settings(BaseSettings):
     )
     min_insync_replicas: int = Field(1, ge=1, description="Default min.insync.replicas.")
 
+    # --- clustered mode (docs/cluster.md); off unless ``cluster`` is set, with a PostgreSQL catalog
+    cluster: bool = Field(False, description="Run as one broker of a cluster sharing a PostgreSQL catalog.")
+    broker_session_timeout_ms: int = Field(
+        9000, ge=100, description="A broker without a heartbeat for this long is fenced."
+    )
+    broker_heartbeat_interval_ms: int = Field(
+        2000, ge=10, description="How often a broker heartbeats (and the controller checks the cluster)."
+    )
+    replica_lag_time_max_ms: int = Field(
+        30_000, ge=100, description="A follower not caught up for this long leaves the ISR."
+    )
+    replica_fetch_wait_max_ms: int = Field(
+        500, ge=0, description="How long a follower's fetch waits at the leader for new data."
+    )
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms:
             raise ValueError("group_min_session_timeout_ms is larger than group_max_session_timeout_ms")
+        if self.cluster:
+            if not (self.catalog_url or "").startswith(("postgresql", "postgres:")):
+                raise ValueError("cluster mode needs a PostgreSQL catalog_url (postgresql://...)")
+            if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms:
+                raise ValueError(
+                    "broker_heartbeat_interval_ms must be smaller than broker_session_timeout_ms"
+                )
         return self
 
     @property
