@@ -55,6 +55,11 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--log-flush-interval-messages", click.IntRange(min=1), "Default flush.messages [unset]."),
     ("--log-flush-interval-ms", click.IntRange(min=0), "Default flush.ms [unset]."),
     ("--min-insync-replicas", click.IntRange(min=1), "Default min.insync.replicas [1]."),
+    ("--cluster", bool, "Clustered mode: needs a PostgreSQL --catalog-url [false]."),
+    ("--broker-session-timeout-ms", click.IntRange(min=100), "Fence a broker silent this long [9000]."),
+    ("--broker-heartbeat-interval-ms", click.IntRange(min=10), "Broker heartbeat period [2000]."),
+    ("--replica-lag-time-max-ms", click.IntRange(min=100), "Drop a lagging follower from the ISR [30000]."),
+    ("--replica-fetch-wait-max-ms", click.IntRange(min=0), "Follower fetch long-poll wait [500]."),
 )
 
 
