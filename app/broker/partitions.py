@@ -55,8 +55,9 @@ class PartitionHandle:
         self.write_lock = asyncio.Lock()
         self._waiters: set[asyncio.Event] = set()
         self._flush_task: asyncio.Task[None] | None = None
-        # Offsets below this one are known to be on disk (everything at open time was recovered).
-        self._durable = log.log_end_offset
+        # Offsets below this one are known to be on disk. After a crash the tail the log recovered
+        # may still be only in the page cache, so start from the log's recovery point, not its end.
+        self._durable = log.recovery_point
 
     # -- offsets ------------------------------------------------------------------------------------
 
