@@ -240,6 +240,12 @@ async def _produce(
     acks = _acks(acks_value)
     media = _media_type(request)
     if media == NDJSON:
+        if idempotency_key is not None:
+            # A stream has no single answer to replay: refuse rather than silently ignore the key.
+            raise InvalidParameterError(
+                "Idempotency-Key applies to JSON produce requests, not to NDJSON streams; "
+                "use an idempotent producer (producer_id, producer_epoch, sequence) instead"
+            )
         return await _produce_ndjson(
             request, broker, topic, partition, acks, key_format, value_format, header_format
         )

@@ -558,3 +558,23 @@ def test_idempotency_key_in_progress_is_409_and_an_abandoned_claim_is_taken_over
     assert taken.status_code == 200
     replay = client.post("/v1/topics/ik4/records", json={"records": [{"value": 1}]}, headers=headers)
     assert replay.headers["idempotent-replayed"] == "true"
+
+
+def test_ndjson_refuses_idempotency_key_and_takes_binary_headers(client: Any) -> None:
+    create_topic(client, "nd3")
+    line = orjson.dumps({"value": 1, "headers": [{"key": "h", "value": base64.b64encode(b"\x01").decode()}]})
+    refused = client.post(
+        "/v1/topics/nd3/records",
+        content=line + b"\n",
+        headers={"content-type": "application/x-ndjson", "Idempotency-Key": "k"},
+    )
+    assert_problem(refused, 422, 42204)
+    accepted = client.post(
+        "/v1/topics/nd3/records",
+        content=line + b"\n",
+        headers={"content-type": "application/x-ndjson"},
+        params={"header_format": "binary"},
+    )
+    assert orjson.loads(accepted.content.splitlines()[0])["offset"] == 0
+    record = fetch(client, "nd3", header_format="binary")["records"][0]
+    assert record["headers"] == [{"key": "h", "value": base64.b64encode(b"\x01").decode()}]
