@@ -223,6 +223,17 @@ def main() -> None:
             f"unclean restart: {closed_bytes / MIB:,.0f} MiB closed + {active_bytes / MIB:,.0f} MiB active "
             f"in {results['unclean_restart_s']:.3f} s (scanned {big.recovery.scanned_bytes / MIB:,.0f} MiB)"
         )
+        # the worst case: a crash before the rolled segment's fsync finished (no recovery point)
+        big.abandon()
+        (big_dir / "recovery-point-offset-checkpoint").unlink()
+        t0 = time.perf_counter()
+        big = PartitionLog.open(big_dir, config)
+        results["full_scan_s"] = time.perf_counter() - t0
+        results["full_scan_mib"] = big.recovery.scanned_bytes / MIB
+        print(
+            f"unclean restart without a recovery point: scanned {results['full_scan_mib']:,.0f} MiB in "
+            f"{results['full_scan_s']:.3f} s"
+        )
         big.update_high_watermark(big.log_end_offset)
         results["big_records"] = big.log_end_offset
 
@@ -402,7 +413,9 @@ def write_docs(r: dict[str, float], args: argparse.Namespace, notes: list[str]) 
         (
             f"unclean restart, {r['closed_mib']:,.0f} MiB closed + {r['active_mib']:,.0f} MiB active",
             "< 2 s",
-            f"{r['unclean_restart_s']:.2f} s",
+            f"{r['unclean_restart_s']:.2f} s (only the active segment is scanned); "
+            f"{r['full_scan_s']:.2f} s when the crash also lost the recovery point and all "
+            f"{r['full_scan_mib']:,.0f} MiB are re-validated",
             _verdict(r["unclean_restart_s"] < 2, f"{r['unclean_restart_s']:.2f} s"),
         ),
     ]
