@@ -515,8 +515,10 @@ class PartitionLog:
 
         Returns at least one whole batch when one is readable, even if it exceeds ``max_bytes``.
         """
-        view = self._view
+        # Offsets first, then the segment list: a roll publishes the new list before the log end
+        # moves past it, so the list read second always holds every offset below ``log_end``.
         log_start, log_end, hw = self._log_start, self._log_end, self._hw
+        view = self._view
         if self._closed:
             raise LogClosedError(f"the log in {self._dir} is closed")
         if offset < log_start or offset > log_end:
