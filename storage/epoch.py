@@ -110,8 +110,3 @@ class LeaderEpochCache:
         first = keep[-1][0]
         self.entries = [(first, start_offset), *later]
         self._write()
-
-    def clear(self) -> None:
-        if self.entries:
-            self.entries = []
-            self._write()
