@@ -1,0 +1,24 @@
+"""What the Broker calls in clustered mode (``Broker.cluster``; None on a single node)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from app.broker.partitions import PartitionHandle
+
+__all__ = ["ReplicationHooks"]
+
+
+class ReplicationHooks(Protocol):
+    def check_append(self, handle: PartitionHandle, *, acks_all: bool) -> None:
+        """Raise NotLeaderError / NotEnoughReplicasError unless this broker may append now
+        (called with the partition's write lock held)."""
+
+    def after_append(self, handle: PartitionHandle) -> None:
+        """Move the high watermark (the smallest log end of the ISR) and wake the followers."""
+
+    async def wait_replicated(self, handle: PartitionHandle, end_offset: int) -> None:
+        """Return once every ISR replica has the offsets below ``end_offset`` (acks=all)."""
+
+    def check_fetch(self, handle: PartitionHandle) -> None:
+        """Raise NotLeaderError unless this broker holds a replica it may serve consumers from."""

@@ -1,0 +1,111 @@
+"""The internal replication endpoints, and the answer to a request for a partition led elsewhere.
+
+``GET /internal/v1/replication/{topic}/{partition}`` — a follower's fetch (Kafka's replica Fetch):
+query ``replica_id``, ``leader_epoch`` (the follower's view; another epoch is refused with 50304
+and the leader's ``leader_epoch``), ``offset`` (the follower's log end), ``max_bytes``,
+``max_wait_ms`` (long-poll while the leader has nothing past ``offset``). The answer is
+``application/octet-stream``: whole record batches exactly as stored, with headers
+``X-High-Watermark``, ``X-Log-Start-Offset``, ``X-Log-End-Offset`` and ``X-Leader-Epoch``.
+An offset outside the leader's log is 416 with ``log_start_offset`` and ``log_end_offset``.
+
+``GET /internal/v1/replication/{topic}/{partition}/epoch-end`` — OffsetsForLeaderEpoch (KIP-101):
+query ``leader_epoch`` and ``epoch``; answers ``{"epoch", "end_offset"}``.
+
+Both are left out of the OpenAPI document: they are broker-to-broker, not part of the client API.
+
+A produce or fetch for a partition this broker does not lead (or holds no servable replica of)
+raises ``NotLeaderError``; when the leader is known the answer is ``307 Temporary Redirect`` to the
+same path and query on the leader's advertised URL (method and body kept, so any HTTP client that
+follows redirects lands on the leader), with the problem+json body (error_code 50304, leader_id,
+leader_url) for clients that do not follow; without a known leader it is 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+
+from app.cluster.errors import NotLeaderError
+from app.error_codes import ErrorCode
+from app.errors import PROBLEM_JSON, problem_body, problem_response
+from app.errors_base import TidelogError
+
+__all__ = ["install_cluster_handlers", "router"]
+
+router = APIRouter(prefix="/internal/v1/replication", include_in_schema=False)
+
+
+class _NotClustered(TidelogError):
+    code = ErrorCode.NOT_FOUND
+
+
+def _manager(request: Request) -> Any:
+    manager = getattr(request.app.state, "cluster", None)
+    if manager is None:
+        raise _NotClustered("this broker does not run in clustered mode")
+    return manager
+
+
+@router.get("/{topic}/{partition}")
+async def replica_fetch(
+    request: Request,
+    topic: str,
+    partition: int,
+    replica_id: Annotated[int, Query(ge=0)],
+    leader_epoch: Annotated[int, Query(ge=0)],
+    offset: Annotated[int, Query(ge=0)],
+    max_bytes: Annotated[int, Query(ge=1, le=64 * 1024 * 1024)] = 4 * 1024 * 1024,
+    max_wait_ms: Annotated[int, Query(ge=0, le=30_000)] = 500,
+) -> Response:
+    result = await _manager(request).serve_replica_fetch(
+        topic, partition, replica_id=replica_id, leader_epoch=leader_epoch, offset=offset,
+        max_bytes=max_bytes, max_wait_ms=max_wait_ms,
+    )
+    return Response(
+        result.data,
+        media_type="application/octet-stream",
+        headers={
+            "X-High-Watermark": str(result.high_watermark),
+            "X-Log-Start-Offset": str(result.log_start_offset),
+            "X-Log-End-Offset": str(result.log_end_offset),
+            "X-Leader-Epoch": str(result.leader_epoch),
+        },
+    )
+
+
+@router.get("/{topic}/{partition}/epoch-end")
+async def epoch_end(
+    request: Request,
+    topic: str,
+    partition: int,
+    leader_epoch: Annotated[int, Query(ge=0)],
+    epoch: Annotated[int, Query(ge=-1)],
+) -> dict[str, int]:
+    found, end = _manager(request).end_offset_for_epoch(
+        topic, partition, leader_epoch=leader_epoch, epoch=epoch
+    )
+    return {"epoch": found, "end_offset": end}
+
+
+async def _not_leader(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NotLeaderError)
+    internal = request.url.path.startswith("/internal/")
+    if exc.leader_url is None or internal:
+        return problem_response(exc.code, exc.detail, extra=exc.extra)
+    location = exc.leader_url.rstrip("/") + request.url.path
+    if request.url.query:
+        location += "?" + request.url.query
+    body = problem_body(exc.code, exc.detail, **exc.extra)
+    body["status"] = 307
+    return JSONResponse(
+        jsonable_encoder(body), status_code=307, media_type=PROBLEM_JSON, headers={"Location": location}
+    )
+
+
+def install_cluster_handlers(app: FastAPI) -> None:
+    """Register the internal router and the redirect answer of ``NotLeaderError``."""
+    app.include_router(router)
+    app.add_exception_handler(NotLeaderError, _not_leader)
