@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.broker.errors import (
     InvalidRecordError,
@@ -68,6 +68,9 @@ from app.errors_base import (
 from app.topics.configs import log_config_for
 from storage import AppendResult, LogConfig, PartitionLog, RecordIn, TimestampType
 from storage import errors as storage_errors
+
+if TYPE_CHECKING:
+    from app.cluster.hooks import ReplicationHooks
 
 __all__ = ["Acks", "Broker", "ProduceOutcome", "RetentionStats"]
 
@@ -165,6 +168,8 @@ class Broker:
         self._flush_ticker: asyncio.Task[None] | None = None
         self._closed = False
         self.idempotency = IdempotencyKeys(catalog, settings.idempotency_key_window_ms)
+        #: Clustered mode's replication hooks (app/cluster), set by the lifespan; None on a single node.
+        self.cluster: ReplicationHooks | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -513,6 +518,12 @@ class Broker:
         config: LogConfig,
     ) -> tuple[list[RecordResult], int]:
         await handle.write_lock.acquire()
+        if self.cluster is not None:
+            try:
+                self.cluster.check_append(handle, acks_all=acks is Acks.ALL)
+            except BaseException:
+                handle.write_lock.release()
+                raise
         if acks is Acks.NONE:
             task = asyncio.get_running_loop().create_task(self._append_then_release(handle, batches, parsed))
             self._background.add(task)
@@ -525,6 +536,8 @@ class Broker:
             handle.write_lock.release()
         if acks is Acks.ALL and appended:
             await handle.wait_durable(appended[-1].last_offset + 1)
+            if self.cluster is not None:
+                await self.cluster.wait_replicated(handle, appended[-1].last_offset + 1)
         log_append_time = config.message_timestamp_type == TimestampType.LOG_APPEND_TIME
         results: list[RecordResult] = []
         p = handle.partition
@@ -571,7 +584,10 @@ class Broker:
                 if sequence >= 0:
                     sequence += len(batch)
                 results.append(result)
-                handle.advance_high_watermark()
+                if self.cluster is None:
+                    handle.advance_high_watermark()
+                else:
+                    self.cluster.after_append(handle)
         except storage_errors.StorageError as exc:
             raise _translate(exc, self._closed) from exc
         return results, max(0, log.size_bytes - size_before)
@@ -625,6 +641,8 @@ class Broker:
         """
         loop = asyncio.get_running_loop()
         handle = await self.partition(topic, partition)
+        if self.cluster is not None:
+            self.cluster.check_fetch(handle)
         log = handle.log
         deadline = loop.time() + max_wait_ms / 1000.0
         event: asyncio.Event | None = None
