@@ -74,6 +74,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     broker: Any = None
     scheduler: RetentionScheduler | None = None
     group_service: Any = None
+    cluster: Any = None
     metrics: Metrics = state.metrics
     try:
         await to_thread.run_sync(catalog.migrate)
@@ -83,6 +84,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
         state.broker = broker
         state.topic_service = TopicService(settings, catalog, broker)
+        if settings.cluster:  # clustered mode (docs/cluster.md): membership, leadership, replication
+            from app.cluster.manager import ClusterManager
+
+            cluster = ClusterManager(settings, catalog, broker)
+            await cluster.start()
+            broker.cluster = cluster
+            state.cluster = cluster
+            state.topic_service.placer = cluster.placer
         metrics.set_partition_source(broker.partition_sizes)
         from app.groups.service import GroupService
 
@@ -104,6 +113,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await scheduler.stop()
             if group_service is not None:
                 await group_service.close()
+            if cluster is not None:
+                await cluster.close()
             if broker is not None:
                 await broker.close()
         finally:
@@ -146,8 +157,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.phase = "created"
+    app.state.cluster = None
     install_error_handlers(app)
     _include_routers(app)
+    from app.cluster.http import install_cluster_handlers
+
+    install_cluster_handlers(app)  # internal replication endpoints (not in the spec), leader redirects
     _problem_only_errors(app)
     # Added last = outermost: metrics see every answer, including the limits' refusals.
     app.add_middleware(
