@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +38,9 @@ from app.topics.errors import (
     TopicExistsError,
 )
 from storage.config import LogConfig
+
+if TYPE_CHECKING:
+    from app.cluster.placement import ReplicaPlacer
 
 __all__ = ["MAX_TOPIC_NAME_LENGTH", "PartitionInfo", "TopicConfigs", "TopicInfo", "TopicService",
            "TopicSummary", "validate_topic_name"]
@@ -154,6 +157,8 @@ class TopicService:
         # Changes run one at a time: a delete's hook must not run after a re-create of the same name
         # has committed and opened its logs (admin operations are rare; reads are not serialised).
         self._changes = asyncio.Lock()
+        #: Clustered mode's replica placement (app/cluster/placement.py), set by the lifespan.
+        self.placer: ReplicaPlacer | None = None
 
     # --- reads
 
@@ -256,6 +261,10 @@ class TopicService:
             )
 
     def _replicas(self, factor: int) -> list[int]:
+        if self.placer is not None and factor >= 1:
+            # Clustered: the factor is checked against the live brokers and the replicas placed
+            # in the catalog transaction (``_create``/``_grow``); this list is a placeholder.
+            return [self.settings.broker_id] * factor
         # A single broker: the only valid replica set is this broker.
         if factor != 1:
             raise InvalidReplicationFactorError(
@@ -308,6 +317,8 @@ class TopicService:
                     configs={k: v for k, v in overrides.items() if v is not None},
                     created_at_ms=int(time.time() * 1000),
                 )
+                if self.placer is not None:
+                    self.placer.place(session, row, first_partition=0)
                 return _record(row)
         except IntegrityError as exc:  # another broker process created it between our check and insert
             raise TopicExistsError(f"topic {name!r} already exists", topic=name) from exc
@@ -328,6 +339,8 @@ class TopicService:
                 return _record(row), False
             replicas = row.partitions[0].replicas
             catalog_topics.add_partitions(session, topic=row, count=count, replicas=replicas)
+            if self.placer is not None:
+                self.placer.place(session, row, first_partition=current)
             return _record(row), True
 
     def _update_configs(self, name: str, changes: Mapping[str, ConfigValue]) -> _TopicRecord:
