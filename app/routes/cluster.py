@@ -36,6 +36,22 @@ async def get_cluster(request: Request, settings: SettingsDep) -> ClusterOut:
     """The broker's id, advertised URL and version, and the brokers of the cluster (one, for now)."""
     url = settings.effective_advertised_url
     state = str(getattr(request.app.state, "phase", "starting"))
+    cluster = getattr(request.app.state, "cluster", None)
+    if cluster is not None:  # clustered mode: the catalog's brokers, alive or fenced (docs/cluster.md)
+        view = cluster.view()
+        return ClusterOut(
+            broker_id=settings.broker_id,
+            controller_id=-1 if view.controller_id is None else view.controller_id,
+            advertised_url=url,
+            version=request.app.version,
+            brokers=[
+                BrokerOut(broker_id=b.broker_id, url=b.url, state="fenced" if b.fenced else "alive")
+                for b in view.brokers
+            ],
+            under_replicated_partitions=[
+                TopicPartitionRef(topic=t, partition=p) for t, p in view.under_replicated
+            ],
+        )
     return ClusterOut(
         broker_id=settings.broker_id,
         controller_id=settings.broker_id,
