@@ -534,7 +534,8 @@ async def fetch(
         metrics.fetched_records.labels(topic).inc(len(result.records))
         metrics.fetched_bytes.labels(topic).inc(result.bytes_read)
     if ndjson:
-        body = b"".join(orjson.dumps(r) + b"\n" for r in rendered)
+        newline = orjson.OPT_APPEND_NEWLINE
+        body = b"".join([orjson.dumps(r, option=newline) for r in rendered])
         headers = {
             "Tidelog-Next-Offset": str(result.next_offset),
             "Tidelog-High-Watermark": str(result.high_watermark),
