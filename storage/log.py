@@ -58,6 +58,7 @@ from storage.records import (
     decode_batch,
     decode_records,
     encode_batch,
+    iter_batches,
     parse_header,
     validate_batch,
     with_base_offset,
@@ -473,6 +474,25 @@ class PartitionLog:
                 self._producers.update(pid, pepoch, bseq, last_seq, base, last, max(max_ts, now))
         self._maybe_flush(now)
         return AppendResult(base, last, log_append_time)
+
+    def append_batches(self, data: bytes) -> AppendResult:
+        """Append the batches a follower fetched from its leader, with their offsets and epochs.
+
+        ``data`` must be whole batches (what ``read`` returns); each is CRC-checked and must not go
+        below the log end. Returns the first base offset and the last offset appended.
+        """
+        batches = [(pos, header.size) for pos, header in iter_batches(data)]
+        if not batches or sum(size for _p, size in batches) != len(data):
+            raise InvalidRecordError("expected whole record batches, got a partial or empty buffer")
+        view = memoryview(data)
+        with self._lock:
+            first = last = -1
+            for pos, size in batches:
+                result = self.append_batch(bytes(view[pos : pos + size]), assign_offsets=False)
+                if first < 0:
+                    first = result.base_offset
+                last = result.last_offset
+        return AppendResult(first, last, -1)
 
     def _append_locked(self, batch: bytes, base: int, last: int, max_ts: int, now: int, count: int) -> None:
         seg = self._view.segments[-1]

@@ -583,3 +583,29 @@ def test_append_batch_refuses_malformed_records_under_a_valid_crc(plog: Partitio
     with pytest.raises(CorruptRecordError):
         plog.append_batch(bytes(batch))
     assert plog.log_end_offset == 0
+
+
+def test_follower_appends_what_the_leader_serves(tmp_path: Path, clock: FakeClock) -> None:
+    leader = PartitionLog.open(tmp_path / "leader-0", LogConfig(segment_bytes=800), clock=clock)
+    leader.append_records(recs(3), leader_epoch=1)
+    leader.append_records(recs(4), leader_epoch=2)
+    leader.append_records(recs(2), leader_epoch=2)
+    leader.update_high_watermark(leader.log_end_offset)
+    follower = PartitionLog.open(tmp_path / "follower-0", LogConfig(segment_bytes=800), clock=clock)
+    offset = 0
+    while offset < leader.log_end_offset:
+        data = leader.read(offset, 500).data
+        result = follower.append_batches(data)
+        assert result.base_offset == offset
+        offset = result.last_offset + 1
+    assert follower.log_end_offset == 9
+    assert follower.end_offset_for_epoch(1) == (1, 3)
+    assert follower.latest_epoch == 2
+    follower.update_high_watermark(9)
+    assert follower.read(0, 1 << 20).data == leader.read(0, 1 << 20).data
+    with pytest.raises(InvalidRecordError):
+        follower.append_batches(leader.read(0, 1 << 20).data)  # below the log end
+    with pytest.raises(InvalidRecordError):
+        follower.append_batches(leader.read(0, 1).data[:-1])  # a partial batch
+    leader.close()
+    follower.close()
