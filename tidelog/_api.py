@@ -344,12 +344,13 @@ def join_group(
     )
 
 
-def heartbeat(group: str, member_id: str) -> Call[dict[str, Any]]:
+def heartbeat(group: str, member_id: str, generation: int | None = None) -> Call[dict[str, Any]]:
+    """A heartbeat; ``generation`` acknowledges the revocations the member has carried out up to it."""
     return Call(
         "POST",
         f"/v1/groups/{_seg(group)}/members/{_seg(member_id)}/heartbeat",
         lambda b: dict(_mapping(b, "heartbeat")),
-        json={},
+        json={"generation": generation} if generation is not None else {},
         idempotent=True,
     )
 

@@ -166,10 +166,13 @@ class Consumer:
         """Send one heartbeat now (the background thread does this on its own)."""
         with self._lock:
             member_id = self._member_id
+            applied = self._generation
             if member_id is None or self._rejoin:
                 return
         try:
-            answer = self._client.call(_api.heartbeat(self.group_id, member_id), retries=1)
+            # The generation the poll thread has applied: it acknowledges the revocations it carried
+            # out (committed, on_revoke called), so the broker may hand those partitions over.
+            answer = self._client.call(_api.heartbeat(self.group_id, member_id, applied), retries=1)
         except UnknownMemberError:
             with self._lock:
                 if self._member_id == member_id:
@@ -207,9 +210,19 @@ class Consumer:
         if latest is None:
             return
         generation, assignment = latest
+        if self.enable_auto_commit:
+            # Partitions being revoked stay committable until handed over: commit what the
+            # application already had from them, so the next owner starts right after it.
+            revoked = set(self._assignment) - set(assignment)
+            pending = {tp: off for tp, off in self._uncommitted().items() if tp in revoked}
+            if pending:
+                try:
+                    self._commit(pending, generation, None)
+                except (IllegalGenerationError, UnknownMemberError, RebalanceInProgressError) as error:
+                    log.info("commit of revoked partitions in %s refused: %s", self.group_id, error)
+        self._apply(assignment)
         with self._lock:
             self._generation = generation
-        self._apply(assignment)
 
     def _apply(self, assignment: tuple[TopicPartition, ...]) -> None:
         old, new = set(self._assignment), set(assignment)
@@ -283,7 +296,7 @@ class Consumer:
     def _uncommitted(self) -> dict[TopicPartition, int]:
         return {tp: off for tp, off in self._consumed.items() if self._committed.get(tp) != off}
 
-    def _auto_commit(self) -> None:
+    def _auto_commit(self, *, retry: bool = True) -> None:
         if self._member_id is None:
             return
         with self._lock:
@@ -295,7 +308,16 @@ class Consumer:
             return
         try:
             self._commit(pending, generation, None)
-        except (IllegalGenerationError, UnknownMemberError, RebalanceInProgressError) as error:
+        except IllegalGenerationError as error:
+            if retry:
+                # A rebalance this member has not heard of yet: learn the new generation and
+                # assignment (committing what is being revoked), then commit what it still owns.
+                self.heartbeat()
+                self._apply_latest()
+                self._auto_commit(retry=False)
+                return
+            log.info("auto-commit in %s refused after a rebalance: %s", self.group_id, error)
+        except (UnknownMemberError, RebalanceInProgressError) as error:
             # The partitions moved on before the commit: their records will be delivered again.
             log.info("auto-commit in %s refused after a rebalance: %s", self.group_id, error)
 
