@@ -81,7 +81,7 @@ class ClusterManager:
         self.broker = broker
         self.me = settings.broker_id
         self.url = settings.effective_advertised_url
-        self.placer = ReplicaPlacer()
+        self.placer = ReplicaPlacer(on_change=self._refresh_soon)
         self.replicas: dict[tuple[str, int], Replica] = {}
         self.brokers: dict[int, BrokerRow] = {}
         self.controller_id: int | None = None
@@ -97,11 +97,22 @@ class ClusterManager:
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _refresh_soon(self) -> None:
+        """Re-read leadership now (safe from worker threads: the placer calls it)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._refresh_wanted.set)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Register this broker, learn the partitions' leadership, start the loops."""
+        self._loop = asyncio.get_running_loop()
+        if logging.getLogger("httpx").level == logging.NOTSET:
+            # One INFO line per replica fetch would drown the broker's log.
+            logging.getLogger("httpx").setLevel(logging.WARNING)
         self.incarnation = await asyncio.to_thread(self._register)
         self._last_heartbeat = time.monotonic()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=2.0))
@@ -580,9 +591,16 @@ class ClusterManager:
         row = self.brokers.get(broker_id)
         return None if row is None else row.url
 
-    def _not_leader(self, replica: Replica | None, what: str) -> NotLeaderError:
-        leader = None if replica is None else replica.leader_id
-        topic = "?" if replica is None else f"{replica.key[0]}-{replica.key[1]}"
+    def _not_leader(self, handle: PartitionHandle, replica: Replica | None, what: str) -> NotLeaderError:
+        topic = f"{handle.topic}-{handle.partition}"
+        if replica is None or replica.handle is not handle:
+            # Created a moment ago: this broker has not read its leadership yet.
+            self._refresh_wanted.set()
+            return NotLeaderError(
+                f"broker {self.me} does not know the leader of {topic} yet: retry",
+                leader_id=None, leader_url=None,
+            )
+        leader = replica.leader_id
         where = f"led by broker {leader}" if leader is not None else "without a leader at the moment"
         return NotLeaderError(
             f"broker {self.me} cannot {what} {topic}: it is {where}", leader_id=leader,
@@ -592,7 +610,7 @@ class ClusterManager:
     def check_append(self, handle: PartitionHandle, *, acks_all: bool) -> None:
         replica = self.replicas.get((handle.topic, handle.partition))
         if replica is None or replica.handle is not handle or replica.role is not Role.LEADER:
-            raise self._not_leader(replica, "accept writes for")
+            raise self._not_leader(handle, replica, "accept writes for")
         if self.fenced or time.monotonic() - self._last_heartbeat > self._session_s:
             raise NotLeaderError(
                 f"broker {self.me} is fenced (its session with the catalog lapsed): retry",
@@ -616,7 +634,7 @@ class ClusterManager:
     async def wait_replicated(self, handle: PartitionHandle, end_offset: int) -> None:
         replica = self.replicas.get((handle.topic, handle.partition))
         if replica is None or replica.role is not Role.LEADER:
-            raise self._not_leader(replica, "acknowledge writes for")
+            raise self._not_leader(handle, replica, "acknowledge writes for")
         epoch = replica.leader_epoch
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._lag_max_s + self._session_s
@@ -655,9 +673,9 @@ class ClusterManager:
     def check_fetch(self, handle: PartitionHandle) -> None:
         replica = self.replicas.get((handle.topic, handle.partition))
         if replica is None or replica.handle is not handle or replica.role is Role.NONE:
-            raise self._not_leader(replica, "serve reads of")
+            raise self._not_leader(handle, replica, "serve reads of")
         if not replica.servable:
-            raise self._not_leader(replica, "yet serve reads (catching up) of")
+            raise self._not_leader(handle, replica, "yet serve reads (catching up) of")
 
     # -- view ---------------------------------------------------------------------------------------
 

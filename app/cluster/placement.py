@@ -8,8 +8,9 @@ replicas. ``start`` is random per topic, so many small topics do not all lead on
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.catalog import cluster as cluster_catalog
@@ -36,8 +37,11 @@ class ReplicaPlacer:
     """The TopicService's placement hook in clustered mode: checks the replication factor against
     the live brokers and places new partitions' replicas in the topic's catalog transaction."""
 
-    def __init__(self, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, rng: random.Random | None = None, on_change: Callable[[], None] | None = None
+    ) -> None:
         self._rng = rng or random.Random()
+        self._on_change = on_change
 
     def live_brokers(self, session: Session) -> list[int]:
         return [b.broker_id for b in cluster_catalog.list_brokers(session) if not b.fenced]
@@ -70,3 +74,7 @@ class ReplicaPlacer:
             row.leader = replicas[0]
             row.leader_epoch = 0
         session.flush()
+        if self._on_change is not None:
+            on_change = self._on_change
+            # Once committed, this broker re-reads leadership at once instead of at its next tick.
+            event.listen(session, "after_commit", lambda _session: on_change(), once=True)
