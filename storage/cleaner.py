@@ -159,7 +159,7 @@ def compact_log(plog: PartitionLog, now_ms: int) -> CompactionStats | None:
     with plog._lock:
         view = plog._view
         log_start = plog.log_start_offset
-        truncations = plog._truncations
+        truncations = plog._commit.generation
     segments = view.segments
     closed = segments[:-1]
     upper = len(closed)
@@ -222,7 +222,7 @@ def compact_log(plog: PartitionLog, now_ms: int) -> CompactionStats | None:
         present = {id(seg) for seg in current}
         if (
             plog.closed
-            or plog._truncations != truncations
+            or plog._commit.generation != truncations
             or any(id(seg) not in present for g, _c in replaced for seg in g)
         ):
             # retention or a truncation changed the log meanwhile: drop this pass's output

@@ -49,6 +49,7 @@ from storage.errors import (
     RecordTooLargeError,
     StorageError,
 )
+from storage.flush import BackgroundFlusher, GroupCommit
 from storage.producer_state import ProducerStateManager
 from storage.records import (
     Compression,
@@ -164,17 +165,13 @@ class PartitionLog:
         self._log_start = 0
         self._log_end = 0
         self._hw = 0
-        # group commit
-        self._flush_cond = threading.Condition()
-        self._flush_running = False
-        self._flushed_offset = 0  # the recovery point: everything below is fsynced
+        # durability: the group commit's durable offset is the recovery point
+        self._commit = GroupCommit()
+        self._roll_flusher = BackgroundFlusher(f"flush-{directory.name}", self.flush)
         self._unflushed_messages = 0
         self._last_flush_ms = 0
         self._last_checkpoint_s = 0.0
-        self._truncations = 0  # a flush that raced a truncation must not publish its offset
         self._dir_dirty = False  # a segment file was created and the directory not fsynced since
-        self._roll_flush_pending: int | None = None
-        self._roll_flusher: threading.Thread | None = None
         self._producers = ProducerStateManager(directory)
         self._epochs: LeaderEpochCache
         self._dir_lock = -1
@@ -219,7 +216,7 @@ class PartitionLog:
         self._log_end = max(active.next_offset, active.base_offset)
         self._log_start = min(max(log_start, segments[0].base_offset), self._log_end)
         self._view = _View.of(segments)
-        self._flushed_offset = min(recovery_point, self._log_end) if not clean else self._log_end
+        self._commit = GroupCommit(min(recovery_point, self._log_end) if not clean else self._log_end)
         self._hw = self._log_end
         self._epochs = LeaderEpochCache(directory)
         self._epochs.truncate_from_end(self._log_end)
@@ -309,7 +306,7 @@ class PartitionLog:
     @property
     def recovery_point(self) -> int:
         """Offset below which every batch (and every closed segment's index) is fsynced."""
-        return self._flushed_offset
+        return self._commit.durable_offset
 
     @property
     def recovered_cleanly(self) -> bool:
@@ -517,7 +514,7 @@ class PartitionLog:
         self._view = _View.of((*view.segments, seg))
         self._producers.write_snapshot(new_base, fsync=False)
         self._producers.delete_old_snapshots()
-        self._schedule_roll_flush(new_base)
+        self._roll_flusher.schedule(new_base)
         log.debug("rolled %s to a new segment at offset %d", self._dir, new_base)
         return seg
 
@@ -636,28 +633,13 @@ class PartitionLog:
         by that fsync or the next one.
         """
         wanted = self._log_end if up_to is None else min(up_to, self._log_end)
-        cond = self._flush_cond
-        with cond:
-            while self._flushed_offset < wanted and self._flush_running:
-                cond.wait()
-            if self._flushed_offset >= wanted:
-                return
-            self._flush_running = True
-        target, generation = self._flushed_offset, -1
-        try:
-            target, generation = self._fsync_to_end()
-        finally:
-            with cond:
-                if generation == self._truncations and target > self._flushed_offset:
-                    self._flushed_offset = target
-                self._flush_running = False
-                cond.notify_all()
+        self._commit.flush(wanted, self._fsync_to_end)
 
     def _fsync_to_end(self) -> tuple[int, int]:
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"the log in {self._dir} is closed")
-            generation = self._truncations
+            generation = self._commit.generation
             target = self._log_end
             view = self._view
             self._unflushed_messages = 0
@@ -684,7 +666,7 @@ class PartitionLog:
         now_s = time.monotonic()
         if sealed or now_s - self._last_checkpoint_s >= _CHECKPOINT_INTERVAL_S:
             with self._lock:
-                if not self._closed and generation == self._truncations:
+                if not self._closed and generation == self._commit.generation:
                     write_offset_checkpoint(self._dir / RECOVERY_POINT_FILE, target)
                     self._last_checkpoint_s = now_s
         return target, generation
@@ -706,38 +688,6 @@ class PartitionLog:
         self.flush()
         return True
 
-    def _schedule_roll_flush(self, up_to: int) -> None:
-        with self._flush_cond:
-            self._roll_flush_pending = max(up_to, self._roll_flush_pending or 0)
-            if self._roll_flusher is None:
-                self._roll_flusher = threading.Thread(
-                    target=self._roll_flush_loop, name=f"flush-{self._dir.name}", daemon=True
-                )
-                self._roll_flusher.start()
-
-    def _roll_flush_loop(self) -> None:
-        while True:
-            with self._flush_cond:
-                up_to = self._roll_flush_pending
-                self._roll_flush_pending = None
-                if up_to is None or self._closed:
-                    self._roll_flusher = None
-                    return
-            try:
-                self.flush(up_to)
-            except LogClosedError:
-                pass
-            except OSError:
-                log.exception("background flush of %s failed", self._dir)
-
-    def _wait_for_roll_flusher(self) -> None:
-        while True:
-            with self._flush_cond:
-                thread = self._roll_flusher
-            if thread is None:
-                return
-            thread.join()
-
     # ------------------------------------------------------------------------------- truncation
 
     def truncate_to(self, offset: int) -> None:
@@ -745,7 +695,7 @@ class PartitionLog:
 
         Below the log start the log is emptied and restarts at ``offset``.
         """
-        self._wait_for_roll_flusher()
+        self._roll_flusher.wait_idle()
         with self._lock:
             self._check_open()
             if offset >= self._log_end:
@@ -773,10 +723,8 @@ class PartitionLog:
                     dead.unlink()
             self._view = _View.of(segments)
             self._hw = min(self._hw, self._log_end)
-            with self._flush_cond:
-                self._truncations += 1
-                self._flushed_offset = min(self._flushed_offset, self._log_end)
-            write_offset_checkpoint(self._dir / RECOVERY_POINT_FILE, self._flushed_offset)
+            self._commit.truncated(self._log_end)
+            write_offset_checkpoint(self._dir / RECOVERY_POINT_FILE, self._commit.durable_offset)
             self._epochs.truncate_from_end(self._log_end)
             self._producers.delete_snapshots_after(self._log_end)
             self._rebuild_producer_state()
@@ -858,7 +806,7 @@ class PartitionLog:
         """Flush everything, snapshot producer state, write the clean-shutdown marker."""
         if self._closed:
             return
-        self._wait_for_roll_flusher()
+        self._roll_flusher.wait_idle()
         self.flush()
         with self._lock:
             if self._closed:
@@ -879,14 +827,14 @@ class PartitionLog:
 
     def abandon(self) -> None:
         """Let go of the log without flushing or marking a clean shutdown (as a crash would)."""
-        self._wait_for_roll_flusher()
+        self._roll_flusher.wait_idle()
         with self._lock:
             if not self._closed:
                 self._release()
 
     def delete(self) -> None:
         """Close the log and remove its directory."""
-        self._wait_for_roll_flusher()
+        self._roll_flusher.wait_idle()
         with self._lock:
             if not self._closed:
                 self._release()
