@@ -1,0 +1,102 @@
+"""Replication between three real broker processes: placement, ISR, high watermark, acks=all,
+min.insync.replicas, leader redirects, and byte-identical replicas."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.cluster.harness import SESSION_TIMEOUT_MS, Cluster, log_files
+
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
+
+
+def _produce_ok(cluster: Cluster, via: int, topic: str, partition: int, values: list[str],
+                acks: str = "all", timeout_s: float = 15.0) -> dict[str, object]:
+    """Produce, retrying the retriable answers (a leader not yet known, an election)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = cluster.produce(via, topic, partition, values, acks=acks)
+        if answer.status_code == 200:
+            body: dict[str, object] = answer.json()
+            return body
+        assert answer.status_code == 503, answer.text
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.1)
+
+
+def test_three_replicas_acks_all_identical_logs_and_redirects(cluster: Cluster) -> None:
+    answer = cluster.create_topic("orders", partitions=3, replication_factor=3, min_insync_replicas=2)
+    assert answer.status_code == 201, answer.text
+    partitions = answer.json()["partitions"]
+    leaders = sorted(p["leader"] for p in partitions)
+    assert leaders == [0, 1, 2], "leaders are spread over the brokers"
+    for p in partitions:
+        assert sorted(p["replicas"]) == [0, 1, 2] and sorted(p["isr"]) == [0, 1, 2]
+        assert p["leader"] == p["replicas"][0]
+
+    # Produce every partition through every broker: a non-leader redirects (307) to the leader.
+    expected: dict[int, list[str]] = {0: [], 1: [], 2: []}
+    for round_ in range(4):
+        for p in range(3):
+            via = (p + round_) % 3
+            values = [f"p{p}-r{round_}-{i}" for i in range(25)]
+            body = _produce_ok(cluster, via, "orders", p, values)
+            offsets = [r["offset"] for r in body["results"]]  # type: ignore[index, union-attr]
+            assert offsets == list(range(len(expected[p]), len(expected[p]) + 25))
+            expected[p] += values
+
+    # acks=all answered: the high watermark covers the records on every ISR member, so every
+    # replica serves them (each broker reads its own log).
+    for p in range(3):
+        for broker_id in range(3):
+            deadline = time.monotonic() + 10
+            while cluster.read_all(broker_id, "orders", p) != expected[p]:
+                assert time.monotonic() < deadline, f"broker {broker_id} partition {p}"
+                time.sleep(0.1)
+    for p in range(3):
+        files = [log_files(cluster.brokers[b].data_dir, "orders", p) for b in range(3)]
+        assert files[0] and files[0] == files[1] == files[2], f"partition {p} differs between replicas"
+
+    # A 307 to the leader carries its URL and the problem body for clients that do not follow.
+    follower = next(b for b in range(3) if b != partitions[0]["leader"])
+    raw = cluster.http.post(
+        f"{cluster.url(follower)}/v1/topics/orders/partitions/0/records", json={"records": [{"value": "x"}]}
+    )
+    assert raw.status_code == 307
+    assert raw.headers["location"].startswith(cluster.url(partitions[0]["leader"]))
+    assert raw.json()["error_code"] == 50304 and raw.json()["leader_id"] == partitions[0]["leader"]
+
+    # replication_factor above the live brokers is refused.
+    too_many = cluster.create_topic("wide", partitions=1, replication_factor=4)
+    assert too_many.status_code == 422 and too_many.json()["error_code"] == 42205
+
+
+def test_isr_shrinks_on_fenced_follower_and_min_insync_refuses(cluster: Cluster) -> None:
+    assert cluster.create_topic("strict", partitions=1, replication_factor=3,
+                                min_insync_replicas=3).status_code == 201
+    leader = cluster.partition("strict", 0)["leader"]
+    _produce_ok(cluster, leader, "strict", 0, ["a", "b"])
+    victim = next(b for b in range(3) if b != leader)
+    cluster.brokers[victim].kill()
+    killed_at = time.monotonic()
+    state = cluster.wait_partition("strict", 0, lambda s: victim not in s["isr"], timeout_s=15)
+    assert time.monotonic() - killed_at < 3 * SESSION_TIMEOUT_MS / 1000
+    assert state["leader"] == leader
+    view = cluster.view(leader)
+    assert {"topic": "strict", "partition": 0} in view["under_replicated_partitions"]
+    assert {b["broker_id"]: b["state"] for b in view["brokers"]}[victim] == "fenced"
+
+    refused = cluster.produce(leader, "strict", 0, ["c"])
+    assert refused.status_code == 503 and refused.json()["error_code"] == 50301, refused.text
+    assert cluster.produce(leader, "strict", 0, ["c"], acks="1").status_code == 200
+
+    # The follower comes back, catches up, rejoins the ISR: acks=all succeeds again.
+    cluster.start([victim])
+    cluster.wait_partition("strict", 0, lambda s: victim in s["isr"], timeout_s=20)
+    _produce_ok(cluster, leader, "strict", 0, ["d"])
+    deadline = time.monotonic() + 10
+    while cluster.read_all(victim, "strict", 0) != ["a", "b", "c", "d"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
