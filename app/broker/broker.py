@@ -77,6 +77,8 @@ __all__ = ["Acks", "Broker", "ProduceOutcome", "RetentionStats"]
 logger = logging.getLogger("tidelog.broker")
 
 _BATCH_OVERHEAD = 61  # bytes of a record batch header, offset and length prefix included
+#: Batches of at most this many records are appended on the event loop, larger ones in a thread.
+_INLINE_APPEND_RECORDS = 64
 
 
 class Acks(Enum):
@@ -572,15 +574,27 @@ class Broker:
         results: list[AppendResult] = []
         size_before = log.size_bytes
         sequence = parsed.sequence
+        config = log.config
+        # Small batches are appended on the loop: the thread hop would cost more than the append.
+        # Not when the log may fsync inside the append (flush.messages / flush.ms).
+        may_fsync = config.flush_messages is not None or config.flush_ms is not None
         try:
             for batch in batches:
-                result = await asyncio.to_thread(
-                    log.append_records,
-                    batch,
-                    producer_id=parsed.producer_id,
-                    producer_epoch=parsed.producer_epoch,
-                    base_sequence=sequence,
-                )
+                if len(batch) <= _INLINE_APPEND_RECORDS and not may_fsync:
+                    result = log.append_records(
+                        batch,
+                        producer_id=parsed.producer_id,
+                        producer_epoch=parsed.producer_epoch,
+                        base_sequence=sequence,
+                    )
+                else:
+                    result = await asyncio.to_thread(
+                        log.append_records,
+                        batch,
+                        producer_id=parsed.producer_id,
+                        producer_epoch=parsed.producer_epoch,
+                        base_sequence=sequence,
+                    )
                 if sequence >= 0:
                     sequence += len(batch)
                 results.append(result)

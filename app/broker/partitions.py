@@ -3,9 +3,10 @@
 Concurrency (see also ``docs/durability.md``):
 
 - **One writer.** Every append to a partition happens while its ``write_lock`` (an ``asyncio.Lock``)
-  is held; the lock is taken on the event loop in request arrival order (asyncio locks are FIFO),
-  and the append itself (encode, one ``write``) runs in a worker thread so a large batch does not
-  stall the loop. At most one thread ever appends to a given ``PartitionLog``.
+  is held; the lock is taken on the event loop in request arrival order (asyncio locks are FIFO).
+  The append itself (encode, one ``write``) runs in a worker thread for batches of more than 64
+  records, so a large batch does not stall the loop, and on the loop for small ones (the thread
+  hop would cost more than the append). At most one thread ever appends to a given ``PartitionLog``.
 - **Many readers.** Fetches read with ``PartitionLog.read`` (``pread`` on an immutable snapshot of
   the segment list), on the loop or in worker threads, concurrently with the writer.
 - **High watermark.** On a single node the high watermark is the log end after each append; it is
