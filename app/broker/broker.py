@@ -396,7 +396,16 @@ class Broker:
         records = parsed.records
         groups: dict[int, list[int]] = {}
         used_sticky = False
-        for i, asked in enumerate(parsed.partitions):
+        asked_partitions = parsed.partitions
+        if (
+            partition is not None
+            and asked_partitions.count(None) == len(asked_partitions)
+            and (not compacted or all(r.key is not None for r in records))
+        ):
+            # A partition's endpoint with no per-record partitions: nothing to decide per record.
+            asked_partitions = []
+            groups[partition] = list(range(len(records)))
+        for i, asked in enumerate(asked_partitions):
             record = records[i]
             if partition is not None:
                 if asked is not None and asked != partition:

@@ -346,6 +346,13 @@ def test_compacted_topic_refuses_null_keys(client: Any) -> None:
     problem = assert_problem(produce(client, "compacted", {"records": [{"value": 1}]}), 400, 40002)
     assert "compacted" in problem["detail"]
     assert produce(client, "compacted", {"records": [{"key": "k", "value": 1}]}).status_code == 200
+    on_partition = produce(
+        client, "compacted", {"records": [{"key": "k", "value": 1}, {"value": 2}]}, partition=0
+    )
+    assert "records[1] has no key" in assert_problem(on_partition, 400, 40002)["detail"]
+    assert (
+        produce(client, "compacted", {"records": [{"key": "k", "value": 3}]}, partition=0).status_code == 200
+    )
 
 
 # ------------------------------------------------------------------------------ idempotent producers
