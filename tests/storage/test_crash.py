@@ -98,7 +98,7 @@ def test_sigkill_loop_never_loses_fsynced_batches(tmp_path: Path) -> None:
             fsynced = max(fsynced, int(lines[-1]))
         end = verify(path, fsynced)
         assert end >= fsynced
-    assert iterations >= 5
+    assert iterations >= 3
     assert fsynced > 0
 
 
@@ -167,4 +167,4 @@ def test_sigkill_during_compaction_loses_no_latest_value(tmp_path: Path) -> None
                 assert latest.get(b"k%d" % (o % 20), -1) >= o, f"latest value of offset {o} lost"
         finally:
             log.close()
-    assert iterations >= 4 and fsynced > 0
+    assert iterations >= 3 and fsynced > 0

@@ -523,8 +523,9 @@ def test_concurrent_flushes_share_fsyncs(
 
     def slow_fsync(fd: int) -> None:
         nonlocal calls
-        calls += 1
-        time.sleep(0.05)  # a slow disk: waiters pile up behind the fsync in flight
+        if os_module.readlink(f"/proc/self/fd/{fd}").endswith(".log"):  # segment data, not checkpoints
+            calls += 1
+            time.sleep(0.05)  # a slow disk: waiters pile up behind the fsync in flight
         real_fsync(fd)
 
     monkeypatch.setattr(segment_module.os, "fsync", slow_fsync)
@@ -546,7 +547,7 @@ def test_concurrent_flushes_share_fsyncs(
         t.join()
     assert len(results) == 8
     assert log.recovery_point == 8
-    assert calls <= 4  # eight acks=all appends share a leader fsync and a follow-up (plus slack)
+    assert 1 <= calls <= 4  # eight acks=all appends share a leader's fsync and a follow-up (+ slack)
     monkeypatch.undo()
     log.close()
 
