@@ -146,6 +146,15 @@ def _translate(exc: BaseException, closing: bool = False) -> BaseException:
     return exc
 
 
+def _log_background_append(task: asyncio.Task[tuple[list[AppendResult], int]]) -> None:
+    """Done callback of an acks=0 append: nobody awaits it, so its failure is logged here."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        logger.warning("an acks=0 append failed: %s", exc)
+
+
 def _error_of(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, TidelogError):
         return int(exc.code), exc.detail
@@ -535,16 +544,17 @@ class Broker:
             except BaseException:
                 handle.write_lock.release()
                 raise
+        # The append runs in a task of its own that releases the lock when it ends: a request
+        # cancelled meanwhile (client gone, shutdown) must neither stop an append half-way nor
+        # free the lock while a thread still appends.
+        task = asyncio.get_running_loop().create_task(self._append_then_release(handle, batches, parsed))
         if acks is Acks.NONE:
-            task = asyncio.get_running_loop().create_task(self._append_then_release(handle, batches, parsed))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+            task.add_done_callback(_log_background_append)
             n = sum(len(b) for b in batches)
             return [RecordResult(handle.partition)] * n, 0
-        try:
-            appended, n_bytes = await self._append_locked(handle, batches, parsed)
-        finally:
-            handle.write_lock.release()
+        appended, n_bytes = await asyncio.shield(task)
         if acks is Acks.ALL and appended:
             await handle.wait_durable(appended[-1].last_offset + 1)
             if self.cluster is not None:
@@ -565,13 +575,9 @@ class Broker:
 
     async def _append_then_release(
         self, handle: PartitionHandle, batches: list[list[RecordIn]], parsed: ParsedRecords
-    ) -> None:
+    ) -> tuple[list[AppendResult], int]:
         try:
-            await self._append_locked(handle, batches, parsed)
-        except Exception as exc:
-            logger.warning(
-                "acks=0 append to %s-%d failed: %s", handle.topic, handle.partition, _translate(exc)
-            )
+            return await self._append_locked(handle, batches, parsed)
         finally:
             handle.write_lock.release()
 

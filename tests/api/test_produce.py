@@ -585,3 +585,50 @@ def test_ndjson_refuses_idempotency_key_and_takes_binary_headers(client: Any) ->
     assert orjson.loads(accepted.content.splitlines()[0])["offset"] == 0
     record = fetch(client, "nd3", header_format="binary")["records"][0]
     assert record["headers"] == [{"key": "h", "value": base64.b64encode(b"\x01").decode()}]
+
+
+def test_a_cancelled_request_neither_stops_its_append_nor_frees_the_partition_early(
+    client: Any, app: Any
+) -> None:
+    import asyncio
+    import threading
+    import time
+
+    from app.broker import Acks
+    from app.broker.produce import parse_produce_body
+
+    create_topic(client, "cancel")
+    broker = app.state.broker
+    log = broker._topics["cancel"].partitions[0].log
+    original = log.append_records
+    active = threading.Semaphore(1)
+    overlaps: list[int] = []
+
+    def slow_append(*args: Any, **kwargs: Any) -> Any:
+        if not active.acquire(blocking=False):
+            overlaps.append(1)  # two appends at once: the single-writer rule broken
+            active.acquire()
+        try:
+            time.sleep(0.3)
+            return original(*args, **kwargs)
+        finally:
+            active.release()
+
+    log.append_records = slow_append
+
+    async def scenario() -> list[int]:
+        big = parse_produce_body({"records": [{"value": i} for i in range(100)]}, max_records=1000, now_ms=1)
+        first = asyncio.ensure_future(broker.produce("cancel", big, acks=Acks.LEADER, partition=0))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        second_body = parse_produce_body({"records": [{"value": "after"}] * 100}, max_records=1000, now_ms=1)
+        second = await broker.produce("cancel", second_body, acks=Acks.LEADER, partition=0)
+        return [r.offset for r in second.results]
+
+    try:
+        offsets = client.portal.call(scenario)
+    finally:
+        log.append_records = original
+    assert overlaps == []
+    assert offsets == list(range(100, 200))  # the cancelled request's batch was appended first, whole
+    assert fetch(client, "cancel", max_records=1000)["high_watermark"] == 200
