@@ -65,6 +65,7 @@ from tidelog._errors import (
     UnknownTopicError,
     UnsupportedMediaTypeError,
 )
+from tidelog._future import DeliveryFuture
 from tidelog._partitioner import murmur2, partition_for_key
 from tidelog._producer import AsyncProducer, DeliveryCallback, Producer
 from tidelog._sse import GroupStream, TopicStream
@@ -97,6 +98,7 @@ __all__ = [
     "ConnectError",
     "Consumer",
     "DeliveryCallback",
+    "DeliveryFuture",
     "FetchResult",
     "GroupDescription",
     "GroupMember",

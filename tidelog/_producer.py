@@ -42,6 +42,7 @@ from tidelog._errors import (
     UnknownProducerError,
 )
 from tidelog._errors import TimeoutError as ClientTimeoutError
+from tidelog._future import DeliveryFuture, DeliverySignal
 from tidelog._partitioner import StickyPartitioner, partition_for_key
 from tidelog._records import OutgoingRecord, check_format, encode_record, key_bytes
 from tidelog._types import Headers, ProduceResult, RecordMetadata, TopicPartition
@@ -66,6 +67,7 @@ class _Batch(Generic[F]):
     base_sequence: int | None = None  # fixed on the first attempt, kept for every retry
     producer_id: int | None = None
     sealed: bool = False  # drained once: no record may join it, a retry must send the same records
+    signal: DeliverySignal | None = None  # shared by the futures of a Producer's batch
 
 
 class _Accumulator(Generic[F]):
@@ -83,10 +85,12 @@ class _Accumulator(Generic[F]):
         self,
         tp: TopicPartition,
         record: OutgoingRecord,
-        future: F,
+        make_future: Callable[[_Batch[F]], F],
         callback: DeliveryCallback | None,
         now: float,
-    ) -> None:
+    ) -> tuple[F, bool]:
+        """Add a record to its partition's open batch; return its future and whether the sender
+        should look now (a new batch has a linger deadline, a full one is ready)."""
         queue = self.queues.setdefault(tp, deque())
         batch = queue[-1] if queue else None
         if (
@@ -97,11 +101,18 @@ class _Accumulator(Generic[F]):
         ):
             batch = _Batch(tp=tp, created=now)
             queue.append(batch)
+        future = make_future(batch)
         batch.records.append(record)
         batch.futures.append(future)
         batch.callbacks.append(callback)
         batch.size += record.size
         self.pending_records += 1
+        wake = (
+            len(batch.records) == 1
+            or batch.size >= self.batch_size
+            or len(batch.records) >= self.max_batch_records
+        )
+        return future, wake
 
     def _is_ready(self, queue: deque[_Batch[F]], now: float, flushing: bool) -> bool:
         head = queue[0]
@@ -277,6 +288,7 @@ class _ProducerCore:
                     callbacks=batch.callbacks[lo:hi],
                     size=sum(r.size for r in batch.records[lo:hi]),
                     sealed=True,
+                    signal=batch.signal,
                 )
             )
         return parts
@@ -305,8 +317,14 @@ def _run_callback(
         logging.getLogger("tidelog.producer").exception("delivery callback raised")
 
 
+def _sync_future(batch: _Batch[DeliveryFuture]) -> DeliveryFuture:
+    if batch.signal is None:
+        batch.signal = DeliverySignal()
+    return DeliveryFuture(batch.signal)
+
+
 class Producer:
-    """Sends records in batches from a background thread; ``send`` returns a ``Future``.
+    """Sends records in batches from a background thread; ``send`` returns a ``DeliveryFuture``.
 
     >>> with client.producer(linger_ms=10) as producer:           # doctest: +SKIP
     ...     future = producer.send("orders", {"id": 1}, key="customer-7")
@@ -345,7 +363,7 @@ class Producer:
             metadata_max_age_ms=metadata_max_age_ms,
             retry_backoff_ms=retry_backoff_ms,
         )
-        self._acc: _Accumulator[concurrent.futures.Future[RecordMetadata]] = _Accumulator(
+        self._acc: _Accumulator[DeliveryFuture] = _Accumulator(
             batch_size, max_batch_records, linger_ms / 1000.0
         )
         self._cond = threading.Condition()
@@ -396,7 +414,7 @@ class Producer:
         partition: int | None = None,
         timestamp: int | None = None,
         callback: DeliveryCallback | None = None,
-    ) -> concurrent.futures.Future[RecordMetadata]:
+    ) -> DeliveryFuture:
         """Queue a record; the future gives its partition and offset once the broker has it.
 
         Raises at once for a value that does not fit the producer's format, an unknown topic or
@@ -408,7 +426,6 @@ class Producer:
         count = self.partitions_for(topic)
         chosen = self._core.choose_partition(topic, key, partition, count)
         self._ensure_started()
-        future: concurrent.futures.Future[RecordMetadata] = concurrent.futures.Future()
         with self._cond:
             deadline = time.monotonic() + self._core.delivery_timeout_s
             while self._acc.pending_records >= self._core.max_pending_records and not self._closed:
@@ -416,8 +433,11 @@ class Producer:
                 if remaining <= 0:
                     raise ClientStateError("the producer's buffer stayed full for delivery_timeout_ms")
                 self._cond.wait(remaining)
-            self._acc.append(TopicPartition(topic, chosen), record, future, callback, time.monotonic())
-            self._cond.notify_all()
+            future, wake = self._acc.append(
+                TopicPartition(topic, chosen), record, _sync_future, callback, time.monotonic()
+            )
+            if wake:
+                self._cond.notify_all()
         return future
 
     def flush(self, timeout: float | None = None) -> None:
@@ -491,7 +511,7 @@ class Producer:
             for batch in ready:
                 self._pool.submit(self._send_batch, batch)
 
-    def _send_batch(self, batch: _Batch[concurrent.futures.Future[RecordMetadata]]) -> None:
+    def _send_batch(self, batch: _Batch[DeliveryFuture]) -> None:
         try:
             result = self._client.call(self._core.request(batch), retries=0)
         except Exception as error:
@@ -499,7 +519,7 @@ class Producer:
             return
         self._deliver(batch, result)
 
-    def _on_error(self, batch: _Batch[concurrent.futures.Future[RecordMetadata]], error: Exception) -> None:
+    def _on_error(self, batch: _Batch[DeliveryFuture], error: Exception) -> None:
         expired = time.monotonic() - batch.created >= self._core.delivery_timeout_s
         if isinstance(error, UnknownProducerError) and not expired:
             # The broker forgot the producer id (expired state): get a new one and start sequences anew.
@@ -529,7 +549,7 @@ class Producer:
             self._acc.requeue(batch)
             self._cond.notify_all()
 
-    def _fail(self, batch: _Batch[concurrent.futures.Future[RecordMetadata]], error: Exception) -> None:
+    def _fail(self, batch: _Batch[DeliveryFuture], error: Exception) -> None:
         with self._cond:
             self._retry_at.pop(batch.tp, None)
             self._acc.complete(batch)
@@ -538,9 +558,7 @@ class Producer:
             future.set_exception(error)
             _run_callback(callback, None, error)
 
-    def _deliver(
-        self, batch: _Batch[concurrent.futures.Future[RecordMetadata]], result: ProduceResult
-    ) -> None:
+    def _deliver(self, batch: _Batch[DeliveryFuture], result: ProduceResult) -> None:
         with self._cond:
             self._retry_at.pop(batch.tp, None)
             self._acc.complete(batch)
@@ -669,9 +687,16 @@ class AsyncProducer:
                 await asyncio.wait_for(self._changed.wait(), remaining)
             except TimeoutError:
                 continue
-        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        self._acc.append(TopicPartition(topic, chosen), record, future, callback, time.monotonic())
-        self._wake.set()
+        loop = asyncio.get_running_loop()
+        future, wake = self._acc.append(
+            TopicPartition(topic, chosen),
+            record,
+            lambda _batch: loop.create_future(),
+            callback,
+            time.monotonic(),
+        )
+        if wake:
+            self._wake.set()
         return future
 
     async def send_and_wait(self, topic: str, value: Any = None, **kwargs: Any) -> RecordMetadata:
