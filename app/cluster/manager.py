@@ -86,6 +86,7 @@ class ClusterManager:
         self.brokers: dict[int, BrokerRow] = {}
         self.controller_id: int | None = None
         self.min_insync: dict[str, int] = {}
+        self._topic_ids: dict[str, int] = {}
         self.incarnation = 0
         self.fenced = True
         self._last_heartbeat = 0.0
@@ -275,6 +276,7 @@ class ClusterManager:
         self.min_insync = min_insync
         if controller is not None:
             self.controller_id = controller
+        await self._drop_deleted_topics({meta.topic: meta.topic_id for meta in partitions})
         seen: set[tuple[str, int]] = set()
         for meta in partitions:
             key = (meta.topic, meta.partition)
@@ -293,6 +295,31 @@ class ClusterManager:
             replica = self.replicas.pop(key)
             replica.role = Role.NONE
             await self._stop_fetcher(replica)
+
+    async def _drop_deleted_topics(self, catalog_ids: dict[str, int]) -> None:
+        """Remove the logs of topics deleted (or deleted and re-created) through another broker.
+
+        Only topics this broker has seen in the catalog count, and only while their open logs are
+        the ones it saw: a topic (re-)created through this broker a moment ago is left alone.
+        """
+        for topic in self.broker.topic_names():
+            before = self._topic_ids.get(topic)
+            if before is None or catalog_ids.get(topic) == before:
+                continue
+            known = self.replicas.get((topic, 0))
+            try:
+                handle = await self.broker.partition(topic, 0)
+            except (UnknownTopicError, UnknownPartitionError):
+                continue
+            if known is None or known.handle is not handle:
+                continue  # re-opened here since: created through this broker
+            logger.info("topic %s was deleted or re-created through another broker: removing its logs", topic)
+            for key in [k for k in self.replicas if k[0] == topic]:
+                replica = self.replicas.pop(key)
+                replica.role = Role.NONE
+                await self._stop_fetcher(replica)
+            self.broker.delete_topic(topic)
+        self._topic_ids = dict(catalog_ids)
 
     async def _apply(self, replica: Replica, meta: PartitionLeadership) -> None:
         if meta.leader_epoch < replica.leader_epoch or meta.partition_epoch < replica.partition_epoch:

@@ -72,6 +72,10 @@ def test_three_replicas_acks_all_identical_logs_and_redirects(cluster: Cluster) 
     too_many = cluster.create_topic("wide", partitions=1, replication_factor=4)
     assert too_many.status_code == 422 and too_many.json()["error_code"] == 42205
 
+    # A topic deleted through one broker and re-created through another starts empty on every
+    # broker (the others drop their logs of the old topic).
+    _deleted_and_recreated_through_another_broker_starts_empty_everywhere(cluster)
+
 
 def test_isr_shrinks_on_fenced_follower_and_min_insync_refuses(cluster: Cluster) -> None:
     assert cluster.create_topic("strict", partitions=1, replication_factor=3,
@@ -100,3 +104,22 @@ def test_isr_shrinks_on_fenced_follower_and_min_insync_refuses(cluster: Cluster)
     while cluster.read_all(victim, "strict", 0) != ["a", "b", "c", "d"]:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def _deleted_and_recreated_through_another_broker_starts_empty_everywhere(cluster: Cluster) -> None:
+    assert cluster.create_topic("cycle", partitions=1, replication_factor=3).status_code == 201
+    _produce_ok(cluster, 0, "cycle", 0, ["old-1", "old-2"])
+    for b in range(3):
+        deadline = time.monotonic() + 10
+        while cluster.read_all(b, "cycle", 0) != ["old-1", "old-2"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert cluster.http.delete(f"{cluster.url(1)}/v1/topics/cycle").status_code == 204
+    time.sleep(1.0)  # every broker notices the deletion on its next metadata read
+    assert cluster.create_topic("cycle", partitions=1, replication_factor=3).status_code == 201
+    _produce_ok(cluster, 2, "cycle", 0, ["new-1"])
+    for b in range(3):
+        deadline = time.monotonic() + 10
+        while cluster.read_all(b, "cycle", 0) != ["new-1"]:
+            assert time.monotonic() < deadline, cluster.read_all(b, "cycle", 0)
+            time.sleep(0.1)
