@@ -424,6 +424,10 @@ class Producer:
             raise ClientStateError("the producer is closed")
         record = self._core.encode(value, key, headers, timestamp)
         count = self.partitions_for(topic)
+        if partition is not None and partition >= count:
+            # The topic may have grown since the count was cached.
+            self._core.partition_counts.pop(topic, None)
+            count = self.partitions_for(topic)
         chosen = self._core.choose_partition(topic, key, partition, count)
         self._ensure_started()
         with self._cond:
@@ -674,6 +678,9 @@ class AsyncProducer:
             raise ClientStateError("the producer is closed")
         record = self._core.encode(value, key, headers, timestamp)
         count = await self.partitions_for(topic)
+        if partition is not None and partition >= count:
+            self._core.partition_counts.pop(topic, None)
+            count = await self.partitions_for(topic)
         chosen = self._core.choose_partition(topic, key, partition, count)
         if self._task is None:
             await self.start()

@@ -269,3 +269,20 @@ def test_async_client_and_producer(broker: BrokerProcess, topic_name: str) -> No
     assert len({(m.partition, m.offset) for m in metas}) == 500
     for i, meta in enumerate(metas):
         assert meta.partition == partition_for_key(f"k{i}".encode(), 3)
+
+
+def test_producer_sees_partitions_added_after_it_cached_the_count(
+    broker: BrokerProcess, topic_name: str
+) -> None:
+    with Client(broker.url) as client:
+        client.admin.create_topic(topic_name, 1)
+        with client.producer(linger_ms=0) as producer:
+            assert producer.send(topic_name, "a").result(timeout=10).partition == 0
+            client.admin.create_partitions(topic_name, 3)
+            meta = producer.send(topic_name, "b", partition=2).result(timeout=10)
+            assert (meta.partition, meta.offset) == (2, 0)
+            done: list[object] = []
+            future = producer.send(topic_name, "c", partition=1)
+            future.add_done_callback(done.append)
+            assert future.result(timeout=10).partition == 1 and future.done() and future.exception() is None
+            assert done == [future]
