@@ -748,7 +748,11 @@ class Broker:
         )
 
     async def wait_for_data(self, positions: Mapping[tuple[str, int], int], timeout_s: float) -> bool:
-        """True as soon as any listed partition's high watermark is above its position; False on timeout."""
+        """True as soon as any listed partition's high watermark is above its position; False on timeout.
+
+        Also True when a listed topic is deleted meanwhile (the caller's next fetch answers 404),
+        and False at once when the broker shuts down.
+        """
         loop = asyncio.get_running_loop()
         handles = [(await self.partition(t, p), position) for (t, p), position in positions.items()]
         deadline = loop.time() + timeout_s
@@ -759,8 +763,12 @@ class Broker:
             while True:
                 if any(handle.high_watermark > position for handle, position in handles):
                     return True
+                if self._closed:
+                    return False
+                if any(self._topics.get(handle.topic) is None for handle, _ in handles):
+                    return True  # a topic was deleted: the caller's next fetch reports it
                 remaining = deadline - loop.time()
-                if remaining <= 0 or self._closed:
+                if remaining <= 0:
                     return False
                 try:
                     await asyncio.wait_for(event.wait(), remaining)

@@ -275,3 +275,19 @@ def test_close_ends_long_polls_at_once(client: Any, app: Any) -> None:
     elapsed, count, woke = client.portal.call(scenario)
     assert count == 0 and woke is False
     assert elapsed < 3.0
+
+
+def test_wait_for_data_wakes_when_a_topic_is_deleted(client: Any, app: Any) -> None:
+    create_topic(client, "wgone")
+    broker = app.state.broker
+
+    async def scenario() -> tuple[bool, float]:
+        started = time.monotonic()
+        waiter = asyncio.ensure_future(broker.wait_for_data({("wgone", 0): 0}, 10.0))
+        await asyncio.sleep(0.1)
+        broker.delete_topic("wgone")
+        woke = await asyncio.wait_for(waiter, 3.0)
+        return woke, time.monotonic() - started
+
+    woke, elapsed = client.portal.call(scenario)
+    assert woke is True and elapsed < 3.0
