@@ -242,6 +242,17 @@ class Consumer:
 
     def poll(self, timeout_ms: int = 1000) -> list[Record]:
         """Return the next records of the assigned partitions, waiting up to ``timeout_ms`` for some."""
+        records = self._poll(timeout_ms)
+        self._mark_consumed(records)
+        return records
+
+    def _mark_consumed(self, records: list[Record]) -> None:
+        for record in records:
+            tp = record.topic_partition
+            if record.offset + 1 > self._consumed.get(tp, -1):
+                self._consumed[tp] = record.offset + 1
+
+    def _poll(self, timeout_ms: int) -> list[Record]:
         if self.enable_auto_commit:
             self._auto_commit()
         self._ensure_member()
@@ -268,16 +279,11 @@ class Consumer:
             self._apply_latest()
             return []
         self._note_answer(answer)
-        records = [
+        return [
             Record.from_json(r, key_format=self.key_format, value_format=self.value_format)
             for r in answer.get("records") or ()
             if isinstance(r, Mapping)
         ]
-        for record in records:
-            tp = record.topic_partition
-            if record.offset + 1 > self._consumed.get(tp, -1):
-                self._consumed[tp] = record.offset + 1
-        return records
 
     def _note_answer(self, answer: Mapping[str, Any]) -> None:
         # A poll's answer may carry the generation and assignment too; treat it like a heartbeat's.
@@ -288,8 +294,17 @@ class Consumer:
             self._apply_latest()
 
     def __iter__(self) -> Iterator[Record]:
+        """Yield records until the consumer is closed.
+
+        A record counts as consumed (and is committed by auto-commit) once the loop asks for the
+        next one, so breaking out of the loop while handling a record leaves it to be delivered again.
+        """
         while not self._closed:
-            yield from self.poll(1000)
+            for record in self._poll(1000):
+                yield record
+                self._mark_consumed([record])
+                if self._closed:
+                    return
 
     # -- offsets --------------------------------------------------------------------------------
 

@@ -292,3 +292,26 @@ def test_group_stream_is_a_member_while_connected(broker: BrokerProcess, topic_n
         assert stream.member_id is not None and stream.generation is not None
         assert set(stream.assignment) == {TopicPartition(topic_name, 0), TopicPartition(topic_name, 1)}
         stream.close()
+
+
+def test_iterating_a_consumer_yields_records_until_closed(broker: BrokerProcess, topic_name: str) -> None:
+    group = f"g-{topic_name}"
+    with Client(broker.url) as client:
+        _fill(client, topic_name, 2, 6)
+        consumer = client.consumer(group, [topic_name], auto_offset_reset="earliest", assignor="roundrobin")
+        values = []
+        for record in consumer:
+            values.append(record.value)
+            if len(values) == 5:
+                break  # while handling the fifth record: it must not be committed
+        consumer.close()
+        with pytest.raises(tidelog.ClientStateError):
+            consumer.poll(0)
+        assert sum(o.offset or 0 for o in client.admin.list_group_offsets(group).offsets) == 4
+        with client.consumer(group, [topic_name], auto_offset_reset="earliest") as again:
+            for record in again:
+                values.append(record.value)
+                if len(values) == 7:
+                    again.close()
+        # The fifth record came again; nothing was skipped.
+        assert sorted(values) == sorted([*range(6), values[4]])  # type: ignore[type-var]
