@@ -46,7 +46,9 @@ def decode_fetched(
             continue
         timestamp_type = header.timestamp_type
         room = max_records - len(records)
-        batch = [r for r in decode_batch(data, pos) if offset <= r.offset < high_watermark]
+        batch = decode_batch(data, pos)
+        if header.base_offset < offset or header.last_offset >= high_watermark:
+            batch = [r for r in batch if offset <= r.offset < high_watermark]
         if len(batch) > room:
             batch = batch[:room]
             records.extend(batch)
