@@ -72,6 +72,9 @@ class PartitionPosition:
 class MemberState:
     view: MemberView
     positions: tuple[PartitionPosition, ...]
+    #: From ``peek``: the group is Stable and the member knows its generation, so storing its
+    #: positions needs no settling (``GroupCoordinator.advance``).
+    steady: bool = False
 
 
 @dataclass(frozen=True, slots=True)

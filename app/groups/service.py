@@ -266,6 +266,9 @@ class GroupService:
         records = await self.fetch_round(
             positions, max_records=max_records, max_bytes=max_bytes, auto_offset_reset=view.auto_offset_reset
         )
+        if state.steady and await self._run(self.coordinator.advance, group_id, member_id, positions):
+            # Stable group, every partition still ours: positions stored, nothing to settle.
+            return PollResult(view=view, records=records, positions=positions)
         after = await self._run(
             self.coordinator.sync, group_id, member_id, positions=positions, with_positions=False
         )

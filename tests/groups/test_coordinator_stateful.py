@@ -46,12 +46,14 @@ class CoordinatorMachine(RuleBasedStateMachine):
         self.now = 1_000_000
         self.topics: dict[str, int] = {"a": 3, "b": 2}
         self.group = f"g{next(_group_ids)}"
+        self.ids = itertools.count()  # deterministic member ids: replays draw the same choices
         self.coordinator = GroupCoordinator(
             self.catalog,
             min_session_timeout_ms=100,
             max_session_timeout_ms=10_000,
             topic_lookup=self._lookup,
             clock=lambda: self.now,
+            new_member_id=lambda kind: f"{kind}-{next(self.ids):04d}",
         )
         #: member id → (subscribed topics, last contact as the model sees it)
         self.members: dict[str, tuple[frozenset[str], int]] = {}
@@ -151,6 +153,34 @@ class CoordinatorMachine(RuleBasedStateMachine):
         self.topics[topic] = max(self.topics.get(topic, 0), partitions)
 
     @precondition(lambda self: bool(self.members))
+    @rule(data=st.data(), someone_joins=st.booleans())
+    def poll(self, data: st.DataObject, someone_joins: bool) -> None:
+        """A poll: peek, (maybe a rebalance meanwhile), then store positions by the fast path."""
+        member_id = data.draw(st.sampled_from(list(self.members)))
+        self._expire_model()
+        try:
+            state = self.coordinator.peek(self.group, member_id)
+        except UnknownMemberError:
+            assert member_id not in self.members
+            return
+        if someone_joins:
+            view = self.coordinator.join(
+                self.group,
+                JoinRequest(topics=tuple(TOPICS), assignor=self.assignor, session_timeout_ms=SESSION_MS),
+            )
+            self.members[view.member_id] = (frozenset(TOPICS), self.now)
+            self.generations[view.member_id] = view.generation
+        positions = {tp: 1 for tp in state.view.assignment}
+        stored = self.coordinator.advance(self.group, member_id, positions)
+        if member_id not in self.members:
+            assert not stored, "an expired member's positions were stored"
+            return
+        if stored:
+            self._touch(member_id)
+            mine = next(m for m in self.coordinator.describe(self.group).members if m.member_id == member_id)
+            assert set(positions) <= set(mine.assignment), "positions stored for a partition it lost"
+
+    @precondition(lambda self: bool(self.members))
     @rule(data=st.data(), stale_by=st.integers(0, 2))
     def commit(self, data: st.DataObject, stale_by: int) -> None:
         member_id = data.draw(st.sampled_from(list(self.members)))
@@ -206,7 +236,8 @@ class CoordinatorMachine(RuleBasedStateMachine):
             return
         assert description.state == "Stable", description
         assert all(not m.revoking for m in description.members)
-        if len({topics for topics, _ in self.members.values()}) == 1:
+        # Range balances each topic on its own (Kafka's RangeAssignor): only the others balance the total.
+        if self.assignor != "range" and len({topics for topics, _ in self.members.values()}) == 1:
             counts = [len(m.assignment) for m in description.members]
             assert max(counts) - min(counts) <= 1, description
 
