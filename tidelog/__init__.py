@@ -12,6 +12,7 @@ The client talks to the broker over HTTP only (``httpx``); ``docs/python-client.
 """
 
 from tidelog._admin import Admin, AsyncAdmin
+from tidelog._async_consumer import AsyncConsumer
 from tidelog._client import DEFAULT_URL, AsyncClient, Client, RetryPolicy
 from tidelog._consumer import Consumer, PartitionReader
 from tidelog._errors import (
@@ -89,6 +90,7 @@ __all__ = [
     "Admin",
     "AsyncAdmin",
     "AsyncClient",
+    "AsyncConsumer",
     "AsyncProducer",
     "BadRequestError",
     "BrokerError",

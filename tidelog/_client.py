@@ -38,6 +38,7 @@ from tidelog._types import (
 
 if TYPE_CHECKING:
     from tidelog._admin import Admin, AsyncAdmin
+    from tidelog._async_consumer import AsyncConsumer
     from tidelog._consumer import Consumer, PartitionReader
     from tidelog._producer import AsyncProducer, Producer
     from tidelog._sse import GroupStream, TopicStream
@@ -427,6 +428,12 @@ class AsyncClient(_Base):
         from tidelog._producer import AsyncProducer
 
         return AsyncProducer(self, **options)
+
+    def consumer(self, group_id: str, topics: Sequence[str] | None = None, **options: Any) -> AsyncConsumer:
+        """Return a new group ``AsyncConsumer`` (joins on first ``poll``; options as ``Consumer``'s)."""
+        from tidelog._async_consumer import AsyncConsumer
+
+        return AsyncConsumer(self, group_id, topics, **options)
 
     async def produce(
         self,

@@ -315,3 +315,52 @@ def test_iterating_a_consumer_yields_records_until_closed(broker: BrokerProcess,
                     again.close()
         # The fifth record came again; nothing was skipped.
         assert sorted(values) == sorted([*range(6), values[4]])  # type: ignore[type-var]
+
+
+def test_async_consumers_split_a_topic_and_take_over(broker: BrokerProcess, topic_name: str) -> None:
+    import asyncio
+
+    from tidelog import AsyncClient
+
+    group = f"g-{topic_name}"
+    with Client(broker.url) as client:
+        _fill(client, topic_name, 4, 40)
+
+    async def main() -> tuple[Counter[int], list[list[TopicPartition]]]:
+        seen: Counter[int] = Counter()
+        assigned: list[list[TopicPartition]] = []
+
+        async def on_assign(partitions: list[TopicPartition]) -> None:
+            assigned.append(partitions)
+
+        async with AsyncClient(broker.url) as client:
+            a = client.consumer(group, [topic_name], auto_offset_reset="earliest", on_assign=on_assign)
+            b = client.consumer(group, [topic_name], auto_offset_reset="earliest", session_timeout_ms=3000)
+            deadline = asyncio.get_running_loop().time() + 20
+            while asyncio.get_running_loop().time() < deadline:
+                for consumer in (a, b):
+                    await consumer.heartbeat()
+                    for record in await consumer.poll(200):
+                        seen[record.value] += 1  # type: ignore[index]
+                if len(seen) == 40 and len(a.assignment()) == 2 and len(b.assignment()) == 2:
+                    break
+            assert len(a.assignment()) == 2 and len(b.assignment()) == 2
+            assert sorted(seen) == list(range(40))
+            await a.commit()
+            await b.commit()
+            await a.close()
+            async with client.producer() as producer:
+                for i in range(40, 48):
+                    await producer.send(topic_name, i, partition=i % 4)
+            async for record in b:
+                seen[record.value] += 1  # type: ignore[index]
+                if len(seen) == 48:
+                    break
+            assert len(b.assignment()) == 4
+            await b.close()
+        return seen, assigned
+
+    seen, assigned = asyncio.run(main())
+    assert sorted(seen) == list(range(48))
+    assert all(seen[v] == 1 for v in range(40, 48))
+    assert assigned and assigned[0]
