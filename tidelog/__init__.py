@@ -12,7 +12,7 @@ The client talks to the broker over HTTP only (``httpx``); ``docs/python-client.
 """
 
 from tidelog._admin import Admin, AsyncAdmin
-from tidelog._async_consumer import AsyncConsumer
+from tidelog._async_consumer import AsyncConsumer, AsyncPartitionReader
 from tidelog._client import DEFAULT_URL, AsyncClient, Client, RetryPolicy
 from tidelog._consumer import Consumer, PartitionReader
 from tidelog._errors import (
@@ -91,6 +91,7 @@ __all__ = [
     "AsyncAdmin",
     "AsyncClient",
     "AsyncConsumer",
+    "AsyncPartitionReader",
     "AsyncProducer",
     "BadRequestError",
     "BrokerError",

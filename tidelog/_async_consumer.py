@@ -32,7 +32,7 @@ from tidelog._types import Record, TopicPartition, parse_assignment
 if TYPE_CHECKING:
     from tidelog._client import AsyncClient
 
-__all__ = ["AsyncConsumer", "AsyncRebalanceCallback"]
+__all__ = ["AsyncConsumer", "AsyncPartitionReader", "AsyncRebalanceCallback"]
 
 log = logging.getLogger("tidelog.consumer")
 
@@ -378,3 +378,106 @@ class AsyncConsumer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+class AsyncPartitionReader:
+    """``PartitionReader`` for asyncio: one partition by offset, with long-polls, without a group."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        topic: str,
+        partition: int = 0,
+        offset: int | str = "earliest",
+        *,
+        max_records: int = 1000,
+        max_bytes: int | None = None,
+        key_format: str | None = None,
+        value_format: str | None = None,
+        header_format: str | None = None,
+        on_out_of_range: str = "earliest",
+    ) -> None:
+        if on_out_of_range not in ("earliest", "latest", "error"):
+            raise ValueError("on_out_of_range must be earliest, latest or error")
+        self._client = client
+        self.topic = topic
+        self.partition = partition
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.key_format = key_format
+        self.value_format = value_format
+        self.header_format = header_format
+        self.on_out_of_range = on_out_of_range
+        self.high_watermark: int | None = None
+        self._start: int | str = offset
+        self._position: int | None = None
+
+    async def position(self) -> int:
+        """The offset of the next record to read (resolving earliest/latest on first use)."""
+        if self._position is None:
+            self._position = await self._resolve(self._start)
+        return self._position
+
+    async def _resolve(self, offset: int | str) -> int:
+        if isinstance(offset, int) and offset >= 0:
+            return offset
+        offsets = await self._client.offsets(self.topic, self.partition)
+        if isinstance(offset, int):
+            return max(offsets.log_start_offset, offsets.high_watermark + offset)
+        if offset == "earliest":
+            return offsets.log_start_offset
+        if offset == "latest":
+            return offsets.high_watermark
+        raise ValueError(f"offset must be an int, 'earliest' or 'latest', not {offset!r}")
+
+    async def seek(self, offset: int | str) -> None:
+        self._position = await self._resolve(offset)
+
+    async def poll(self, timeout_ms: int = 1000) -> list[Record]:
+        """Return the next records, waiting up to ``timeout_ms`` for at least one."""
+        from tidelog._errors import OffsetOutOfRangeError
+
+        position = await self.position()
+        try:
+            result = await self._client.fetch(
+                self.topic,
+                self.partition,
+                position,
+                max_records=self.max_records,
+                max_bytes=self.max_bytes,
+                max_wait_ms=max(0, int(timeout_ms)),
+                key_format=self.key_format,
+                value_format=self.value_format,
+                header_format=self.header_format,
+            )
+        except OffsetOutOfRangeError as error:
+            if self.on_out_of_range == "error":
+                raise
+            target = error.log_start_offset if self.on_out_of_range == "earliest" else error.high_watermark
+            self._position = target if target is not None else await self._resolve(self.on_out_of_range)
+            return []
+        self.high_watermark = result.high_watermark
+        records = [r for r in result.records if r.offset >= position]
+        self._position = max(position, result.next_offset)
+        return records
+
+    async def read_to_end(self, *, timeout_ms: int = 1000) -> AsyncIterator[Record]:
+        """Yield records up to the high watermark as it is now, then stop."""
+        end = (await self._client.offsets(self.topic, self.partition)).high_watermark
+        while await self.position() < end:
+            records = await self.poll(timeout_ms)
+            for record in records:
+                if record.offset >= end:
+                    return
+                yield record
+            if (
+                not records
+                and self.high_watermark is not None
+                and await self.position() >= self.high_watermark
+            ):
+                return
+
+    async def __aiter__(self) -> AsyncIterator[Record]:
+        while True:
+            for record in await self.poll(5000):
+                yield record

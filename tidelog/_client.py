@@ -38,7 +38,7 @@ from tidelog._types import (
 
 if TYPE_CHECKING:
     from tidelog._admin import Admin, AsyncAdmin
-    from tidelog._async_consumer import AsyncConsumer
+    from tidelog._async_consumer import AsyncConsumer, AsyncPartitionReader
     from tidelog._consumer import Consumer, PartitionReader
     from tidelog._producer import AsyncProducer, Producer
     from tidelog._sse import GroupStream, TopicStream
@@ -434,6 +434,26 @@ class AsyncClient(_Base):
         from tidelog._async_consumer import AsyncConsumer
 
         return AsyncConsumer(self, group_id, topics, **options)
+
+    def reader(
+        self, topic: str, partition: int = 0, offset: int | str = "earliest", **options: Any
+    ) -> AsyncPartitionReader:
+        """Return an ``AsyncPartitionReader`` of one partition (see ``Client.reader``)."""
+        from tidelog._async_consumer import AsyncPartitionReader
+
+        return AsyncPartitionReader(self, topic, partition, offset, **options)
+
+    def stream(self, topic: str, **options: Any) -> TopicStream:
+        """Return an SSE ``TopicStream`` to iterate with ``async for`` (see ``Client.stream``)."""
+        from tidelog._sse import TopicStream
+
+        return TopicStream(self, topic, **options)
+
+    def group_stream(self, group_id: str, topics: Sequence[str], **options: Any) -> GroupStream:
+        """Return an SSE ``GroupStream`` to iterate with ``async for`` (see ``Client.group_stream``)."""
+        from tidelog._sse import GroupStream
+
+        return GroupStream(self, group_id, topics, **options)
 
     async def produce(
         self,

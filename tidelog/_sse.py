@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -26,7 +26,7 @@ from tidelog._errors import BrokerError, TidelogError, TransportError
 from tidelog._types import Record, TopicPartition, parse_assignment
 
 if TYPE_CHECKING:
-    from tidelog._client import Client
+    from tidelog._client import AsyncClient, Client
 
 __all__ = ["GroupStream", "TopicStream"]
 
@@ -36,7 +36,7 @@ log = logging.getLogger("tidelog.sse")
 class _Stream:
     def __init__(
         self,
-        client: Client,
+        client: Client | AsyncClient,
         path: str,
         params: dict[str, Any],
         *,
@@ -64,20 +64,99 @@ class _Stream:
         self._response: httpx.Response | None = None
         self._retry_s = 1.0
 
-    def _events(self) -> Iterator[ServerSentEvent]:
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        if self.cursor:
+            headers["Last-Event-ID"] = self.cursor
+        return headers
+
+    def _after_failure(self, error: TidelogError, got_event: bool, failures: int) -> tuple[bool, int]:
+        """Decide whether to connect again after ``error``; return (reconnect, consecutive failures)."""
+        if not self.reconnect:
+            if isinstance(error, TransportError) and not got_event and self.connections == 0:
+                raise error
+            return False, failures
+        failures = 0 if got_event else failures + 1
+        if failures > self.max_reconnects:
+            raise error
+        log.info("event stream %s dropped (%s); resuming from cursor %s", self._path, error, self.cursor)
+        return True, failures
+
+    async def _aevents(self) -> AsyncIterator[ServerSentEvent]:
+        import asyncio
+
+        from tidelog._client import AsyncClient
+
+        client = self._client
+        if not isinstance(client, AsyncClient):
+            raise TypeError("iterate a stream of a Client with `for`, of an AsyncClient with `async for`")
         failures = 0
         while not self._closed.is_set():
-            headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
-            if self.cursor:
-                headers["Last-Event-ID"] = self.cursor
             got_event = False
             try:
-                with self._client.http.stream(
+                async with client.http.stream(
                     "GET",
                     self._path,
                     params=self._params,
-                    headers=headers,
-                    timeout=httpx.Timeout(self._client.timeout, read=self.read_timeout),
+                    headers=self._headers(),
+                    timeout=httpx.Timeout(client.timeout, read=self.read_timeout),
+                ) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        _decode(response)
+                    self.connections += 1
+                    self._on_connect()
+                    async for event in EventSource(response).aiter_sse():
+                        got_event = True
+                        failures = 0
+                        if event.retry:
+                            self._retry_s = event.retry / 1000.0
+                        yield event
+                        if self._closed.is_set():
+                            return
+            except httpx.HTTPError as exc:
+                if self._closed.is_set():
+                    return
+                error: TidelogError = _translate(exc)
+            except BrokerError as exc:
+                if not exc.retriable:
+                    raise
+                error = exc
+            else:
+                if self._closed.is_set():
+                    return
+                error = TransportError("the broker ended the stream")
+            again, failures = self._after_failure(error, got_event, failures)
+            if not again:
+                return
+            await asyncio.sleep(min(self._retry_s * max(1, failures), 10.0))
+
+    async def __aiter__(self) -> AsyncIterator[Record]:
+        async for event in self._aevents():
+            record = self._record(event)
+            if record is None:
+                continue
+            self._delivered += 1
+            yield record
+            if self.max_records is not None and self._delivered >= self.max_records:
+                return
+
+    def _events(self) -> Iterator[ServerSentEvent]:
+        from tidelog._client import Client
+
+        client = self._client
+        if not isinstance(client, Client):
+            raise TypeError("iterate a stream of a Client with `for`, of an AsyncClient with `async for`")
+        failures = 0
+        while not self._closed.is_set():
+            got_event = False
+            try:
+                with client.http.stream(
+                    "GET",
+                    self._path,
+                    params=self._params,
+                    headers=self._headers(),
+                    timeout=httpx.Timeout(client.timeout, read=self.read_timeout),
                 ) as response:
                     if not response.is_success:
                         response.read()
@@ -107,14 +186,9 @@ class _Stream:
                 error = TransportError("the broker ended the stream")
             finally:
                 self._response = None
-            if not self.reconnect:
-                if isinstance(error, TransportError) and not got_event and self.connections == 0:
-                    raise error
+            again, failures = self._after_failure(error, got_event, failures)
+            if not again:
                 return
-            failures = 0 if got_event else failures + 1
-            if failures > self.max_reconnects:
-                raise error
-            log.info("event stream %s dropped (%s); resuming from cursor %s", self._path, error, self.cursor)
             if self._closed.wait(min(self._retry_s * max(1, failures), 10.0)):
                 return
 
@@ -173,7 +247,7 @@ class TopicStream(_Stream):
 
     def __init__(
         self,
-        client: Client,
+        client: Client | AsyncClient,
         topic: str,
         *,
         partitions: Sequence[int] | None = None,
@@ -217,7 +291,7 @@ class GroupStream(_Stream):
 
     def __init__(
         self,
-        client: Client,
+        client: Client | AsyncClient,
         group_id: str,
         topics: Sequence[str],
         *,

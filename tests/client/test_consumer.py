@@ -364,3 +364,37 @@ def test_async_consumers_split_a_topic_and_take_over(broker: BrokerProcess, topi
     assert sorted(seen) == list(range(48))
     assert all(seen[v] == 1 for v in range(40, 48))
     assert assigned and assigned[0]
+
+
+def test_async_reader_and_streams(broker: BrokerProcess, topic_name: str) -> None:
+    import asyncio
+
+    from tidelog import AsyncClient
+
+    group = f"g-{topic_name}"
+    with Client(broker.url) as client:
+        _fill(client, topic_name, 2, 10)
+
+    async def main() -> None:
+        async with AsyncClient(broker.url) as client:
+            reader = client.reader(topic_name, 1, "earliest", max_records=2)
+            assert [r.value async for r in reader.read_to_end()] == [1, 3, 5, 7, 9]
+            assert await reader.position() == 5
+            tail = client.reader(topic_name, 0, -2)
+            assert [r.value for r in await tail.poll(0)] == [6, 8]
+
+            stream = client.stream(topic_name, start="earliest", max_records=6)
+            first = [r async for r in stream]
+            resumed = client.stream(topic_name, cursor=stream.cursor, max_records=4)
+            rest = [r async for r in resumed]
+            assert sorted(r.value for r in first + rest) == list(range(10))  # type: ignore[type-var]
+
+            members = client.group_stream(
+                group, [topic_name], max_records=10, extra_params={"auto_offset_reset": "earliest"}
+            )
+            assert sorted([r.value async for r in members]) == list(range(10))  # type: ignore[type-var]
+            assert members.member_id is not None and len(members.assignment) == 2
+            with pytest.raises(TypeError):
+                list(members)  # an AsyncClient's stream is iterated with async for
+
+    asyncio.run(main())
