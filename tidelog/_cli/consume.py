@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -172,8 +173,9 @@ def consume(
         except KeyboardInterrupt:
             pass
         except BrokenPipeError:
-            # `tidelog consume t | head`: the reader left; that is not an error.
-            sys.stderr.close()
+            # `tidelog consume t | head`: the reader left; that is not an error. Point stdout at
+            # /dev/null so that the interpreter's final flush does not complain either.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return
     elapsed = time.monotonic() - started
     stderr().print(f"Processed a total of {counter[0]} messages in {elapsed:.2f} s")
