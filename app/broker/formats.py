@@ -2,8 +2,9 @@
 
 A produce request names a ``key_format`` and a ``value_format`` (defaults ``string`` and ``json``):
 
-- ``json``: any JSON value, stored as its compact JSON encoding (``{"a": 1}`` → ``b'{"a":1}'``) and
-  returned as the same JSON value;
+- ``json``: any JSON value, stored as compact JSON text (``{"a": 1}`` → ``b'{"a":1}'``; text that
+  is already compact is kept as the client wrote it, e.g. ``1E2`` stays ``1E2``) and returned as
+  the same JSON value;
 - ``string``: a JSON string, stored as its UTF-8 bytes;
 - ``binary``: a base64 (standard alphabet, padded) JSON string, stored as the decoded bytes.
 

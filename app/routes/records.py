@@ -38,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 from app.broker import Acks, Broker, ProduceOutcome
 from app.broker.formats import Format, pack_attributes, parse_format, render_records
 from app.broker.idempotency import StoredAnswer, check_key, request_hash
-from app.broker.produce import INT32_MAX, INT64_MAX, ParsedRecords, parse_produce_body, parse_record
+from app.broker.produce import INT32_MAX, INT64_MAX, ParsedRecords, parse_produce_json, parse_record
 from app.config import Settings
 from app.error_codes import ErrorCode
 from app.errors import UnsupportedMediaTypeError, error_responses
@@ -211,12 +211,8 @@ async def _produce_json(
     request: Request, broker: Broker, topic: str, partition: int | None, acks: Acks, body: bytes
 ) -> StoredAnswer:
     settings: Settings = request.app.state.settings
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
-    parsed = parse_produce_body(
-        document, max_records=settings.max_records_per_request, now_ms=int(time.time() * 1000)
+    parsed = parse_produce_json(
+        body, max_records=settings.max_records_per_request, now_ms=int(time.time() * 1000)
     )
     outcome = await broker.produce(topic, parsed, acks=acks, partition=partition)
     _count(request, outcome, topic)

@@ -58,3 +58,59 @@ def test_fast_loop_matches_parse_record(raw: list[dict[str, Any]], value_format:
         (e.key, e.value, tuple(e.headers), e.timestamp, e.attributes) for e, _ in expected
     ]
     assert parsed.partitions == [p for _, p in expected]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(records, min_size=1, max_size=10),
+    st.sampled_from(["json", "string"]),
+    st.sampled_from(["compact", "spaced"]),
+)
+def test_raw_body_parser_stores_the_same_records(
+    raw: list[dict[str, Any]], value_format: str, style: str
+) -> None:
+    import json
+
+    import orjson
+
+    from app.broker.produce import parse_produce_json
+
+    if value_format == "string":
+        raw = [
+            {**r, "value": r["value"] if isinstance(r["value"], str) or r["value"] is None else "v"}
+            for r in raw
+        ]
+    document = {"records": raw, "value_format": value_format}
+    body = orjson.dumps(document) if style == "compact" else json.dumps(document).encode()
+    fast = parse_produce_json(body, max_records=100, now_ms=7)
+    exact = parse_produce_body(orjson.loads(body), max_records=100, now_ms=7)
+
+    def value_of(data: bytes | None) -> object:
+        if data is None or value_format == "string":
+            return data
+        text = data.decode()
+        assert "\n" not in text and ": " not in text.replace('": "', "")  # compact, one line
+        return orjson.loads(data)
+
+    assert [
+        (r.key, value_of(r.value), tuple(r.headers), r.timestamp, r.attributes) for r in fast.records
+    ] == [(r.key, value_of(r.value), tuple(r.headers), r.timestamp, r.attributes) for r in exact.records]
+    assert fast.partitions == exact.partitions
+
+
+def test_plain_bodies_take_the_fast_path_and_bad_ones_get_exact_errors() -> None:
+    import orjson
+    import pytest
+
+    from app.broker.produce import _parse_fast, parse_produce_json
+    from app.errors_base import InvalidRequestError
+
+    body = orjson.dumps({"records": [{"key": "k", "value": {"a": [1, "x"]}, "timestamp": 5}]})
+    parsed = _parse_fast(body, 10, now_ms=1)  # no fallback for what clients send every time
+    assert parsed.records[0].value == b'{"a":[1,"x"]}' and parsed.records[0].key == b"k"
+    with pytest.raises(InvalidRequestError, match=r"records\[1\] has unknown field"):
+        parse_produce_json(b'{"records": [{"value": 1}, {"value": 2, "vaule": 3}]}', max_records=10, now_ms=1)
+    with pytest.raises(InvalidRequestError, match="not valid UTF-8"):
+        parse_produce_json(b'{"records": [{"value": "\xff"}]}', max_records=10, now_ms=1)
+    with pytest.raises(InvalidRequestError, match="not valid JSON"):
+        parse_produce_json(b'{"records": [{"value": "\\ud800"}]}', max_records=10, now_ms=1)
