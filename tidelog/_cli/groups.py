@@ -72,7 +72,13 @@ def describe(group: str, output: str, url: str | None, timeout: float) -> None:
     with make_client(url, timeout) as client:
         description = client.admin.describe_group(group)
         offsets = client.admin.list_group_offsets(group)
-    owners = {tp: m.member_id for m in description.members for tp in m.assignment}
+        owners = {tp: m.member_id for m in description.members for tp in m.assignment}
+        committed = {TopicPartition(o.topic, o.partition) for o in offsets.offsets}
+        # Like kafka-consumer-groups: assigned partitions without a commit are listed too, with "-".
+        uncommitted = [
+            GroupOffset(tp.topic, tp.partition, None, client.offsets(*tp).high_watermark, None)
+            for tp in sorted(set(owners) - committed)
+        ]
     if output == "json":
         print_json({"group": description.raw, "offsets": offsets.raw})
         return
@@ -85,7 +91,7 @@ def describe(group: str, output: str, url: str | None, timeout: float) -> None:
     print_table(
         None,
         ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID"],
-        _offset_rows(offsets.offsets, owners),
+        _offset_rows((*offsets.offsets, *uncommitted), owners),
     )
     if description.members:
         print_table(
