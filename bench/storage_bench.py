@@ -31,7 +31,7 @@ import struct
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from storage import LogConfig, PartitionLog, RecordIn
@@ -63,8 +63,11 @@ def fill(log: PartitionLog, records: int, batches: list[list[RecordIn]]) -> floa
 
 
 def fill_until_active(log: PartitionLog, active_bytes: int, batches: list[list[RecordIn]]) -> None:
+    """Append until the active segment holds ``active_bytes`` (or is one batch short of rolling)."""
+    batch_bytes = BATCH * (VALUE_BYTES + 16)
+    target = min(active_bytes, log.config.segment_bytes - 2 * batch_bytes)
     i = 0
-    while log._view.segments[-1].size < active_bytes:
+    while log._view.segments[-1].size < target:
         log.append_records(batches[i % len(batches)])
         i += 1
     log.update_high_watermark(log.log_end_offset)
@@ -162,7 +165,7 @@ def profile(label: str, fn: Callable[[], object]) -> tuple[str, dict[str, float]
     return f"--- profile: {label} ---\n" + out.getvalue(), shares
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -175,7 +178,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="where to put the partitions (default: temp)")
     parser.add_argument("--profile", action="store_true", help="print cProfile of append and decode")
     parser.add_argument("--write-docs", action="store_true", help="write the figures into docs/benchmarks.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     root = Path(tempfile.mkdtemp(prefix="tidelog-storage-bench-", dir=args.dir))
     config = LogConfig(segment_bytes=args.segment_bytes)  # no flush policy: the page cache decides
@@ -348,6 +351,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     if args.write_docs:
         write_docs(results, args, notes)
+    return results
 
 
 def _next_offset(data: bytes) -> int:
