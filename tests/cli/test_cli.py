@@ -267,3 +267,25 @@ def test_bench_produce_and_consume(broker: BrokerProcess, topic_name: str) -> No
     assert consumed["records"] == 3000 and consumed["mb_per_second"] > 0
     text = run(broker, "bench", "consume", topic_name, "-n", "100").stdout
     assert text.startswith("100 records read") and "99th" in text
+
+
+def test_groups_describe_shows_members_and_uncommitted_partitions(
+    broker: BrokerProcess, topic_name: str
+) -> None:
+    group = f"g-{topic_name}"
+    with Client(broker.url) as client:
+        client.admin.create_topic(topic_name, 2)
+        client.produce(topic_name, [{"value": i} for i in range(4)], partition=0)
+        with client.consumer(group, [topic_name], auto_offset_reset="earliest") as consumer:
+            records = consumer.poll(2000)
+            assert records
+            consumer.commit()
+            table = run(broker, "groups", "describe", group).stdout
+            member = consumer.member_id
+    assert member is not None and member in table and "Stable" in table
+    rows = [line.split() for line in table.splitlines() if line.split()[:1] == [topic_name]]
+    # Cells are separated by │: topic, partition, current offset, log end, lag, consumer id.
+    by_partition = {row[2]: row[::2] for row in rows}
+    assert by_partition["0"][2:5] == [str(len(records)), "4", str(4 - len(records))]
+    assert by_partition["0"][5] == member
+    assert by_partition["1"][2:] == ["-", "0", "-", member]
