@@ -1,0 +1,35 @@
+"""The client package talks to the broker over HTTP only: it never imports the broker or the engine."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "tidelog"
+FORBIDDEN = ("app", "storage", "fastapi", "sqlalchemy", "uvicorn", "alembic")
+
+
+def test_no_module_of_the_client_imports_the_broker() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "cli.py" and path.parent == PACKAGE:
+            continue  # registers the broker's serve/migrate/openapi commands, by design
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
+    assert offenders == []
+
+
+def test_importing_the_client_loads_no_broker_module() -> None:
+    code = (
+        "import sys, tidelog, tidelog._cli; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
