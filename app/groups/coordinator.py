@@ -255,26 +255,19 @@ class GroupCoordinator:
             group = session.get(GroupRow, group_id)
             if member is None or group is None:
                 raise UnknownMemberError(f"group {group_id!r} has no member {member_id!r}; join again")
-            rows = session.scalars(
+            mine = session.scalars(
                 select(OwnershipRow).where(
-                    OwnershipRow.group_id == group_id,
-                    OwnershipRow.owner_member_id == member_id,
-                    OwnershipRow.target_member_id.is_(None),
+                    OwnershipRow.group_id == group_id, OwnershipRow.owner_member_id == member_id
                 )
             ).all()
-            committed = self._committed_map(session, group_id)
-            owned = tuple(sorted((r.topic, r.partition) for r in rows))
-            revoking = tuple(
-                sorted(
-                    (r.topic, r.partition)
-                    for r in session.scalars(
-                        select(OwnershipRow).where(
-                            OwnershipRow.group_id == group_id,
-                            OwnershipRow.owner_member_id == member_id,
-                            OwnershipRow.target_member_id.is_not(None),
-                        )
-                    ).all()
-                )
+            rows = sorted(
+                (r for r in mine if r.target_member_id is None), key=lambda r: (r.topic, r.partition)
+            )
+            owned = tuple((r.topic, r.partition) for r in rows)
+            revoking = tuple(sorted((r.topic, r.partition) for r in mine if r.target_member_id is not None))
+            # Committed offsets matter only where the member has no position yet.
+            committed = (
+                self._committed_map(session, group_id) if any(r.position is None for r in rows) else {}
             )
             view = MemberView(
                 group_id=group_id,
@@ -289,11 +282,9 @@ class GroupCoordinator:
             )
             positions = tuple(
                 PartitionPosition(r.topic, r.partition, r.position, committed.get((r.topic, r.partition)))
-                for r in sorted(rows, key=lambda r: (r.topic, r.partition))
+                for r in rows
             )
-            steady = (
-                group.state == "Stable" and member.known_generation == group.generation and not revoking
-            )
+            steady = group.state == "Stable" and member.known_generation == group.generation and not revoking
             return MemberState(view=view, positions=positions, steady=steady)
 
     def advance(self, group_id: str, member_id: str, positions: Mapping[TopicPartition, int]) -> bool:
@@ -597,9 +588,7 @@ class GroupCoordinator:
         return txn, member
 
     def _expire(self, txn: _Txn) -> int:
-        expired = [
-            m for m in txn.members.values() if m.last_seen_ms + m.session_timeout_ms < txn.now_ms
-        ]
+        expired = [m for m in txn.members.values() if m.last_seen_ms + m.session_timeout_ms < txn.now_ms]
         for member in expired:
             del txn.members[member.member_id]
             txn.session.delete(member)
