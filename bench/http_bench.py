@@ -323,10 +323,12 @@ def _write_docs(table: list[str], args: argparse.Namespace) -> None:
             "Where the broker's time goes (py-spy on the broker process, cProfile in-process), and what "
             "was changed because of it:",
             "",
-            "- Produce: parsing the body (orjson), checking each record and re-encoding each JSON value "
-            "were the largest part, then the record-batch encode and write, then building the answer; "
-            "uvicorn, Starlette and the middleware take about a fifth. The per-record loop now has a "
-            "fast path for plain records and builds no per-record objects for the answer.",
+            "- Produce: parsing the body with orjson, checking each record and re-encoding each JSON "
+            "value were the largest part (3-4 ms of CPU per 1,000 records). Bodies are now decoded by "
+            "a typed msgspec decoder that hands over each value's JSON text without building objects "
+            "for it (kept as sent when the body is compact JSON, re-encoded otherwise): 0.9 ms. The "
+            "orjson parser remains the fallback that words the errors. Then come the record-batch "
+            "encode and write, building the answer, and uvicorn, Starlette and the middleware.",
             "- The garbage collector: a 1,000-record body allocates enough containers to trigger "
             "collections, and full ones walked the whole start-up heap (FastAPI, pydantic, "
             "SQLAlchemy). `gc.freeze()` after start-up took the broker's CPU per produce request "
