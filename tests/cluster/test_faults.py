@@ -25,6 +25,9 @@ from tests.cluster.harness import SESSION_TIMEOUT_MS, Cluster
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 TOPIC = "jepsen"
+#: Three partitions on three brokers: placement makes each broker the leader of one, so the
+#: controller killed in the third fault always leads a partition too.
+PARTITIONS = (0, 1, 2)
 
 
 @dataclass
@@ -82,12 +85,12 @@ def _run_producer(cluster: Cluster, producer: Producer, stop: threading.Event) -
 
 def _run_consumer(cluster: Cluster, seen: dict[tuple[int, int], str], stop: threading.Event) -> None:
     """Reads both partitions from rotating brokers; remembers every (partition, offset) → value."""
-    positions = {0: 0, 1: 0}
+    positions = dict.fromkeys(PARTITIONS, 0)
     turn = 0
     with httpx.Client(timeout=2.0, follow_redirects=True) as http:
         while not stop.is_set():
             turn += 1
-            partition = turn % 2
+            partition = turn % len(PARTITIONS)
             broker = cluster.brokers[turn % len(cluster.brokers)]
             try:
                 answer = http.get(
@@ -123,15 +126,15 @@ def _leader(cluster: Cluster, partition: int) -> int:
 
 def _healed(cluster: Cluster) -> None:
     cluster.wait_alive({0, 1, 2}, timeout_s=30)
-    for partition in (0, 1):
+    for partition in PARTITIONS:
         cluster.wait_partition(TOPIC, partition, lambda s: sorted(s["isr"]) == [0, 1, 2], timeout_s=30)
 
 
 def test_no_acknowledged_record_lost_through_kills_pauses_and_controller_failover(cluster: Cluster) -> None:
-    assert cluster.create_topic(TOPIC, partitions=2, replication_factor=3,
+    assert cluster.create_topic(TOPIC, partitions=len(PARTITIONS), replication_factor=3,
                                 min_insync_replicas=2).status_code == 201
     producers = []
-    for name, partition in (("a", 0), ("b", 0), ("c", 1)):
+    for name, partition in (("a", 0), ("b", 0), ("c", 1), ("d", 2)):
         identity = cluster.http.post(f"{cluster.url(0)}/v1/producers").json()
         producers.append(Producer(name, partition, identity["producer_id"], identity["producer_epoch"]))
     stop = threading.Event()
@@ -161,8 +164,10 @@ def test_no_acknowledged_record_lost_through_kills_pauses_and_controller_failove
             os.kill(cluster.brokers[victim].pid, signal.SIGCONT)
         _healed(cluster)
         time.sleep(1)
-        # 3. SIGKILL the controller (leaders move if it led any), restart it.
+        # 3. SIGKILL the controller, which leads a partition too: a new controller must take the
+        # lease and then move that partition's leadership.
         controller = int(cluster.view()["controller_id"])
+        assert controller in {_leader(cluster, p) for p in PARTITIONS}
         cluster.brokers[controller].kill()
         faults.append((f"SIGKILL controller {controller}", time.monotonic()))
         cluster.wait_alive({b for b in range(3) if b != controller} | set(), timeout_s=20)
@@ -184,13 +189,13 @@ def test_no_acknowledged_record_lost_through_kills_pauses_and_controller_failove
     # Followers learn the high watermark on their next fetch: give them a moment to agree.
     deadline = time.monotonic() + 15
     while True:
-        logs = {(b, part): _own_log(cluster, b, part) for b in range(3) for part in (0, 1)}
-        agree = all(logs[(b, part)] == logs[(0, part)] for b in (1, 2) for part in (0, 1))
+        logs = {(b, part): _own_log(cluster, b, part) for b in range(3) for part in PARTITIONS}
+        agree = all(logs[(b, part)] == logs[(0, part)] for b in (1, 2) for part in PARTITIONS)
         if agree or time.monotonic() > deadline:
             break
         time.sleep(0.3)
     lost = duplicated = out_of_order = 0
-    for part in (0, 1):
+    for part in PARTITIONS:
         reference = logs[(0, part)]
         for b in (1, 2):
             assert logs[(b, part)] == reference, f"replicas {0} and {b} of partition {part} differ"
@@ -203,7 +208,7 @@ def test_no_acknowledged_record_lost_through_kills_pauses_and_controller_failove
     vanished = [
         (k, v) for k, v in seen.items() if k[1] >= len(logs[(0, k[0])]) or logs[(0, k[0])][k[1]] != v
     ]
-    found = sum(len(logs[(0, part)]) for part in (0, 1))
+    found = sum(len(logs[(0, part)]) for part in PARTITIONS)
 
     outage = 0.0
     for producer in producers:
