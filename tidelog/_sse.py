@@ -62,13 +62,20 @@ class _Stream:
         self._delivered = 0
         self._closed = threading.Event()
         self._response: httpx.Response | None = None
-        self._retry_s = 1.0
+        self._retry_s = 0.25  # the server's `retry:` field replaces it
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
         if self.cursor:
             headers["Last-Event-ID"] = self.cursor
         return headers
+
+    def _backoff(self, failures: int) -> float:
+        """Seconds before connecting again: at once-ish after a drop, then doubling, at most 2 s
+        (or the server's ``retry:`` if longer), so a restarted broker is found soon after it is up."""
+        if failures == 0:
+            return 0.05
+        return float(min(self._retry_s * (1 << min(failures - 1, 10)), max(2.0, self._retry_s)))
 
     def _after_failure(self, error: TidelogError, got_event: bool, failures: int) -> tuple[bool, int]:
         """Decide whether to connect again after ``error``; return (reconnect, consecutive failures)."""
@@ -129,7 +136,7 @@ class _Stream:
             again, failures = self._after_failure(error, got_event, failures)
             if not again:
                 return
-            await asyncio.sleep(min(self._retry_s * max(1, failures), 10.0))
+            await asyncio.sleep(self._backoff(failures))
 
     async def __aiter__(self) -> AsyncIterator[Record]:
         async for event in self._aevents():
@@ -189,7 +196,7 @@ class _Stream:
             again, failures = self._after_failure(error, got_event, failures)
             if not again:
                 return
-            if self._closed.wait(min(self._retry_s * max(1, failures), 10.0)):
+            if self._closed.wait(self._backoff(failures)):
                 return
 
     def _on_connect(self) -> None:
@@ -254,7 +261,7 @@ class TopicStream(_Stream):
         start: str = "latest",
         cursor: str | None = None,
         reconnect: bool = True,
-        max_reconnects: int = 10,
+        max_reconnects: int = 30,
         read_timeout: float = 60.0,
         key_format: str | None = None,
         value_format: str | None = None,
@@ -297,7 +304,7 @@ class GroupStream(_Stream):
         *,
         cursor: str | None = None,
         reconnect: bool = True,
-        max_reconnects: int = 10,
+        max_reconnects: int = 30,
         read_timeout: float = 60.0,
         key_format: str | None = None,
         value_format: str | None = None,
