@@ -177,3 +177,14 @@ async def test_static_stream_member_survives_a_reconnect(broker: BrokerProcess) 
         assert second.assignment() == {0, 1}
         assert second.of("member")[0]["member_id"] != first.of("member")[0]["member_id"]
         assert await _members(broker, "s") == 1
+
+
+async def test_stream_without_usable_offset_ends_with_an_error_event(broker: BrokerProcess) -> None:
+    _setup(broker, "t", 1, 1)
+    async with _stream(broker, "n", auto_offset_reset="none") as stream:
+        await stream.until(lambda s: bool(s.of("error")))
+        assert stream.of("error")[0]["error_code"] == 42206
+    deadline = time.monotonic() + 10
+    while await _members(broker, "n") and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert await _members(broker, "n") == 0  # the failed stream left its group
