@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -214,33 +217,33 @@ def test_ctrl_c_exits_cleanly_and_commits_what_was_printed(broker: BrokerProcess
         client.admin.create_topic(topic_name, 1)
         client.produce(topic_name, [{"value": i} for i in range(5)], partition=0)
     env = {**os.environ, "TIDELOG_URL": broker.url}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from tidelog.cli import main; main()",
-            "consume",
-            topic_name,
-            "--group",
-            group,
-            "--from-beginning",
-            "--follow",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        printed = [process.stdout.readline().strip() for _ in range(5)]
-        assert printed == [str(i) for i in range(5)]
-        time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    command = [sys.executable, "-c", "from tidelog.cli import main; main()", "consume", topic_name]
+    command += ["--group", group, "--from-beginning", "--follow"]
+    lines: queue.Queue[str] = queue.Queue()
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        stdout = process.stdout
+
+        def read_lines() -> None:
+            with contextlib.suppress(ValueError, OSError):  # the pipe closes under it at the end
+                for line in stdout:
+                    lines.put(line.strip())
+
+        reader = threading.Thread(target=read_lines, daemon=True)
+        reader.start()
+        try:
+            printed = [lines.get(timeout=30) for _ in range(5)]  # bounded: a hung consumer fails, not hangs
+            assert printed == [str(i) for i in range(5)]
+            time.sleep(0.3)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=20)
+            err = process.stderr.read()
+            reader.join(timeout=5)
+        finally:
+            if process.poll() is None:
+                process.kill()
     assert process.returncode == 0, err
     assert "Traceback" not in err and "Processed a total of 5 messages" in err
     with Client(broker.url) as client:
