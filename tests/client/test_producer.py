@@ -286,3 +286,14 @@ def test_producer_sees_partitions_added_after_it_cached_the_count(
             future.add_done_callback(done.append)
             assert future.result(timeout=10).partition == 1 and future.done() and future.exception() is None
             assert done == [future]
+
+
+def test_idempotency_key_replays_the_first_answer(broker: BrokerProcess, topic_name: str) -> None:
+    with Client(broker.url) as client:
+        client.admin.create_topic(topic_name, 1)
+        first = client.produce(topic_name, ["a", "b"], idempotency_key="order-42")
+        again = client.produce(topic_name, ["a", "b"], idempotency_key="order-42")
+        assert first.results == again.results
+        assert client.offsets(topic_name, 0).high_watermark == 2
+        with pytest.raises(tidelog.IdempotencyKeyReusedError):
+            client.produce(topic_name, ["other"], idempotency_key="order-42")
