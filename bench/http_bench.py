@@ -336,10 +336,11 @@ def _write_docs(table: list[str], args: argparse.Namespace) -> None:
             "- The allocator: with glibc's defaults every request's large blocks were mapped and "
             "unmapped again; raising the trim and mmap thresholds (`app/broker/memory.py`) made fetch "
             "46% faster in an interleaved A/B run.",
-            "- Fetch: decoding record batches (the storage codec) and rendering records dominate; "
-            "rendering reads the format bits with a tuple lookup (calling the `Format` enum had been "
-            "a fifth of the fetch profile) and splices stored JSON as `orjson.Fragment`s, never "
-            "parsing it.",
+            "- Fetch: decoding record batches (the storage codec) and rendering records dominate. "
+            "Rendering reads the format bits with a tuple lookup (calling the `Format` enum had been "
+            "a fifth of the fetch profile) and now splices the answer as JSON text: the fields all "
+            "records share are encoded once, stored JSON goes in as it is, and no dict is built per "
+            "record (in-process CPU per 1,000-record fetch about 3.0 ms, from 3.5-4).",
             "",
         ]
     )
