@@ -36,6 +36,7 @@ from tidelog._types import Record, TopicPartition, parse_assignment
 
 if TYPE_CHECKING:
     from tidelog._client import Client
+    from tidelog._sse import GroupStream
 
 __all__ = ["Consumer", "PartitionReader", "RebalanceCallback"]
 
@@ -305,6 +306,33 @@ class Consumer:
                 self._mark_consumed([record])
                 if self._closed:
                     return
+
+    def stream(self, **options: Any) -> GroupStream:
+        """Return this consumer's group membership over one Server-Sent Events connection.
+
+        Instead of join, ``poll()`` and heartbeats, the broker pushes the member's records; the
+        stream joins on connect with this consumer's group, topics and options, leaves on
+        disconnect, and a reconnection commits the cursor of the last record handed out
+        (at-least-once, see ``GroupStream``). Use it instead of ``poll()``, not with it.
+        """
+        from tidelog._sse import GroupStream
+
+        if self._member_id is not None:
+            raise ClientStateError("this consumer already joined by poll(); a stream is a member of its own")
+        params: dict[str, Any] = {
+            "assignor": self.assignor,
+            "session_timeout_ms": self.session_timeout_ms,
+            "auto_offset_reset": self.auto_offset_reset,
+        }
+        if self.topic_pattern is not None:
+            params["topic_pattern"] = self.topic_pattern
+        if self.instance_id is not None:
+            params["instance_id"] = self.instance_id
+        if self.rebalance_timeout_ms is not None:
+            params["rebalance_timeout_ms"] = self.rebalance_timeout_ms
+        options.setdefault("key_format", self.key_format)
+        options.setdefault("value_format", self.value_format)
+        return GroupStream(self._client, self.group_id, self.topics or [], extra_params=params, **options)
 
     # -- offsets --------------------------------------------------------------------------------
 

@@ -311,7 +311,7 @@ class GroupStream(_Stream):
         max_records: int | None = None,
         extra_params: Mapping[str, Any] | None = None,
     ) -> None:
-        params: dict[str, Any] = {"topics": ",".join(topics), **(extra_params or {})}
+        params: dict[str, Any] = {**({"topics": ",".join(topics)} if topics else {}), **(extra_params or {})}
         super().__init__(
             client,
             f"/v1/groups/{_seg(group_id)}/events",

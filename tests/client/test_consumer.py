@@ -398,3 +398,17 @@ def test_async_reader_and_streams(broker: BrokerProcess, topic_name: str) -> Non
                 list(members)  # an AsyncClient's stream is iterated with async for
 
     asyncio.run(main())
+
+
+def test_consumer_stream_is_the_same_membership_over_sse(broker: BrokerProcess, topic_name: str) -> None:
+    group = f"g-{topic_name}"
+    with Client(broker.url) as client:
+        _fill(client, topic_name, 2, 6)
+        consumer = client.consumer(group, [topic_name], auto_offset_reset="earliest", session_timeout_ms=6000)
+        with consumer.stream(max_records=6) as stream:
+            assert sorted([r.value for r in stream]) == list(range(6))  # type: ignore[type-var]
+            assert stream.member_id is not None and len(stream.assignment) == 2
+        consumer.poll(0)
+        with pytest.raises(tidelog.ClientStateError):
+            consumer.stream()
+        consumer.close()
