@@ -4,8 +4,8 @@ There is no per-process consumer state: every operation is one catalog transacti
 the group's row (``app.catalog.groups.lock_group``), so two broker processes never interleave a
 rebalance and any process can serve any request of any member (docs/groups.md).
 
-Every operation first *settles* the group with the catalog's clock readings, lazily doing what a
-Kafka coordinator's timers would do:
+Every operation first *settles* the group with the catalog's clock readings (``app/groups/settle.py``),
+lazily doing what a Kafka coordinator's timers would do:
 
 1. members whose ``last_seen_ms + session_timeout_ms`` has passed are removed;
 2. cooperative revocations whose old owner released the partition (it has been told about the
@@ -28,7 +28,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
@@ -47,7 +46,8 @@ from app.catalog.groups import (
     list_groups as catalog_list_groups,
 )
 from app.errors_base import InvalidParameterError, UnknownPartitionError, UnknownTopicError
-from app.groups.assignors import ASSIGNORS, MemberInfo, TopicPartition, assign, is_cooperative
+from app.groups import settle
+from app.groups.assignors import ASSIGNORS, TopicPartition
 from app.groups.errors import (
     GroupNotEmptyError,
     IllegalGenerationError,
@@ -67,12 +67,12 @@ from app.groups.model import (
     OffsetCommit,
     PartitionPosition,
 )
+from app.groups.settle import GroupTxn, TopicLookup
 
 __all__ = ["DEFAULT_SESSION_TIMEOUT_MS", "GroupCoordinator", "heartbeat_interval_ms"]
 
 #: Kafka's session.timeout.ms default since 3.0 (KIP-735), clamped into the broker's bounds.
 DEFAULT_SESSION_TIMEOUT_MS = 45_000
-TopicLookup = Callable[[Session], Mapping[str, int]]
 
 
 def heartbeat_interval_ms(session_timeout_ms: int) -> int:
@@ -90,24 +90,6 @@ def _rowcount(result: object) -> int:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@dataclass
-class _Txn:
-    """One locked group inside one transaction, with its members and partition rows loaded."""
-
-    session: Session
-    group: GroupRow
-    now_ms: int
-    members: dict[str, MemberRow]
-    rows: dict[TopicPartition, OwnershipRow]
-    generation_bumped: bool = False
-    removed: list[str] = field(default_factory=list)
-
-    def bump(self) -> None:
-        if not self.generation_bumped:
-            self.group.generation += 1
-            self.generation_bumped = True
 
 
 class GroupCoordinator:
@@ -144,7 +126,7 @@ class GroupCoordinator:
         self._check_subscription(request)
         with self._locked(group_id, create=True) as txn:
             assert txn is not None
-            self._expire(txn)
+            settle.expire(txn)
             static = None
             if request.instance_id is not None:
                 static = next((m for m in txn.members.values() if m.instance_id == request.instance_id), None)
@@ -165,7 +147,7 @@ class GroupCoordinator:
                     or static.topic_pattern != request.topic_pattern
                     or static.assignor != request.assignor
                 )
-                self._rename_member(txn, static, member_id)
+                settle.rename_member(txn, static, member_id)
             member = MemberRow(
                 group_id=group_id,
                 member_id=member_id,
@@ -184,9 +166,9 @@ class GroupCoordinator:
             txn.session.add(member)
             txn.members[member_id] = member
             txn.group.protocol = request.assignor
-            self._reconcile(txn, force=force)
+            settle.reconcile(txn, self._topic_lookup, force=force)
             member.known_generation = txn.group.generation
-            self._finish(txn)
+            settle.finish(txn)
             return self._view(txn, member)
 
     def leave(self, group_id: str, member_id: str) -> None:
@@ -194,14 +176,14 @@ class GroupCoordinator:
         with self._locked(group_id, create=False) as txn:
             if txn is None:
                 raise UnknownMemberError(f"group {group_id!r} has no member {member_id!r}")
-            self._expire(txn)
+            settle.expire(txn)
             member = txn.members.pop(member_id, None)
             if member is None:
                 raise UnknownMemberError(f"group {group_id!r} has no member {member_id!r}")
             txn.session.delete(member)
             txn.removed.append(member_id)
-            self._reconcile(txn, force=True)
-            self._finish(txn)
+            settle.reconcile(txn, self._topic_lookup, force=True)
+            settle.finish(txn)
 
     def sync(
         self,
@@ -228,9 +210,9 @@ class GroupCoordinator:
                 row = txn.rows.get(tp)
                 if row is not None and row.owner_member_id == member_id and row.position != offset:
                     row.position = offset
-            self._reconcile(txn, acting=member_id, acked_generation=acked)
+            settle.reconcile(txn, self._topic_lookup, acting=member_id, acked_generation=acked)
             member.known_generation = txn.group.generation
-            self._finish(txn)
+            settle.finish(txn)
             view = self._view(txn, member)
             if not with_positions:
                 return MemberState(view=view, positions=())
@@ -339,7 +321,7 @@ class GroupCoordinator:
         with self._locked(group_id, create=False) as locked:
             txn, member = self._live_member(locked, group_id, member_id)
             member.last_seen_ms = txn.now_ms
-            self._reconcile(txn)
+            settle.reconcile(txn, self._topic_lookup)
             row = txn.rows.get(tp)
             if row is None or row.owner_member_id != member_id or row.target_member_id is not None:
                 raise IllegalGenerationError(
@@ -347,7 +329,7 @@ class GroupCoordinator:
                     generation=txn.group.generation,
                 )
             row.position = offset
-            self._finish(txn)
+            settle.finish(txn)
 
     # ------------------------------------------------------------------ offsets
 
@@ -372,7 +354,7 @@ class GroupCoordinator:
             if member_id is None:
                 assert locked is not None
                 txn = locked
-                self._expire(txn)
+                settle.expire(txn)
                 if txn.members:
                     raise GroupNotEmptyError(
                         f"group {group_id!r} has members: commit as one of them (member_id, generation)"
@@ -383,7 +365,7 @@ class GroupCoordinator:
             else:
                 txn, member = self._live_member(locked, group_id, member_id)
                 member.last_seen_ms = txn.now_ms
-                self._reconcile(txn)
+                settle.reconcile(txn, self._topic_lookup)
                 if generation != txn.group.generation:
                     raise IllegalGenerationError(
                         f"generation {generation} is stale: the group is at generation "
@@ -397,12 +379,12 @@ class GroupCoordinator:
                             f"member {member_id!r} does not own {commit.topic}-{commit.partition}",
                             generation=txn.group.generation,
                         )
-            self._upsert_offsets(txn, offsets)
+            settle.upsert_offsets(txn, offsets)
             if member_id is not None:
                 # A commit after the member was told of a revocation releases the revoked partition.
                 acked = txn.members[member_id].known_generation
-                self._reconcile(txn, acting=member_id, acked_generation=acked)
-            self._finish(txn)
+                settle.reconcile(txn, self._topic_lookup, acting=member_id, acked_generation=acked)
+            settle.finish(txn)
 
     def commit_forward(self, group_id: str, offsets: Sequence[OffsetCommit]) -> None:
         """Commit offsets that move forward only (the ``Last-Event-ID`` of a reconnecting SSE client).
@@ -413,7 +395,7 @@ class GroupCoordinator:
         """
         with self._locked(group_id, create=True) as txn:
             assert txn is not None
-            self._expire(txn)
+            settle.expire(txn)
             topics = self._topic_lookup(txn.session)
             current = self._committed_map(txn.session, group_id)
             forward = [
@@ -424,9 +406,9 @@ class GroupCoordinator:
                 and c.offset >= 0
                 and c.offset > current.get((c.topic, c.partition), -1)
             ]
-            self._upsert_offsets(txn, forward)
-            self._reconcile(txn)
-            self._finish(txn)
+            settle.upsert_offsets(txn, forward)
+            settle.reconcile(txn, self._topic_lookup)
+            settle.finish(txn)
 
     def committed(self, group_id: str) -> list[CommittedOffset]:
         """The group's committed offsets, by topic and partition."""
@@ -444,9 +426,9 @@ class GroupCoordinator:
         with self._locked(group_id, create=False) as txn:
             if txn is None:
                 return 0
-            self._expire(txn)
-            self._reconcile(txn)
-            self._finish(txn)
+            settle.expire(txn)
+            settle.reconcile(txn, self._topic_lookup)
+            settle.finish(txn)
             return len(txn.members)
 
     # ------------------------------------------------------------------ groups
@@ -456,9 +438,9 @@ class GroupCoordinator:
         with self._locked(group_id, create=False) as txn:
             if txn is None:
                 raise UnknownGroupError(f"no group {group_id!r}")
-            self._expire(txn)
-            self._reconcile(txn)
-            self._finish(txn)
+            settle.expire(txn)
+            settle.reconcile(txn, self._topic_lookup)
+            settle.finish(txn)
             members = []
             for member in sorted(txn.members.values(), key=lambda m: m.member_id):
                 members.append(
@@ -471,8 +453,8 @@ class GroupCoordinator:
                         session_timeout_ms=member.session_timeout_ms,
                         last_seen_ms=member.last_seen_ms,
                         known_generation=member.known_generation,
-                        assignment=self._owned(txn, member.member_id),
-                        revoking=self._revoking(txn, member.member_id),
+                        assignment=settle.owned(txn, member.member_id),
+                        revoking=settle.revoking(txn, member.member_id),
                     )
                 )
             return GroupDescription(
@@ -500,7 +482,7 @@ class GroupCoordinator:
         with self._locked(group_id, create=False) as txn:
             if txn is None:
                 raise UnknownGroupError(f"no group {group_id!r}")
-            self._expire(txn)
+            settle.expire(txn)
             if txn.members:
                 raise GroupNotEmptyError(f"group {group_id!r} still has {len(txn.members)} member(s)")
             delete_group(txn.session, group_id=group_id)
@@ -514,16 +496,16 @@ class GroupCoordinator:
             with self._locked(group_id, create=False) as txn:
                 if txn is None:
                     continue
-                expired += self._expire(txn)
-                self._reconcile(txn)
-                self._finish(txn)
-                self._expire_offsets(txn)
+                expired += settle.expire(txn)
+                settle.reconcile(txn, self._topic_lookup)
+                settle.finish(txn)
+                settle.expire_offsets(txn, self.offsets_retention_ms)
         return expired
 
     # ------------------------------------------------------------------ internals
 
     @contextmanager
-    def _locked(self, group_id: str, *, create: bool) -> Iterator[_Txn | None]:
+    def _locked(self, group_id: str, *, create: bool) -> Iterator[GroupTxn | None]:
         now = self._clock()
         with self._catalog.begin() as session:
             group = lock_group(session, group_id=group_id, now_ms=now, create=create)
@@ -538,7 +520,7 @@ class GroupCoordinator:
                 (r.topic, r.partition): r
                 for r in session.scalars(select(OwnershipRow).where(OwnershipRow.group_id == group_id)).all()
             }
-            yield _Txn(session=session, group=group, now_ms=now, members=members, rows=rows)
+            yield GroupTxn(session=session, group=group, now_ms=now, members=members, rows=rows)
 
     def _session_timeout(self, requested: int | None) -> int:
         if requested is None:
@@ -578,228 +560,23 @@ class GroupCoordinator:
         if not 0 <= partition < topics[topic]:
             raise UnknownPartitionError(f"topic {topic!r} has no partition {partition}")
 
-    def _live_member(self, txn: _Txn | None, group_id: str, member_id: str) -> tuple[_Txn, MemberRow]:
+    def _live_member(self, txn: GroupTxn | None, group_id: str, member_id: str) -> tuple[GroupTxn, MemberRow]:
         if txn is None:
             raise UnknownMemberError(f"group {group_id!r} has no member {member_id!r}; join again")
-        self._expire(txn)
+        settle.expire(txn)
         member = txn.members.get(member_id)
         if member is None:
             raise UnknownMemberError(f"group {group_id!r} has no member {member_id!r}; join again")
         return txn, member
 
-    def _expire(self, txn: _Txn) -> int:
-        expired = [m for m in txn.members.values() if m.last_seen_ms + m.session_timeout_ms < txn.now_ms]
-        for member in expired:
-            del txn.members[member.member_id]
-            txn.session.delete(member)
-            txn.removed.append(member.member_id)
-        if expired:
-            txn.session.flush()
-        return len(expired)
-
-    def _rename_member(self, txn: _Txn, member: MemberRow, new_id: str) -> None:
-        old_id = member.member_id
-        for row in txn.rows.values():
-            if row.owner_member_id == old_id:
-                row.owner_member_id = new_id
-            if row.target_member_id == old_id:
-                row.target_member_id = new_id
-        del txn.members[old_id]
-        txn.session.delete(member)
-        txn.session.flush()
-
-    def _subscribed(self, txn: _Txn) -> dict[TopicPartition, list[str]]:
-        """Every partition some member subscribes to, with the members that may own it."""
-        topics = self._topic_lookup(txn.session)
-        eligible: dict[TopicPartition, list[str]] = {}
-        for member in txn.members.values():
-            if member.topics is not None:
-                names = [t for t in member.topics if t in topics]
-            else:
-                pattern = re.compile(member.topic_pattern or "")
-                names = [t for t in topics if pattern.fullmatch(t)]
-            for topic in names:
-                for partition in range(topics[topic]):
-                    eligible.setdefault((topic, partition), []).append(member.member_id)
-        return eligible
-
-    def _reconcile(
-        self,
-        txn: _Txn,
-        *,
-        force: bool = False,
-        acting: str | None = None,
-        acked_generation: int = -1,
-    ) -> None:
-        members = txn.members
-        # 1. Hand over revoked partitions whose old owner has let go of them.
-        for row in txn.rows.values():
-            if row.target_member_id is None:
-                continue
-            released = (
-                row.owner_member_id not in members
-                or (row.revoke_deadline_ms is not None and txn.now_ms >= row.revoke_deadline_ms)
-                or (row.owner_member_id == acting and acked_generation >= (row.revoked_generation or 0))
-            )
-            if released and row.target_member_id in members:
-                txn.bump()
-                row.owner_member_id = row.target_member_id
-                row.assigned_generation = txn.group.generation
-                row.position = None
-                row.target_member_id = row.revoked_generation = row.revoke_deadline_ms = None
-        # 2. Recompute the assignment when membership, subscriptions or partitions changed.
-        eligible = self._subscribed(txn)
-        needed = force or bool(txn.removed) or set(eligible) != set(txn.rows)
-        if not needed:
-            for tp, row in txn.rows.items():
-                if row.owner_member_id not in eligible[tp] or (
-                    row.target_member_id is not None and row.target_member_id not in eligible[tp]
-                ):
-                    needed = True
-                    break
-        if not needed:
-            return
-        txn.bump()
-        txn.removed.clear()
-        generation = txn.group.generation
-        protocol = txn.group.protocol or "range"
-        infos = [
-            MemberInfo(
-                member_id=m.member_id,
-                instance_id=m.instance_id,
-                topics=frozenset(tp[0] for tp, ids in eligible.items() if m.member_id in ids),
-            )
-            for m in members.values()
-        ]
-        current = {
-            tp: row.owner_member_id
-            for tp, row in txn.rows.items()
-            if tp in eligible and row.owner_member_id in eligible[tp]
-        }
-        target = assign(protocol, infos, sorted(eligible), current)
-        cooperative = is_cooperative(protocol)
-        for tp in [tp for tp in txn.rows if tp not in target]:
-            txn.session.delete(txn.rows.pop(tp))
-        for tp, new_owner in target.items():
-            existing = txn.rows.get(tp)
-            if existing is None:
-                row = OwnershipRow(
-                    group_id=txn.group.group_id,
-                    topic=tp[0],
-                    partition=tp[1],
-                    owner_member_id=new_owner,
-                    assigned_generation=generation,
-                    position=None,
-                )
-                txn.session.add(row)
-                txn.rows[tp] = row
-                continue
-            row = existing
-            owner_valid = tp in current
-            if row.owner_member_id == new_owner and owner_valid:
-                row.target_member_id = row.revoked_generation = row.revoke_deadline_ms = None
-            elif cooperative and owner_valid:
-                if row.target_member_id is None:
-                    old_owner = members[row.owner_member_id]
-                    row.revoked_generation = generation
-                    row.revoke_deadline_ms = txn.now_ms + old_owner.rebalance_timeout_ms
-                row.target_member_id = new_owner
-            else:
-                row.owner_member_id = new_owner
-                row.assigned_generation = generation
-                row.position = None
-                row.target_member_id = row.revoked_generation = row.revoke_deadline_ms = None
-        txn.session.flush()
-
-    def _finish(self, txn: _Txn) -> None:
-        group = txn.group
-        if not txn.members:
-            state = "Dead" if group.state == "Dead" else "Empty"
-            group.protocol = None
-            if group.empty_since_ms is None:
-                group.empty_since_ms = txn.now_ms
-        else:
-            group.empty_since_ms = None
-            if any(r.target_member_id is not None for r in txn.rows.values()):
-                state = "PreparingRebalance"
-            elif any(m.known_generation < group.generation for m in txn.members.values()):
-                state = "CompletingRebalance"
-            else:
-                state = "Stable"
-        if state != group.state:
-            group.state = state
-            group.state_changed_at_ms = txn.now_ms
-
-    def _expire_offsets(self, txn: _Txn) -> None:
-        group = txn.group
-        if txn.members or group.empty_since_ms is None:
-            return
-        rows = txn.session.scalars(
-            select(CommittedOffsetRow).where(CommittedOffsetRow.group_id == group.group_id)
-        ).all()
-        for row in rows:
-            if max(group.empty_since_ms, row.committed_at_ms) + self.offsets_retention_ms <= txn.now_ms:
-                txn.session.delete(row)
-        txn.session.flush()
-        remaining = txn.session.scalars(
-            select(CommittedOffsetRow.topic).where(CommittedOffsetRow.group_id == group.group_id).limit(1)
-        ).first()
-        if remaining is None and rows and group.state != "Dead":
-            group.state = "Dead"
-            group.state_changed_at_ms = txn.now_ms
-
-    def _upsert_offsets(self, txn: _Txn, offsets: Sequence[OffsetCommit]) -> None:
-        for commit in offsets:
-            key = (txn.group.group_id, commit.topic, commit.partition)
-            row = txn.session.get(CommittedOffsetRow, key)
-            if row is None:
-                txn.session.add(
-                    CommittedOffsetRow(
-                        group_id=key[0],
-                        topic=commit.topic,
-                        partition=commit.partition,
-                        offset=commit.offset,
-                        metadata_=commit.metadata,
-                        committed_at_ms=txn.now_ms,
-                    )
-                )
-            else:
-                row.offset = commit.offset
-                row.metadata_ = commit.metadata
-                row.committed_at_ms = txn.now_ms
-        if txn.group.state == "Dead":
-            txn.group.state = "Empty"
-            txn.group.state_changed_at_ms = txn.now_ms
-        txn.session.flush()
-
-    @staticmethod
-    def _owned(txn: _Txn, member_id: str) -> tuple[TopicPartition, ...]:
-        return tuple(
-            sorted(
-                tp
-                for tp, row in txn.rows.items()
-                if row.owner_member_id == member_id and row.target_member_id is None
-            )
-        )
-
-    @staticmethod
-    def _revoking(txn: _Txn, member_id: str) -> tuple[TopicPartition, ...]:
-        return tuple(
-            sorted(
-                tp
-                for tp, row in txn.rows.items()
-                if row.owner_member_id == member_id and row.target_member_id is not None
-            )
-        )
-
-    def _view(self, txn: _Txn, member: MemberRow) -> MemberView:
+    def _view(self, txn: GroupTxn, member: MemberRow) -> MemberView:
         return MemberView(
             group_id=txn.group.group_id,
             member_id=member.member_id,
             generation=txn.group.generation,
             state=txn.group.state,
-            assignment=self._owned(txn, member.member_id),
-            revoking=self._revoking(txn, member.member_id),
+            assignment=settle.owned(txn, member.member_id),
+            revoking=settle.revoking(txn, member.member_id),
             heartbeat_interval_ms=heartbeat_interval_ms(member.session_timeout_ms),
             session_timeout_ms=member.session_timeout_ms,
             auto_offset_reset=member.auto_offset_reset,
