@@ -38,11 +38,11 @@ from starlette.types import Receive, Scope, Send
 from app.broker import Acks, Broker, ProduceOutcome
 from app.broker.formats import Format, pack_attributes, parse_format, render_records_json
 from app.broker.idempotency import StoredAnswer, check_key, request_hash
-from app.broker.produce import INT32_MAX, INT64_MAX, ParsedRecords, parse_produce_json, parse_record
+from app.broker.produce import INT32_MAX, INT64_MAX, ParsedRecords, parse_produce_json, parse_record_json
 from app.config import Settings
 from app.error_codes import ErrorCode
 from app.errors import UnsupportedMediaTypeError, error_responses
-from app.errors_base import InvalidParameterError, InvalidRequestError, TidelogError
+from app.errors_base import InvalidParameterError, TidelogError
 from app.metrics import Metrics
 
 __all__ = ["router"]
@@ -392,12 +392,8 @@ async def _produce_ndjson(
                     raise InvalidParameterError(
                         f"more than {max_records} records in one request (max_records_per_request)"
                     )
-                try:
-                    document = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    raise InvalidRequestError(f"line {number} is not valid JSON: {exc}") from None
-                record, asked = parse_record(
-                    document,
+                record, asked = parse_record_json(
+                    raw,
                     f"line {number}",
                     key_format=key_format,
                     value_format=value_format,

@@ -114,3 +114,30 @@ def test_plain_bodies_take_the_fast_path_and_bad_ones_get_exact_errors() -> None
         parse_produce_json(b'{"records": [{"value": "\xff"}]}', max_records=10, now_ms=1)
     with pytest.raises(InvalidRequestError, match="not valid JSON"):
         parse_produce_json(b'{"records": [{"value": "\\ud800"}]}', max_records=10, now_ms=1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(records)
+def test_ndjson_line_parser_matches_parse_record(raw: dict[str, Any]) -> None:
+    import orjson
+
+    from app.broker.produce import parse_record_json
+
+    options: dict[str, Any] = {
+        "key_format": Format.STRING,
+        "value_format": Format.JSON,
+        "header_binary": False,
+        "attributes": pack_attributes(Format.STRING, Format.JSON),
+        "now_ms": 3,
+    }
+    fast, fast_partition = parse_record_json(orjson.dumps(raw), "line 1", **options)
+    exact, exact_partition = parse_record(raw, "line 1", **options)
+    assert (fast.key, tuple(fast.headers), fast.timestamp, fast_partition) == (
+        exact.key,
+        tuple(exact.headers),
+        exact.timestamp,
+        exact_partition,
+    )
+    assert (None if fast.value is None else orjson.loads(fast.value)) == (
+        None if exact.value is None else orjson.loads(exact.value)
+    )
