@@ -201,7 +201,7 @@ def test_acks_all_waits_for_the_fsync_and_concurrent_requests_share_it(client: A
     finally:
         handle.log.flush = original
     assert sorted(offsets) == list(range(2, 22))
-    assert 1 <= len(calls) <= 3  # 20 acks=all requests, one or two group commits
+    assert 1 <= len(calls) <= 5  # 20 acks=all requests, a few group commits (usually two), not 20
     assert handle._durable >= 22
 
 
