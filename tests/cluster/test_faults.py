@@ -67,6 +67,7 @@ def _run_producer(cluster: Cluster, producer: Producer, stop: threading.Event) -
                 kind = type(exc).__name__
                 producer.errors[kind] = producer.errors.get(kind, 0) + 1
                 target += 1
+                time.sleep(0.01)  # a dead broker refuses at once: do not spin
                 continue
             if answer.status_code == 200:
                 producer.acked.append(sequence)

@@ -123,3 +123,43 @@ def _deleted_and_recreated_through_another_broker_starts_empty_everywhere(cluste
         while cluster.read_all(b, "cycle", 0) != ["new-1"]:
             assert time.monotonic() < deadline, cluster.read_all(b, "cycle", 0)
             time.sleep(0.1)
+
+
+def test_no_unclean_election_partition_waits_offline_for_its_last_isr_member(cluster: Cluster) -> None:
+    assert cluster.create_topic("solo", partitions=1, replication_factor=3,
+                                min_insync_replicas=1).status_code == 201
+    leader = cluster.partition("solo", 0)["leader"]
+    followers = [b for b in range(3) if b != leader]
+    _produce_ok(cluster, leader, "solo", 0, ["x"])
+    for follower in followers:
+        cluster.brokers[follower].kill()
+    cluster.wait_partition("solo", 0, lambda s: s["isr"] == [leader], timeout_s=15)
+    _produce_ok(cluster, leader, "solo", 0, ["y"])  # acknowledged by the leader alone (min.insync=1)
+    cluster.brokers[leader].kill()
+
+    # A replica outside the ISR comes back: it lacks "y", so it must not lead.
+    cluster.start([followers[0]])
+    state = cluster.wait_partition("solo", 0, lambda s: s["leader"] is None, timeout_s=20)
+    assert state["isr"] == [leader]
+    time.sleep(1.0)  # a few controller passes: still offline
+    assert cluster.partition("solo", 0)["leader"] is None
+    assert {"topic": "solo", "partition": 0} in cluster.view(followers[0])["under_replicated_partitions"]
+    refused = cluster.http.post(
+        f"{cluster.url(followers[0])}/v1/topics/solo/partitions/0/records", json={"records": [{"value": "z"}]}
+    )
+    assert refused.status_code == 503 and refused.json()["error_code"] == 50304
+
+    # The last ISR member returns and leads again with everything it acknowledged; the other
+    # replica catches up from it.
+    cluster.start([leader])
+    cluster.wait_partition("solo", 0, lambda s: s["leader"] == leader, timeout_s=20)
+    for broker_id in (leader, followers[0]):
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if cluster.read_all(broker_id, "solo", 0) == ["x", "y"]:
+                    break
+            except AssertionError:  # 307 while the replica is not yet servable
+                pass
+            assert time.monotonic() < deadline, f"broker {broker_id} never served x, y"
+            time.sleep(0.2)
