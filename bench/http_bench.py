@@ -348,7 +348,8 @@ def _write_docs(table: list[str], args: argparse.Namespace) -> None:
     start = text.find(SECTION)
     if start >= 0:
         end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("" if end < 0 else text[end + 1 :])
+        rest = "" if end < 0 else "\n" + text[end + 1 :]  # keep a blank line before the next section
+        text = text[:start] + section + rest
     else:
         text = text.rstrip("\n") + "\n\n" + section
     DOC.parent.mkdir(parents=True, exist_ok=True)
