@@ -17,10 +17,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import to_thread
+from sqlalchemy.exc import OperationalError
 
 from app.catalog.db import Catalog
 from app.config import Settings
-from app.errors_base import InvalidParameterError, UnknownPartitionError, UnknownTopicError
+from app.errors_base import (
+    InvalidParameterError,
+    NotReadyError,
+    OverloadedError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
 from app.groups.assignors import TopicPartition
 from app.groups.coordinator import GroupCoordinator
 from app.groups.errors import GroupNotEmptyError, NoCommittedOffsetError, UnknownGroupError
@@ -128,7 +135,15 @@ class GroupService:
 
     @staticmethod
     async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await to_thread.run_sync(lambda: fn(*args, **kwargs))
+        """``fn`` in a worker thread; a catalog that is busy or unreachable becomes a retriable 503."""
+        try:
+            return await to_thread.run_sync(lambda: fn(*args, **kwargs))
+        except OperationalError as exc:
+            if "locked" in str(exc.orig).lower():
+                # SQLite's write lock stayed taken past busy_timeout: shed load, let the client retry.
+                raise OverloadedError("the catalog is busy (its write lock is contended); retry") from None
+            logger.warning("catalog unavailable: %s", exc)
+            raise NotReadyError("the catalog is unreachable; retry") from None
 
     # ------------------------------------------------------------------ membership
 

@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.catalog.db import Catalog
+from app.errors_base import NotReadyError, OverloadedError
 from app.groups.assignors import MemberInfo, assign
 from app.groups.coordinator import GroupCoordinator
 from app.groups.errors import UnknownGroupError
 from app.groups.model import JoinRequest, OffsetCommit
+from app.groups.service import GroupService
 
 
 def _members(*names: str, topics: tuple[str, ...] = ("t0", "t1")) -> list[MemberInfo]:
@@ -141,3 +145,16 @@ def test_concurrent_joins_serialise_on_postgres(pg_url: str) -> None:
         _concurrent_joins(catalog, 6)
     finally:
         catalog.close()
+
+
+async def test_a_busy_catalog_is_a_retriable_503() -> None:
+    def locked() -> None:
+        raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
+
+    def unreachable() -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    with pytest.raises(OverloadedError):
+        await GroupService._run(locked)
+    with pytest.raises(NotReadyError):
+        await GroupService._run(unreachable)
