@@ -266,6 +266,12 @@ async def group_stream(
                     assignment = None
                     yield _member_event(view)
                     continue
+                except TidelogError as exc:
+                    if not exc.retriable:
+                        raise
+                    # The catalog is busy or briefly unreachable: keep the stream, try again soon.
+                    next_sync = now + RETRY_MS / 1000
+                    continue
                 view = state.view
                 next_sync = now + view.heartbeat_interval_ms / 1000
                 if view.assignment != assignment:
