@@ -671,7 +671,7 @@ class Broker:
         loop = asyncio.get_running_loop()
         handle = await self.partition(topic, partition)
         if self.cluster is not None:
-            self.cluster.check_fetch(handle)
+            self.cluster.check_fetch(handle, offset)
         log = handle.log
         deadline = loop.time() + max_wait_ms / 1000.0
         event: asyncio.Event | None = None
