@@ -20,5 +20,5 @@ class ReplicationHooks(Protocol):
     async def wait_replicated(self, handle: PartitionHandle, end_offset: int) -> None:
         """Return once every ISR replica has the offsets below ``end_offset`` (acks=all)."""
 
-    def check_fetch(self, handle: PartitionHandle) -> None:
-        """Raise NotLeaderError unless this broker holds a replica it may serve consumers from."""
+    def check_fetch(self, handle: PartitionHandle, offset: int | None) -> None:
+        """Raise NotLeaderError unless this broker holds a replica it may serve ``offset`` from."""

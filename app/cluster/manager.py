@@ -697,12 +697,17 @@ class ClusterManager:
         finally:
             handle.remove_waiter(event)
 
-    def check_fetch(self, handle: PartitionHandle) -> None:
+    def check_fetch(self, handle: PartitionHandle, offset: int | None) -> None:
         replica = self.replicas.get((handle.topic, handle.partition))
         if replica is None or replica.handle is not handle or replica.role is Role.NONE:
             raise self._not_leader(handle, replica, "serve reads of")
         if not replica.servable:
             raise self._not_leader(handle, replica, "yet serve reads (catching up) of")
+        if replica.role is Role.FOLLOWER and offset is not None and offset > handle.log.high_watermark:
+            # A position a consumer got from the leader (or a fresher replica) that this follower
+            # has not reached yet: the leader answers it, rather than this replica calling it out
+            # of range (KIP-392's OFFSET_NOT_AVAILABLE, as a redirect).
+            raise self._not_leader(handle, replica, f"yet serve offset {offset} of")
 
     # -- view ---------------------------------------------------------------------------------------
 
