@@ -19,11 +19,21 @@ $(STAMP): pyproject.toml $(BIN)/python
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-run: $(STAMP)
+# The record decoder compiled with mypyc (storage/_accelerate.py): about 2-3x faster fetches. Best
+# effort: without a C compiler the same source runs as Python, and storage.records says which it uses.
+NATIVE := $(VENV)/.native-$(shell cat storage/_decode.py | cksum | cut -d' ' -f1)
+
+$(NATIVE): $(STAMP) storage/_decode.py
+	$(BIN)/python -m storage._accelerate >$(VENV)/accelerate.log 2>&1 \
+	  || echo "note: compiled decoder not built (see $(VENV)/accelerate.log); the Python decoder runs"
+	rm -f $(VENV)/.native-*
+	touch $(NATIVE)
+
+run: $(NATIVE)
 	mkdir -p $(DATA_DIR)
 	$(BIN)/tidelog serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: $(STAMP)
+test: $(NATIVE)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
