@@ -28,6 +28,7 @@ __all__ = [
     "list_partitions",
     "min_insync_overrides",
     "register_broker",
+    "start_reassignment",
     "unfence_returned",
 ]
 
@@ -56,6 +57,7 @@ _partitions = table(
     column("isr", JSON),
     column("leader_epoch", Integer),
     column("partition_epoch", Integer),
+    column("target_replicas", JSON),
 )
 _topics = table("topics", column("id", Integer), column("name", String))
 _topic_configs = table(
@@ -84,6 +86,8 @@ class PartitionLeadership:
     isr: tuple[int, ...]
     leader_epoch: int
     partition_epoch: int
+    #: The replica set a running reassignment moves to (``replicas`` then holds old and new).
+    target_replicas: tuple[int, ...] | None = None
 
 
 def db_now_ms(session: Session) -> int:
@@ -206,7 +210,7 @@ def list_partitions(session: Session) -> list[PartitionLeadership]:
     p = _partitions.c
     rows = session.execute(
         select(p.topic_id, _topics.c.name, p.partition, p.leader, p.replicas, p.isr, p.leader_epoch,
-               p.partition_epoch)
+               p.partition_epoch, p.target_replicas)
         .join(_topics, _topics.c.id == p.topic_id)
         .order_by(_topics.c.name, p.partition)
     ).all()
@@ -214,6 +218,7 @@ def list_partitions(session: Session) -> list[PartitionLeadership]:
         PartitionLeadership(
             int(r[0]), str(r[1]), int(r[2]), None if r[3] is None else int(r[3]),
             tuple(int(x) for x in r[4]), tuple(int(x) for x in r[5]), int(r[6]), int(r[7]),
+            None if r[8] is None else tuple(int(x) for x in r[8]),
         )
         for r in rows
     ]
@@ -229,6 +234,7 @@ def cas_partition(
     isr: Sequence[int],
     leader_epoch: int,
     replicas: Sequence[int] | None = None,
+    clear_target: bool = False,
 ) -> bool:
     """Set a partition's leader, ISR and leader epoch if its partition epoch is still the expected
     one (bumping it); False when someone changed the partition first."""
@@ -241,6 +247,8 @@ def cas_partition(
     }
     if replicas is not None:
         values["replicas"] = list(replicas)
+    if clear_target:
+        values["target_replicas"] = None
     result = session.execute(
         update(_partitions)
         .where(
@@ -259,3 +267,31 @@ def min_insync_overrides(session: Session) -> dict[str, int]:
         .where(_topic_configs.c.name == "min.insync.replicas")
     ).all()
     return {str(name): int(value) for name, value in rows}
+
+
+def start_reassignment(
+    session: Session, *, topic_id: int, partition: int, target: Sequence[int]
+) -> PartitionLeadership | None:
+    """Begin moving a partition to the replica set ``target``: the replicas become the old set
+    followed by the new brokers (which catch up as followers), the target is recorded, and the
+    partition epoch bumped. Returns the partition as it now is (None if it does not exist)."""
+    p = _partitions.c
+    row = session.execute(
+        select(p.leader, p.replicas, p.isr, p.leader_epoch, p.partition_epoch)
+        .where(p.topic_id == topic_id, p.partition == partition)
+        .with_for_update()
+    ).first()
+    if row is None:
+        return None
+    current = [int(x) for x in row[1]]
+    replicas = current + [b for b in target if b not in current]
+    session.execute(
+        update(_partitions)
+        .where(p.topic_id == topic_id, p.partition == partition)
+        .values(replicas=replicas, target_replicas=list(target), partition_epoch=int(row[4]) + 1)
+    )
+    name = session.scalar(select(_topics.c.name).where(_topics.c.id == topic_id))
+    return PartitionLeadership(
+        topic_id, str(name), partition, None if row[0] is None else int(row[0]), tuple(replicas),
+        tuple(int(x) for x in row[2]), int(row[3]), int(row[4]) + 1, tuple(target),
+    )

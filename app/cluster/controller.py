@@ -10,7 +10,11 @@ partition epoch. The rules follow Kafka's controller (KRaft ``PartitionChangeBui
   last ISR: ``unclean.leader.election.enable=false``, a replica outside the ISR may lack
   acknowledged records, so it is never elected; the partition returns when an ISR member does;
 - when the preferred replica (the first) is live and back in the ISR, leadership moves back to it
-  (Kafka's auto.leader.rebalance.enable, applied at once rather than at an imbalance ratio).
+  (Kafka's auto.leader.rebalance.enable, applied at once rather than at an imbalance ratio);
+- a reassignment (``target_replicas``) completes once every target replica is in the ISR: the
+  replicas become the target, the ISR loses the others, and if the leader is not a target replica
+  the first live target replica in the ISR leads (epoch bumped). Until then the rules above apply
+  to the union of old and new replicas.
 """
 
 from __future__ import annotations
@@ -29,10 +33,15 @@ class LeadershipChange:
     isr: tuple[int, ...]
     leader_epoch: int
     reason: str
+    #: A new replica set (a finished reassignment), or None to keep it.
+    replicas: tuple[int, ...] | None = None
 
 
 def decide(p: PartitionLeadership, live: Set[int]) -> LeadershipChange | None:
     """The change the controller makes to ``p`` (None: leave it as it is)."""
+    finished = _finish_reassignment(p, live)
+    if finished is not None:
+        return finished
     live_isr = tuple(b for b in p.isr if b in live)
     leader = p.leader
     if leader is not None and leader in live:
@@ -50,3 +59,18 @@ def decide(p: PartitionLeadership, live: Set[int]) -> LeadershipChange | None:
         return None
     # No live ISR member: offline rather than unclean. The last ISR stays, so one of them leads again.
     return LeadershipChange(None, p.isr, p.leader_epoch + 1, "no live replica in the ISR: offline")
+
+
+def _finish_reassignment(p: PartitionLeadership, live: Set[int]) -> LeadershipChange | None:
+    target = p.target_replicas
+    if target is None or not set(target) <= set(p.isr):
+        return None
+    isr = tuple(b for b in p.isr if b in target)
+    if p.leader is not None and p.leader in target and p.leader in live:
+        return LeadershipChange(p.leader, isr, p.leader_epoch, "reassignment finished", replicas=target)
+    candidates = [b for b in target if b in isr and b in live]
+    if not candidates:
+        return None  # wait for a target replica to be live
+    return LeadershipChange(
+        candidates[0], isr, p.leader_epoch + 1, "reassignment finished: leader moved", replicas=target
+    )

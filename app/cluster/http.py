@@ -13,6 +13,9 @@ query ``leader_epoch`` and ``epoch``; answers ``{"epoch", "end_offset"}``.
 
 Both are left out of the OpenAPI document: they are broker-to-broker, not part of the client API.
 
+``POST /v1/topics/{topic}/partitions/{partition}/reassign`` (public, in the spec) starts moving a
+partition to a new replica set; 202 with the partition's state while it runs.
+
 A produce or fetch for a partition this broker does not lead (or holds no servable replica of)
 raises ``NotLeaderError``; when the leader is known the answer is ``307 Temporary Redirect`` to the
 same path and query on the leader's advertised URL (method and body kept, so any HTTP client that
@@ -24,18 +27,64 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from app.cluster.errors import NotLeaderError
 from app.error_codes import ErrorCode
-from app.errors import PROBLEM_JSON, problem_body, problem_response
+from app.errors import PROBLEM_JSON, error_responses, problem_body, problem_response
 from app.errors_base import TidelogError
+from app.topics.errors import InvalidReplicationFactorError
 
-__all__ = ["install_cluster_handlers", "router"]
+__all__ = ["install_cluster_handlers", "public_router", "router"]
 
 router = APIRouter(prefix="/internal/v1/replication", include_in_schema=False)
+public_router = APIRouter(prefix="/v1", tags=["cluster"])
+
+
+class ReassignRequest(BaseModel):
+    replicas: list[int] = Field(
+        min_length=1, max_length=1000, description="The new replica set; the first is the preferred leader."
+    )
+
+
+class ReassignmentOut(BaseModel):
+    topic: str
+    partition: int
+    leader: int | None
+    leader_epoch: int
+    replicas: list[int] = Field(description="Old and new replicas while the reassignment runs.")
+    isr: list[int]
+    target_replicas: list[int] | None = Field(description="The replica set being moved to.")
+
+
+@public_router.post(
+    "/topics/{topic}/partitions/{partition}/reassign",
+    status_code=202,
+    response_model=ReassignmentOut,
+    responses=error_responses(
+        ErrorCode.UNKNOWN_TOPIC, ErrorCode.UNKNOWN_PARTITION, ErrorCode.INVALID_REPLICATION_FACTOR
+    ),
+)
+async def reassign_partition(
+    request: Request, topic: str, partition: Annotated[int, Path(ge=0)], body: ReassignRequest
+) -> ReassignmentOut:
+    """Move a partition's replicas (clustered mode): the new replicas catch up as followers, then
+    the controller switches to the new set once all of them are in the ISR (docs/cluster.md)."""
+    manager = getattr(request.app.state, "cluster", None)
+    if manager is None:
+        raise InvalidReplicationFactorError(
+            "reassigning replicas needs clustered mode (--cluster): a single broker holds every replica",
+            available_brokers=1,
+        )
+    moved = await manager.reassign(topic, partition, body.replicas)
+    return ReassignmentOut(
+        topic=moved.topic, partition=moved.partition, leader=moved.leader, leader_epoch=moved.leader_epoch,
+        replicas=list(moved.replicas), isr=list(moved.isr),
+        target_replicas=None if moved.target_replicas is None else list(moved.target_replicas),
+    )
 
 
 class _NotClustered(TidelogError):
@@ -108,4 +157,5 @@ async def _not_leader(request: Request, exc: Exception) -> Response:
 def install_cluster_handlers(app: FastAPI) -> None:
     """Register the internal router and the redirect answer of ``NotLeaderError``."""
     app.include_router(router)
+    app.include_router(public_router)
     app.add_exception_handler(NotLeaderError, _not_leader)

@@ -42,6 +42,7 @@ from app.cluster.placement import ReplicaPlacer
 from app.cluster.replica import FollowerState, Replica, Role
 from app.config import Settings
 from app.errors_base import UnknownPartitionError, UnknownTopicError
+from app.topics.errors import InvalidReplicationFactorError
 from storage import errors as storage_errors
 from storage import iter_batches
 
@@ -200,7 +201,8 @@ class ClusterManager:
                 ok = cluster_catalog.cas_partition(
                     session, topic_id=p.topic_id, partition=p.partition,
                     expected_partition_epoch=p.partition_epoch, leader=change.leader, isr=change.isr,
-                    leader_epoch=change.leader_epoch,
+                    leader_epoch=change.leader_epoch, replicas=change.replicas,
+                    clear_target=change.replicas is not None,
                 )
                 if ok:
                     changed = True
@@ -708,6 +710,46 @@ class ClusterManager:
             # has not reached yet: the leader answers it, rather than this replica calling it out
             # of range (KIP-392's OFFSET_NOT_AVAILABLE, as a redirect).
             raise self._not_leader(handle, replica, f"yet serve offset {offset} of")
+
+    # -- reassignment -------------------------------------------------------------------------------
+
+    async def reassign(self, topic: str, partition: int, replicas: list[int]) -> PartitionLeadership:
+        """Start moving a partition to ``replicas`` (the first the preferred leader); the new ones
+        catch up as followers and the controller switches once they are all in the ISR."""
+        if len(set(replicas)) != len(replicas):
+            raise InvalidReplicationFactorError(f"replicas {replicas} name a broker twice")
+        brokers = await asyncio.to_thread(self._registered_brokers)
+        unknown = sorted(set(replicas) - brokers)
+        if unknown:
+            raise InvalidReplicationFactorError(
+                f"brokers {unknown} are not registered in the cluster (known: {sorted(brokers)})",
+                available_brokers=len(brokers),
+            )
+        moved = await asyncio.to_thread(self._start_reassignment, topic, partition, replicas)
+        self._refresh_wanted.set()
+        return moved
+
+    def _registered_brokers(self) -> set[int]:
+        with self.catalog.read() as session:
+            return {b.broker_id for b in cluster_catalog.list_brokers(session)}
+
+    def _start_reassignment(self, topic: str, partition: int, replicas: list[int]) -> PartitionLeadership:
+        from app.catalog import topics as topics_catalog
+
+        with self._begin() as session:
+            row = topics_catalog.get_topic(session, name=topic)
+            if row is None:
+                raise UnknownTopicError(f"topic {topic!r} does not exist", topic=topic)
+            topic_id, count = row.id, len(row.partitions)
+            moved = cluster_catalog.start_reassignment(
+                session, topic_id=topic_id, partition=partition, target=replicas
+            )
+            if moved is None:
+                raise UnknownPartitionError(
+                    f"topic {topic!r} has no partition {partition} (it has {count})", partitions=count
+                )
+            logger.info("reassigning %s-%d to replicas %s", topic, partition, replicas)
+            return moved
 
     # -- view ---------------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ controller lease and compare-and-set of partition leadership; and the settings t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -87,3 +88,9 @@ def test_cluster_mode_needs_a_postgresql_catalog(tmp_path: object) -> None:
                  broker_session_timeout_ms=5000)
     assert Settings(cluster=True, catalog_url="postgresql://x/y").cluster
     assert not Settings().cluster  # single node by default
+
+
+def test_reassignment_needs_clustered_mode(client: Any) -> None:
+    assert client.post("/v1/topics", json={"name": "t"}).status_code == 201
+    answer = client.post("/v1/topics/t/partitions/0/reassign", json={"replicas": [0]})
+    assert answer.status_code == 422 and answer.json()["error_code"] == 42205

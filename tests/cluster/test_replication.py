@@ -75,6 +75,48 @@ def test_three_replicas_acks_all_identical_logs_and_redirects(cluster: Cluster) 
     # A topic deleted through one broker and re-created through another starts empty on every
     # broker (the others drop their logs of the old topic).
     _deleted_and_recreated_through_another_broker_starts_empty_everywhere(cluster)
+    _reassignment_moves_replicas_after_the_new_ones_catch_up(cluster)
+
+
+def _reassignment_moves_replicas_after_the_new_ones_catch_up(cluster: Cluster) -> None:
+    created = cluster.create_topic("moving", partitions=1, replication_factor=2)
+    assert created.status_code == 201
+    old = created.json()["partitions"][0]["replicas"]
+    leader, dropped = old
+    added = next(b for b in range(3) if b not in old)
+    _produce_ok(cluster, leader, "moving", 0, [f"m{i}" for i in range(50)])
+
+    answer = cluster.http.post(
+        f"{cluster.url(dropped)}/v1/topics/moving/partitions/0/reassign", json={"replicas": [added, leader]}
+    )
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["target_replicas"] == [added, leader]
+    assert answer.json()["replicas"] == [leader, dropped, added]
+    # The new replica catches up, then the controller switches the replica set; leadership moves
+    # to the new preferred replica once it is in sync.
+    state = cluster.wait_partition(
+        "moving", 0, lambda s: s["replicas"] == [added, leader] and s["leader"] == added, timeout_s=20
+    )
+    assert sorted(state["isr"]) == sorted([added, leader])
+    _produce_ok(cluster, dropped, "moving", 0, ["after"])  # through the dropped broker: a 307
+    expected = [f"m{i}" for i in range(50)] + ["after"]
+    for broker_id in (added, leader):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if cluster.read_all(broker_id, "moving", 0) == expected:
+                    break
+            except AssertionError:
+                pass
+            assert time.monotonic() < deadline, f"broker {broker_id}"
+            time.sleep(0.1)
+    # The dropped broker no longer holds a replica: it sends readers to the leader.
+    gone = cluster.http.get(f"{cluster.url(dropped)}/v1/topics/moving/partitions/0/records")
+    assert gone.status_code == 307 and gone.json()["leader_id"] == added
+    bad = cluster.http.post(
+        f"{cluster.url(0)}/v1/topics/moving/partitions/0/reassign", json={"replicas": [0, 9]}
+    )
+    assert bad.status_code == 422 and bad.json()["error_code"] == 42205
 
 
 def test_isr_shrinks_on_fenced_follower_and_min_insync_refuses(cluster: Cluster) -> None:
