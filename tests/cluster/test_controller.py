@@ -90,3 +90,17 @@ def test_placement_spreads_leaders_and_replicas() -> None:
     assert list(two) == [4, 5, 6, 7]
     assert all(len(set(r)) == 2 for r in two.values())
     assert Counter(b for r in two.values() for b in r) == {0: 2, 1: 2, 2: 2, 3: 2}
+
+
+def test_reassignment_finishes_only_once_every_target_replica_is_in_sync() -> None:
+    moving = PartitionLeadership(1, "t", 0, 0, (0, 1, 2), (0, 1), 5, 10, target_replicas=(2, 0))
+    change = decide(moving, {0, 1, 2})
+    assert change is not None and change.replicas is None  # 2 not caught up: only ISR rules apply
+    caught_up = PartitionLeadership(1, "t", 0, 0, (0, 1, 2), (0, 1, 2), 5, 10, target_replicas=(2, 0))
+    done = decide(caught_up, {0, 1, 2})
+    assert done is not None and done.replicas == (2, 0)
+    assert done.leader == 0 and set(done.isr) == {0, 2} and done.leader_epoch == 5
+    # The leader is not in the target set: the first live target replica in the ISR leads.
+    away = PartitionLeadership(1, "t", 0, 1, (1, 0, 2), (1, 0, 2), 5, 10, target_replicas=(2, 0))
+    moved = decide(away, {0, 1, 2})
+    assert moved is not None and moved.replicas == (2, 0) and moved.leader == 2 and moved.leader_epoch == 6
