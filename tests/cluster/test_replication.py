@@ -130,8 +130,13 @@ def test_isr_shrinks_on_fenced_follower_and_min_insync_refuses(cluster: Cluster)
     state = cluster.wait_partition("strict", 0, lambda s: victim not in s["isr"], timeout_s=15)
     assert time.monotonic() - killed_at < 3 * SESSION_TIMEOUT_MS / 1000
     assert state["leader"] == leader
+    # The leader's own view (what its produce checks use) follows within a metadata read.
+    deadline = time.monotonic() + 5
     view = cluster.view(leader)
-    assert {"topic": "strict", "partition": 0} in view["under_replicated_partitions"]
+    while {"topic": "strict", "partition": 0} not in view["under_replicated_partitions"]:
+        assert time.monotonic() < deadline, view
+        time.sleep(0.05)
+        view = cluster.view(leader)
     assert {b["broker_id"]: b["state"] for b in view["brokers"]}[victim] == "fenced"
 
     refused = cluster.produce(leader, "strict", 0, ["c"])
