@@ -52,6 +52,9 @@ class Call(Generic[T]):
     idempotent: bool = False
     # Extra seconds on top of the client's timeout, for long-polls.
     extra_timeout: float = 0.0
+    # The partition this request is for: sent to its leader when the client knows it (clustered
+    # mode, tidelog/_leaders.py), and a 307 to the leader is followed and remembered.
+    partition_route: tuple[str, int] | None = None
 
 
 def normalize_acks(acks: int | str) -> str:
@@ -238,6 +241,8 @@ def produce(
         json=body,
         headers=headers,
         idempotent=producer_id is not None or idempotency_key is not None,
+        # A 307 means the broker did not append: re-sending the body to the leader is always safe.
+        partition_route=None if partition is None else (topic, partition),
     )
 
 
@@ -281,6 +286,7 @@ def fetch(
         params=params,
         idempotent=True,
         extra_timeout=(max_wait_ms or 0) / 1000.0,
+        partition_route=(topic, partition),
     )
 
 
@@ -291,6 +297,7 @@ def partition_offsets(topic: str, partition: int, timestamp: int | None = None) 
         lambda b: PartitionOffsets.from_json(_mapping(b, "offsets")),
         params={"timestamp": timestamp} if timestamp is not None else {},
         idempotent=True,
+        partition_route=(topic, partition),
     )
 
 

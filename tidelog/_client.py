@@ -5,6 +5,16 @@ Retries: an answer whose error is ``retriable`` (429, 503, 40904) is retried aft
 ``Retry-After`` or an exponential backoff with jitter; a lost answer (timeout, dropped connection)
 is retried only for requests that are safe to repeat (reads, and writes the broker de-duplicates);
 a connection that could not be opened is always retried, as nothing was sent.
+
+Clustered mode (docs/cluster.md): a request for one partition (produce to a partition, fetch,
+offsets) goes to the partition's leader when the client's ``LeaderCache`` knows it, else to the
+client's URL. A ``307`` to the leader (error_code 50304 in the body) is followed at once, up to
+``MAX_REDIRECTS`` hops, with the same method, query and body, and the leader is remembered; httpx's
+own redirect following is off, so no other request is ever redirected. A leader that cannot be
+reached or answers 50304 itself is forgotten, and the retry goes to the client's URL again, which
+redirects to the new leader. When the client's own broker cannot be reached, a retry goes to the
+next broker ``/v1/cluster`` listed as alive (Kafka's bootstrap servers), since any broker answers
+any request.
 """
 
 from __future__ import annotations
@@ -23,17 +33,20 @@ import httpx
 from tidelog import _api
 from tidelog._errors import (
     ConnectError,
+    NotLeaderError,
     ProtocolError,
     TidelogError,
     TimeoutError,
     TransportError,
     error_from_response,
 )
+from tidelog._leaders import LeaderCache
 from tidelog._records import OutgoingRecord, check_format, encode_record
 from tidelog._types import (
     FetchResult,
     PartitionOffsets,
     ProduceResult,
+    TopicDescription,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +61,9 @@ __all__ = ["DEFAULT_URL", "AsyncClient", "Client", "RetryPolicy", "resolve_url"]
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8080"
 USER_AGENT = "tidelog-python"
+#: Redirects followed within one attempt: brokers whose views of a just-moved leader disagree can
+#: bounce a request between them for a moment; then it is a retriable NotLeaderError.
+MAX_REDIRECTS = 3
 
 
 def resolve_url(url: str | None) -> str:
@@ -100,6 +116,26 @@ def _decode(response: httpx.Response) -> Any:
     raise error_from_response(response.status_code, body, response.headers.get("Retry-After"))
 
 
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of an absolute URL."""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
+
+
+@dataclass(slots=True)
+class _Route:
+    """Where one call's attempts go: its candidate bootstrap URLs and the broker last tried."""
+
+    origins: list[str]
+    index: int = 0
+    tried: str = ""  # base URL of the broker the last request went to
+    via_leader: bool = False  # ``tried`` came from the leader cache or a redirect
+
+    @property
+    def origin(self) -> str:
+        return self.origins[self.index % len(self.origins)]
+
+
 def _may_retry(error: TidelogError, call: _api.Call[Any]) -> bool:
     if isinstance(error, ConnectError):
         return True
@@ -121,6 +157,54 @@ class _Base:
         self.timeout = timeout
         self.retry = RetryPolicy(retries=retries, backoff_ms=backoff_ms)
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self.leaders = LeaderCache()
+
+    # -- where a request goes (module docstring) ---------------------------------------------------
+
+    def _route(self) -> _Route:
+        others = [u for u in self.leaders.alive_broker_urls() if u != self.url]
+        return _Route([self.url, *others])
+
+    def _first_url(self, call: _api.Call[Any], route: _Route) -> str:
+        leader = self.leaders.leader_url(*call.partition_route) if call.partition_route else None
+        route.via_leader = leader is not None
+        route.tried = leader if leader is not None else route.origin
+        return route.tried + call.path
+
+    def _redirect(self, call: _api.Call[Any], response: httpx.Response, route: _Route) -> str | None:
+        """Return where to send ``call`` again if ``response`` is a redirect to follow, learning the
+        leader it names; None to read ``response`` as the answer."""
+        if call.partition_route is None or response.status_code not in (307, 308):
+            return None
+        location = response.headers.get("Location")
+        if not location or not location.startswith(("http://", "https://")):
+            return None
+        named: Any = None
+        leader_id: Any = None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, Mapping):
+            named, leader_id = body.get("leader_url"), body.get("leader_id")
+        leader_url = named.rstrip("/") if isinstance(named, str) and named else _origin(location)
+        if not location.startswith(leader_url):
+            leader_url = _origin(location)
+        self.leaders.learn(
+            *call.partition_route, leader_url, leader_id if isinstance(leader_id, int) else None
+        )
+        route.tried, route.via_leader = leader_url, True
+        return str(location)
+
+    def _after_failure(self, call: _api.Call[Any], error: TidelogError, route: _Route) -> None:
+        """Forget what the failure shows to be stale: an unreachable broker's leaderships, and the
+        leader of a partition whose broker says it no longer leads it."""
+        if isinstance(error, TransportError) and not isinstance(error, ProtocolError) and route.tried:
+            self.leaders.forget_url(route.tried)
+            if not route.via_leader and isinstance(error, ConnectError):
+                route.index += 1  # the next attempt asks another broker
+        if call.partition_route is not None and isinstance(error, NotLeaderError | TransportError):
+            self.leaders.forget(*call.partition_route)
 
     def _timeout(self, call: _api.Call[Any], timeout: float | None) -> httpx.Timeout:
         total = (timeout if timeout is not None else self.timeout) + call.extra_timeout
@@ -191,25 +275,39 @@ class Client(_Base):
         """Send ``call``, retrying as the module docstring says; return its parsed answer."""
         attempts = 1 + (self.retry.retries if retries is None else retries)
         attempt = 0
+        route = self._route()
         while True:
             attempt += 1
             try:
-                try:
-                    response = self._http.request(
-                        call.method,
-                        call.path,
-                        params=call.params or None,
-                        json=call.json,
-                        headers=call.headers or None,
-                        timeout=self._timeout(call, timeout),
-                    )
-                except httpx.HTTPError as exc:
-                    raise _translate(exc) from exc
-                return call.parse(_decode(response))
+                return call.parse(_decode(self._send(call, timeout, route)))
             except TidelogError as error:
+                self._after_failure(call, error, route)
                 if attempt >= attempts or not _may_retry(error, call):
                     raise
                 time.sleep(self.retry.delay(attempt, getattr(error, "retry_after", None)))
+
+    def _send(self, call: _api.Call[Any], timeout: float | None, route: _Route) -> httpx.Response:
+        """One attempt: to the leader or the route's broker, following redirects to the leader."""
+        url = self._first_url(call, route)
+        params: dict[str, Any] | None = call.params or None
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = self._http.request(
+                    call.method,
+                    url,
+                    params=params,
+                    json=call.json,
+                    headers=call.headers or None,
+                    timeout=self._timeout(call, timeout),
+                    follow_redirects=False,
+                )
+            except httpx.HTTPError as exc:
+                raise _translate(exc) from exc
+            location = self._redirect(call, response, route)
+            if location is None:
+                return response
+            url, params = location, None  # the Location carries the query
+        return response  # still a redirect: read as a retriable NotLeaderError
 
     def close(self) -> None:
         self._http.close()
@@ -338,8 +436,20 @@ class Client(_Base):
         return self.call(_api.partition_offsets(topic, partition, timestamp))
 
     def cluster(self) -> dict[str, Any]:
-        """Return the broker's ``/v1/cluster`` answer (broker id, advertised URL, version)."""
-        return self.call(_api.cluster())
+        """Return the broker's ``/v1/cluster`` answer: the answering broker's id, URL and version,
+        the controller, every broker with its URL and state (alive or fenced), and the
+        under-replicated partitions. Also refreshes the brokers' URLs in ``leaders``."""
+        answer = self.call(_api.cluster())
+        self.leaders.update_brokers(answer)
+        return answer
+
+    def refresh_metadata(self, topic: str) -> TopicDescription:
+        """Describe ``topic`` and remember each partition's leader (with the brokers' URLs from
+        ``/v1/cluster``), so that its produce and fetch requests go straight to the leaders."""
+        description = self.admin.describe_topic(topic)
+        self.cluster()
+        self.leaders.update_topic(topic, [(p.partition, p.leader) for p in description.partitions])
+        return description
 
 
 class AsyncClient(_Base):
@@ -381,25 +491,39 @@ class AsyncClient(_Base):
         """Send ``call``, retrying as the module docstring says; return its parsed answer."""
         attempts = 1 + (self.retry.retries if retries is None else retries)
         attempt = 0
+        route = self._route()
         while True:
             attempt += 1
             try:
-                try:
-                    response = await self._http.request(
-                        call.method,
-                        call.path,
-                        params=call.params or None,
-                        json=call.json,
-                        headers=call.headers or None,
-                        timeout=self._timeout(call, timeout),
-                    )
-                except httpx.HTTPError as exc:
-                    raise _translate(exc) from exc
-                return call.parse(_decode(response))
+                return call.parse(_decode(await self._send(call, timeout, route)))
             except TidelogError as error:
+                self._after_failure(call, error, route)
                 if attempt >= attempts or not _may_retry(error, call):
                     raise
                 await asyncio.sleep(self.retry.delay(attempt, getattr(error, "retry_after", None)))
+
+    async def _send(self, call: _api.Call[Any], timeout: float | None, route: _Route) -> httpx.Response:
+        """One attempt (see ``Client._send``)."""
+        url = self._first_url(call, route)
+        params: dict[str, Any] | None = call.params or None
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = await self._http.request(
+                    call.method,
+                    url,
+                    params=params,
+                    json=call.json,
+                    headers=call.headers or None,
+                    timeout=self._timeout(call, timeout),
+                    follow_redirects=False,
+                )
+            except httpx.HTTPError as exc:
+                raise _translate(exc) from exc
+            location = self._redirect(call, response, route)
+            if location is None:
+                return response
+            url, params = location, None
+        return response
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -517,4 +641,14 @@ class AsyncClient(_Base):
         return await self.call(_api.partition_offsets(topic, partition, timestamp))
 
     async def cluster(self) -> dict[str, Any]:
-        return await self.call(_api.cluster())
+        """Return the broker's ``/v1/cluster`` answer (see ``Client.cluster``)."""
+        answer = await self.call(_api.cluster())
+        self.leaders.update_brokers(answer)
+        return answer
+
+    async def refresh_metadata(self, topic: str) -> TopicDescription:
+        """Describe ``topic`` and remember its partitions' leaders (see ``Client.refresh_metadata``)."""
+        description = await self.admin.describe_topic(topic)
+        await self.cluster()
+        self.leaders.update_topic(topic, [(p.partition, p.leader) for p in description.partitions])
+        return description

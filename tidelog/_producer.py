@@ -15,6 +15,14 @@ How a record travels (the same for both, only threads versus tasks differ):
    offsets instead of appending it twice.
 4. Retriable failures are retried with backoff until ``delivery_timeout_ms``; then, or on a fatal
    error, the batch's futures fail. ``flush()`` waits until every record sent so far is answered.
+5. Clustered mode (docs/cluster.md): the topic's metadata, read before its first record and again
+   after ``metadata_max_age_ms``, fills the client's leader cache (each partition's leader and the
+   brokers' URLs from ``/v1/cluster``), so every batch goes straight to its partition's leader. A
+   batch that finds its leader gone (50304 or a 307 to another broker, an unreachable or silent
+   broker) is retried like any other, and before the retry the topic's metadata is read again,
+   at most once per ``retry_backoff_ms``. The retry carries the same producer id and sequence, so a
+   new leader that already has the batch (replicated before the old one died) answers with its
+   original offsets instead of appending it twice.
 """
 
 from __future__ import annotations
@@ -34,10 +42,13 @@ from tidelog import _api
 from tidelog._errors import (
     BrokerError,
     ClientStateError,
+    NotLeaderError,
     OutOfOrderSequenceError,
     ProducerFencedError,
+    ProtocolError,
     RecordTooLargeError,
     TidelogError,
+    TransportError,
     UnknownPartitionError,
     UnknownProducerError,
 )
@@ -209,6 +220,29 @@ class _ProducerCore:
         self.linger_s = linger_ms / 1000.0
         self.batch_size = batch_size
         self.max_batch_records = max_batch_records
+        # Topics whose leaders may have moved (module docstring, point 5), and when each topic's
+        # metadata was last read.
+        self.stale_topics: set[str] = set()
+        self.metadata_read_at: dict[str, float] = {}
+
+    def metadata_read(self, topic: str, partition_count: int) -> None:
+        now = time.monotonic()
+        self.partition_counts[topic] = (partition_count, now)
+        self.metadata_read_at[topic] = now
+        self.stale_topics.discard(topic)
+
+    def note_failure(self, topic: str, error: Exception) -> None:
+        """Mark the topic's leaders stale when ``error`` says its partition's leader moved."""
+        if isinstance(error, NotLeaderError) or (
+            isinstance(error, TransportError) and not isinstance(error, ProtocolError)
+        ):
+            self.stale_topics.add(topic)
+
+    def should_refresh(self, topic: str) -> bool:
+        return (
+            topic in self.stale_topics
+            and time.monotonic() - self.metadata_read_at.get(topic, 0.0) >= self.retry_backoff_s
+        )
 
     def cached_partition_count(self, topic: str) -> int | None:
         entry = self.partition_counts.get(topic)
@@ -372,6 +406,7 @@ class Producer:
         self._thread: threading.Thread | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._init_lock = threading.Lock()
+        self._metadata_lock = threading.Lock()
         self._retry_at: dict[TopicPartition, float] = {}
 
     @property
@@ -383,12 +418,28 @@ class Producer:
         return self._core.producer_id
 
     def partitions_for(self, topic: str) -> int:
-        """Return the topic's partition count (cached for ``metadata_max_age_ms``)."""
+        """Return the topic's partition count (cached for ``metadata_max_age_ms``, with the
+        partitions' leaders)."""
         count = self._core.cached_partition_count(topic)
         if count is None:
-            count = self._client.admin.describe_topic(topic).partition_count
-            self._core.partition_counts[topic] = (count, time.monotonic())
+            count = self._client.refresh_metadata(topic).partition_count
+            with self._metadata_lock:
+                self._core.metadata_read(topic, count)
         return count
+
+    def _refresh_leaders(self, topic: str) -> None:
+        """Read the topic's metadata again if a failure marked its leaders stale (docstring, 5)."""
+        with self._metadata_lock:
+            if not self._core.should_refresh(topic):
+                return
+            # Marked read before asking, so that concurrent senders do not all ask at once.
+            self._core.metadata_read_at[topic] = time.monotonic()
+        try:
+            count = self._client.refresh_metadata(topic).partition_count
+        except TidelogError:
+            return  # the retry goes to the client's broker, which redirects to the leader
+        with self._metadata_lock:
+            self._core.metadata_read(topic, count)
 
     def _ensure_started(self) -> None:
         if self._thread is not None:
@@ -517,6 +568,7 @@ class Producer:
 
     def _send_batch(self, batch: _Batch[DeliveryFuture]) -> None:
         try:
+            self._refresh_leaders(batch.tp.topic)
             result = self._client.call(self._core.request(batch), retries=0)
         except Exception as error:
             self._on_error(batch, error)
@@ -525,6 +577,8 @@ class Producer:
 
     def _on_error(self, batch: _Batch[DeliveryFuture], error: Exception) -> None:
         expired = time.monotonic() - batch.created >= self._core.delivery_timeout_s
+        with self._metadata_lock:
+            self._core.note_failure(batch.tp.topic, error)
         if isinstance(error, UnknownProducerError) and not expired:
             # The broker forgot the producer id (expired state): get a new one and start sequences anew.
             with self._init_lock:
@@ -647,11 +701,22 @@ class AsyncProducer:
         return self._core.producer_id
 
     async def partitions_for(self, topic: str) -> int:
+        """Return the topic's partition count (see ``Producer.partitions_for``)."""
         count = self._core.cached_partition_count(topic)
         if count is None:
-            count = (await self._client.admin.describe_topic(topic)).partition_count
-            self._core.partition_counts[topic] = (count, time.monotonic())
+            count = (await self._client.refresh_metadata(topic)).partition_count
+            self._core.metadata_read(topic, count)
         return count
+
+    async def _refresh_leaders(self, topic: str) -> None:
+        if not self._core.should_refresh(topic):
+            return
+        self._core.metadata_read_at[topic] = time.monotonic()
+        try:
+            count = (await self._client.refresh_metadata(topic)).partition_count
+        except TidelogError:
+            return
+        self._core.metadata_read(topic, count)
 
     async def start(self) -> None:
         """Get a producer id (when idempotent) and start the sender task; ``send`` calls it if needed."""
@@ -785,6 +850,7 @@ class AsyncProducer:
 
     async def _send_batch(self, batch: _Batch[asyncio.Future[RecordMetadata]]) -> None:
         try:
+            await self._refresh_leaders(batch.tp.topic)
             result = await self._client.call(self._core.request(batch), retries=0)
         except Exception as error:
             await self._on_error(batch, error)
@@ -804,6 +870,7 @@ class AsyncProducer:
 
     async def _on_error(self, batch: _Batch[asyncio.Future[RecordMetadata]], error: Exception) -> None:
         expired = time.monotonic() - batch.created >= self._core.delivery_timeout_s
+        self._core.note_failure(batch.tp.topic, error)
         if isinstance(error, UnknownProducerError) and not expired:
             async with self._init_lock:
                 if batch.producer_id == self._core.producer_id:
