@@ -415,6 +415,7 @@ class AsyncPartitionReader:
     async def position(self) -> int:
         """The offset of the next record to read (resolving earliest/latest on first use)."""
         if self._position is None:
+            await self._client.ensure_leader(self.topic, self.partition)
             self._position = await self._resolve(self._start)
         return self._position
 

@@ -20,6 +20,7 @@ any request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -451,6 +452,17 @@ class Client(_Base):
         self.leaders.update_topic(topic, [(p.partition, p.leader) for p in description.partitions])
         return description
 
+    def ensure_leader(self, topic: str, partition: int) -> None:
+        """Load the partition's leader from topic metadata unless it is known already.
+
+        Readers call it once: a follower's high watermark lags its leader's, so reading through a
+        follower can miss what was just acknowledged (Kafka consumers, too, read from leaders). An
+        error here is left to the read itself to report.
+        """
+        if self.leaders.leader_url(topic, partition) is None:
+            with contextlib.suppress(TidelogError):
+                self.refresh_metadata(topic)
+
 
 class AsyncClient(_Base):
     """An asyncio connection to a tidelog broker; the same methods as ``Client``, awaited.
@@ -652,3 +664,9 @@ class AsyncClient(_Base):
         await self.cluster()
         self.leaders.update_topic(topic, [(p.partition, p.leader) for p in description.partitions])
         return description
+
+    async def ensure_leader(self, topic: str, partition: int) -> None:
+        """Load the partition's leader unless known (see ``Client.ensure_leader``)."""
+        if self.leaders.leader_url(topic, partition) is None:
+            with contextlib.suppress(TidelogError):
+                await self.refresh_metadata(topic)

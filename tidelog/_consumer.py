@@ -521,6 +521,7 @@ class PartitionReader:
         self.header_format = header_format
         self.on_out_of_range = on_out_of_range
         self.high_watermark: int | None = None
+        client.ensure_leader(topic, partition)
         self._position = self._resolve(offset)
 
     @property
