@@ -9,15 +9,18 @@ redirected there; a counting transport tells which.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import Counter
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from tests.cluster.harness import SESSION_TIMEOUT_MS, Cluster
 from tidelog import AsyncClient, Client, DeliveryFuture, RecordMetadata
+from tidelog.cli import main
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
@@ -224,3 +227,20 @@ def test_producer_keeps_going_without_duplicates_when_a_leader_is_killed(cluster
         numbers = [int(v.split("-")[1]) for v in values]
         assert numbers == sorted(numbers), partition
     assert outage < 4 * SESSION_TIMEOUT_MS / 1000
+
+    # `tidelog cluster` shows the dead broker fenced, the controller, and the partitions that lost
+    # a replica as under-replicated.
+    shown = CliRunner().invoke(main, ["cluster", "--url", cluster.url(bootstrap)], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    victim_row = next(line for line in lines if cluster.url(victim) in line)
+    assert "fenced" in victim_row
+    assert sum("alive" in line for line in lines) == 2
+    assert "controller" in shown.stdout and f"Under-replicated partitions: {PARTITIONS}" in shown.stdout
+    as_json = CliRunner().invoke(main, ["cluster", "info", "-o", "json", "--url", cluster.url(bootstrap)])
+    view = json.loads(as_json.stdout)
+    assert {(u["topic"], u["partition"]) for u in view["under_replicated_partitions"]} == {
+        (topic, p) for p in range(PARTITIONS)
+    }
+    assert {b["broker_id"]: b["state"] for b in view["brokers"]}[victim] == "fenced"
+    assert f"Controller: {view['controller_id']}" in shown.stdout
