@@ -154,12 +154,21 @@ def test_producer_through_a_non_leader_goes_to_each_leader_and_lands_every_recor
     assert seen == expected
 
 
-def test_producer_keeps_going_without_duplicates_when_a_leader_is_killed(cluster: Cluster) -> None:
+@pytest.mark.parametrize("victim_is_bootstrap", [False, True], ids=["leader-elsewhere", "clients-own-broker"])
+def test_producer_keeps_going_without_duplicates_when_a_leader_is_killed(
+    cluster: Cluster, victim_is_bootstrap: bool
+) -> None:
+    """SIGKILL the leader of a partition under a running producer: either another broker, or the
+    very broker the client was pointed at (then metadata comes from the other brokers it learned
+    from ``/v1/cluster``, as Kafka clients fall back to other bootstrap servers)."""
     topic = "failover"
     leaders = _replicated_topic(cluster, topic)
     bootstrap = 0
-    victim_partition = next(p for p, leader in leaders.items() if leader != bootstrap)
+    victim_partition = next(
+        p for p, leader in leaders.items() if (leader == bootstrap) == victim_is_bootstrap
+    )
     victim = leaders[victim_partition]
+    survivor = next(b for b in cluster.brokers if b != victim)
 
     acked_at: dict[int, list[float]] = {p: [] for p in range(PARTITIONS)}
     lock = threading.Lock()
@@ -212,7 +221,7 @@ def test_producer_keeps_going_without_duplicates_when_a_leader_is_killed(cluster
     assert state["leader"] not in (None, victim)
     assert new_leader_url == cluster.url(int(state["leader"]))
 
-    found = _read_back(cluster.url(bootstrap), topic)
+    found = _read_back(cluster.url(survivor), topic)
     counts = Counter(v for values in found.values() for v in values)
     duplicated = sorted(v for v, n in counts.items() if n > 1)
     lost = sorted(set(sent) - set(counts))
@@ -230,14 +239,14 @@ def test_producer_keeps_going_without_duplicates_when_a_leader_is_killed(cluster
 
     # `tidelog cluster` shows the dead broker fenced, the controller, and the partitions that lost
     # a replica as under-replicated.
-    shown = CliRunner().invoke(main, ["cluster", "--url", cluster.url(bootstrap)], catch_exceptions=False)
+    shown = CliRunner().invoke(main, ["cluster", "--url", cluster.url(survivor)], catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
     lines = shown.stdout.splitlines()
     victim_row = next(line for line in lines if cluster.url(victim) in line)
     assert "fenced" in victim_row
     assert sum("alive" in line for line in lines) == 2
     assert "controller" in shown.stdout and f"Under-replicated partitions: {PARTITIONS}" in shown.stdout
-    as_json = CliRunner().invoke(main, ["cluster", "info", "-o", "json", "--url", cluster.url(bootstrap)])
+    as_json = CliRunner().invoke(main, ["cluster", "info", "-o", "json", "--url", cluster.url(survivor)])
     view = json.loads(as_json.stdout)
     assert {(u["topic"], u["partition"]) for u in view["under_replicated_partitions"]} == {
         (topic, p) for p in range(PARTITIONS)
