@@ -67,6 +67,7 @@ from tidelog._errors import (
     UnsupportedMediaTypeError,
 )
 from tidelog._future import DeliveryFuture
+from tidelog._leaders import LeaderCache
 from tidelog._partitioner import murmur2, partition_for_key
 from tidelog._producer import AsyncProducer, DeliveryCallback, Producer
 from tidelog._sse import GroupStream, TopicStream
@@ -120,6 +121,7 @@ __all__ = [
     "InvalidRequestError",
     "InvalidSessionTimeoutError",
     "InvalidTopicNameError",
+    "LeaderCache",
     "MethodNotAllowedError",
     "NoCommittedOffsetError",
     "NotAcceptableError",
