@@ -196,6 +196,25 @@ def test_producer_keeps_going_without_duplicates_when_a_leader_is_killed(
             with lock:
                 acked_at[meta.partition].append(time.monotonic())
 
+    # A reader of the victim's partition follows it through the failover, through the same broker.
+    # Its client retries long enough to outlast an election (session timeout plus a pass).
+    read_live: list[str] = []
+    reader_errors: list[BaseException] = []
+    stop_reading = threading.Event()
+
+    def follow_victim_partition() -> None:
+        try:
+            with Client(cluster.url(bootstrap), timeout=3.0, retries=10) as reader_client:
+                reader = reader_client.reader(topic, victim_partition, "earliest")
+                while not stop_reading.is_set():
+                    read_live.extend(str(r.value) for r in reader.poll(200))
+                read_live.extend(str(r.value) for r in reader.read_to_end(timeout_ms=200))
+        except BaseException as exc:  # reported by the test below
+            reader_errors.append(exc)
+
+    reading = threading.Thread(target=follow_victim_partition, name="reader", daemon=True)
+    reading.start()
+
     sent: list[str] = []
     futures: list[DeliveryFuture] = []
     with Client(cluster.url(bootstrap), timeout=3.0) as client:
@@ -227,6 +246,9 @@ def test_producer_keeps_going_without_duplicates_when_a_leader_is_killed(
         producer.flush(timeout=45)
         producer.close()
         new_leader_url = client.leaders.leader_url(topic, victim_partition)
+    stop_reading.set()
+    reading.join(timeout=60)
+    assert not reading.is_alive() and not reader_errors, reader_errors
 
     errors = [f.exception(timeout=0) for f in futures]
     assert not any(errors), [e for e in errors if e][:3]
@@ -245,7 +267,7 @@ def test_producer_keeps_going_without_duplicates_when_a_leader_is_killed(
     lost = sorted(set(sent) - set(counts))
     print(
         f"\nclient failover: sent={len(sent)} acknowledged={len(futures)} found={sum(counts.values())} "
-        f"lost={len(lost)} duplicated={len(duplicated)} victim=broker {victim} "
+        f"lost={len(lost)} duplicated={len(duplicated)} read_live={len(read_live)} victim=broker {victim} "
         f"write_outage={outage:.2f}s (session timeout {SESSION_TIMEOUT_MS / 1000:.1f}s)"
     )
     assert not lost and not duplicated and set(counts) == set(sent)
@@ -253,6 +275,8 @@ def test_producer_keeps_going_without_duplicates_when_a_leader_is_killed(
         # In order on each partition: the producer sends one batch per partition at a time.
         numbers = [int(v.split("-")[1]) for v in values]
         assert numbers == sorted(numbers), partition
+    # What the reader saw while the leader died is the partition, once each and in order.
+    assert read_live == found[victim_partition]
     assert outage < 4 * SESSION_TIMEOUT_MS / 1000
 
     # `tidelog cluster` shows the dead broker fenced, the controller, and the partitions that lost
