@@ -448,7 +448,9 @@ class Client(_Base):
         """Describe ``topic`` and remember each partition's leader (with the brokers' URLs from
         ``/v1/cluster``), so that its produce and fetch requests go straight to the leaders."""
         description = self.admin.describe_topic(topic)
-        self.cluster()
+        # Without the brokers' URLs the leaders cannot be cached; redirects still find them.
+        with contextlib.suppress(TidelogError):
+            self.cluster()
         self.leaders.update_topic(topic, [(p.partition, p.leader) for p in description.partitions])
         return description
 
@@ -661,7 +663,8 @@ class AsyncClient(_Base):
     async def refresh_metadata(self, topic: str) -> TopicDescription:
         """Describe ``topic`` and remember its partitions' leaders (see ``Client.refresh_metadata``)."""
         description = await self.admin.describe_topic(topic)
-        await self.cluster()
+        with contextlib.suppress(TidelogError):
+            await self.cluster()
         self.leaders.update_topic(topic, [(p.partition, p.leader) for p in description.partitions])
         return description
 
