@@ -73,53 +73,64 @@ def fill_until_active(log: PartitionLog, active_bytes: int, batches: list[list[R
     log.update_high_watermark(log.log_end_offset)
 
 
-def random_read_cost(log: PartitionLog, reads: int, seed: int) -> tuple[float, float, float]:
-    """Median µs at random offsets of: ``read`` (one batch), the segment-and-index lookup alone,
-    and ``read_records`` (10 records)."""
+def random_read_cost(
+    logs: Sequence[PartitionLog], reads: int, seed: int, rounds: int = 8
+) -> list[tuple[float, float, float]]:
+    """Per log, median µs at random offsets of: ``read`` (one batch), the segment-and-index lookup
+    alone, and ``read_records`` (10 records).
+
+    The logs are measured in alternating blocks (``rounds`` each), so a drift of the machine's
+    speed (other workloads, frequency scaling) hits every log alike, while each block still reads
+    one partition with warm caches.
+    """
     rng = random.Random(seed)
-    start, end = log.log_start_offset, log.log_end_offset
-    offsets = [rng.randrange(start, end) for _ in range(reads)]
-    for o in offsets[: reads // 4]:  # warm the page cache and the lazily loaded indexes
-        log.read(o, 1)
-    raw: list[float] = []
-    locate: list[float] = []
-    dec: list[float] = []
+    offsets = [[rng.randrange(g.log_start_offset, g.log_end_offset) for _ in range(reads)] for g in logs]
+    for log, offs in zip(logs, offsets, strict=True):
+        for o in offs[: reads // 4]:  # warm the page cache and the lazily loaded indexes
+            log.read(o, 1)
+    samples: list[tuple[list[float], list[float], list[float]]] = [([], [], []) for _ in logs]
     clock = time.perf_counter_ns
-    view = log._view
-    for o in offsets:
-        t0 = clock()
-        log.read(o, 1)
-        t1 = clock()
-        seg = view.segments[view.index_for(o)]
-        seg.find_batch(o, seg.size)
-        t2 = clock()
-        log.read_records(o, max_records=10, max_bytes=1)
-        t3 = clock()
-        raw.append((t1 - t0) / 1000)
-        locate.append((t2 - t1) / 1000)
-        dec.append((t3 - t2) / 1000)
-    return statistics.median(raw), statistics.median(locate), statistics.median(dec)
+    block = max(1, reads // rounds)
+    for start in range(0, reads, block):
+        for log, offs, (raw, locate, dec) in zip(logs, offsets, samples, strict=True):
+            view = log._view
+            for o in offs[start : start + block]:
+                t0 = clock()
+                log.read(o, 1)
+                t1 = clock()
+                seg = view.segments[view.index_for(o)]
+                seg.find_batch(o, seg.size)
+                t2 = clock()
+                log.read_records(o, max_records=10, max_bytes=1)
+                t3 = clock()
+                raw.append((t1 - t0) / 1000)
+                locate.append((t2 - t1) / 1000)
+                dec.append((t3 - t2) / 1000)
+    return [(statistics.median(r), statistics.median(lo), statistics.median(d)) for r, lo, d in samples]
 
 
-def cold_read_cost(log: PartitionLog, reads: int, seed: int) -> float:
-    """Median µs of a one-batch ``read`` at a random offset with the CPU caches evicted first.
+def cold_read_cost(logs: Sequence[PartitionLog], reads: int, seed: int) -> list[float]:
+    """Per log, median µs of a one-batch ``read`` at a random offset with the CPU caches evicted
+    first (logs measured alternately).
 
     A 10,000-record partition (1.1 MB) lives in the L2/L3 caches while a 10M-record one cannot;
     sweeping 48 MiB before each read puts both partitions' bytes in the same place (the page cache
     in DRAM), which is where a broker with many partitions finds them.
     """
     rng = random.Random(seed)
-    offsets = [rng.randrange(log.log_start_offset, log.log_end_offset) for _ in range(reads)]
-    for o in offsets:
-        log.read(o, 1)
+    offsets = [[rng.randrange(g.log_start_offset, g.log_end_offset) for _ in range(reads)] for g in logs]
+    for log, offs in zip(logs, offsets, strict=True):
+        for o in offs:
+            log.read(o, 1)
     src, dst = bytearray(48 * MIB), bytearray(48 * MIB)
-    times: list[float] = []
-    for o in offsets:
-        dst[:] = src
-        t0 = time.perf_counter_ns()
-        log.read(o, 1)
-        times.append((time.perf_counter_ns() - t0) / 1000)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in logs]
+    for i in range(reads):
+        for log, offs, out in zip(logs, offsets, times, strict=True):
+            dst[:] = src
+            t0 = time.perf_counter_ns()
+            log.read(offs[i], 1)
+            out.append((time.perf_counter_ns() - t0) / 1000)
+    return [statistics.median(t) for t in times]
 
 
 def open_memory(path: Path, config: LogConfig) -> tuple[int, int]:
@@ -280,10 +291,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         # ---------------------------------------------------------------- random reads
         small.close()
         small = PartitionLog.open(small_dir, config)
-        small_raw, small_loc, small_dec = random_read_cost(small, args.reads, 1)
-        big_raw, big_loc, big_dec = random_read_cost(big, args.reads, 2)
-        small_cold = cold_read_cost(small, args.cold_reads, 3)
-        big_cold = cold_read_cost(big, args.cold_reads, 4)
+        (small_raw, small_loc, small_dec), (big_raw, big_loc, big_dec) = random_read_cost(
+            [small, big], args.reads, 1
+        )
+        small_cold, big_cold = cold_read_cost([small, big], args.cold_reads, 3)
         results.update(
             rand_small_us=small_raw,
             rand_big_us=big_raw,
