@@ -317,8 +317,16 @@ def render_records_json(
         ]
     dumps = orjson.dumps
     b64 = base64.b64encode
-    head = b'{"topic":' + dumps(topic) + b',"partition":%d,"offset":' % partition
-    types = {t: b',"timestamp_type":' + dumps(name) + b',"key":' for t, name in _TIMESTAMP_TYPE_NAMES.items()}
+    head = (b'{"topic":' + dumps(topic) + b',"partition":%d,"offset":' % partition).replace(b"%", b"%%")
+    # One %-format per timestamp type, filled with offset, timestamp, key, value and headers JSON:
+    # a single formatting call per record costs less than joining nine pieces.
+    formats = {
+        t: head
+        + b'%d,"timestamp":%d,"timestamp_type":'
+        + dumps(name).replace(b"%", b"%%")
+        + b',"key":%b,"value":%b,"headers":%b}'
+        for t, name in _TIMESTAMP_TYPE_NAMES.items()
+    }
     out: list[bytes] = []
     add = out.append
     for record, timestamp_type in zip(records, timestamp_types, strict=True):
@@ -347,19 +355,5 @@ def render_records_json(
                 value_json = b'"' + b64(value) + b'"'
         headers = record.headers
         headers_json = dumps(render_headers(headers, header_format_binary)) if headers else b"[]"
-        add(
-            b"".join(
-                (
-                    head,
-                    b'%d,"timestamp":%d' % (record.offset, record.timestamp),
-                    types[timestamp_type],
-                    key_json,
-                    b',"value":',
-                    value_json,
-                    b',"headers":',
-                    headers_json,
-                    b"}",
-                )
-            )
-        )
+        add(formats[timestamp_type] % (record.offset, record.timestamp, key_json, value_json, headers_json))
     return out
