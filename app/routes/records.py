@@ -212,7 +212,7 @@ async def _produce_json(
     _count(request, outcome, topic)
     if outcome.failed:
         return StoredAnswer(207, orjson.dumps({"results": [r.as_json() for r in outcome.results]}))
-    results = [{"partition": r[0], "offset": r[1], "timestamp": r[2]} for r in outcome.results]
+    results = [{"partition": p, "offset": o, "timestamp": t} for p, o, t, _, _ in outcome.results]
     return StoredAnswer(200, orjson.dumps({"results": results}))
 
 
