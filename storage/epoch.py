@@ -94,6 +94,12 @@ class LeaderEpochCache:
             floor = e
         return UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
 
+    def clear(self) -> None:
+        """Forget every epoch (the log was emptied and restarted at another offset)."""
+        if self.entries:
+            self.entries = []
+            self._write()
+
     def truncate_from_end(self, end_offset: int) -> None:
         """Drop epochs starting at or after ``end_offset`` (after the log is truncated there)."""
         kept = [(e, o) for e, o in self.entries if o < end_offset]

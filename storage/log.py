@@ -3,9 +3,10 @@ compaction and idempotent-producer state (the on-disk layout is in docs/storage-
 
 Concurrency — one writer, many readers:
 
-* Mutations (``append_*``, ``truncate_to``, ``enforce_retention``, the swap step of ``compact``,
-  ``assign_epoch``, ``update_config``, ``close``) take the log's lock, so callers in different
-  threads are serialised; the broker additionally keeps one writer per partition.
+* Mutations (``append_*``, ``truncate_to``, ``truncate_fully_and_start_at``, ``enforce_retention``,
+  the swap step of ``compact``, ``assign_epoch``, ``update_config``, ``close``) take the log's
+  lock, so callers in different threads are serialised; the broker additionally keeps one
+  writer per partition.
 * Readers (``read``, ``read_records``, ``offset_for_timestamp`` and the properties) take no lock.
   They read the immutable tuple of segments once (a roll, retention or compaction publishes a new
   tuple; it never mutates the old one) and each segment's size once; a segment's size grows only
@@ -732,6 +733,52 @@ class PartitionLog:
 
             clamp_cleaner_checkpoint(self._dir, self._log_end)
             fsync_dir(self._dir)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Delete every segment and restart the log, empty, at ``offset`` (Kafka's
+        ``truncateFullyAndStartAt``).
+
+        A follower does this when its log end is below the leader's log start offset (retention or
+        compaction removed what it still needs): log start, log end and high watermark become
+        ``offset``; producer state and the leader-epoch cache are cleared.
+
+        Crash safety — every step leaves a log that opens in a valid state:
+
+        1. the log-start checkpoint is written first: a crash from here on opens with nothing below
+           ``offset`` readable (recovery drops segments wholly below the checkpointed log start);
+        2. producer snapshots and epoch entries of the old log go next, so none describes the new one;
+        3. the new empty segment is created before the old ones are deleted when its base is past
+           every old segment's (recovery then keeps only the new one); otherwise the old ones go
+           first and a reopen with no segment starts one at the checkpointed log start.
+        """
+        if offset < 0:
+            raise ValueError(f"a log cannot start at a negative offset ({offset})")
+        self._roll_flusher.wait_idle()
+        with self._lock:
+            self._check_open()
+            old = list(self._view.segments)
+            write_offset_checkpoint(self._dir / LOG_START_OFFSET_FILE, offset)
+            self._producers.delete_snapshots_after(-1)
+            self._producers.producers = {}
+            self._epochs.clear()
+            if old and offset > old[-1].base_offset:
+                segment = self._new_segment(offset)
+                fsync_dir(self._dir)
+                for dead in old:
+                    dead.unlink()
+            else:
+                segment = self._new_segment_replacing(offset, old)
+            self._view = _View.of([segment])
+            self._log_start = self._log_end = self._hw = offset
+            self._unflushed_messages = 0
+            self._commit.truncated(offset)
+            write_offset_checkpoint(self._dir / RECOVERY_POINT_FILE, self._commit.durable_offset)
+            from storage.cleaner import clamp_cleaner_checkpoint
+
+            clamp_cleaner_checkpoint(self._dir, offset)
+            fsync_dir(self._dir)
+            self._dir_dirty = False
+        log.info("%s emptied: the log restarts at offset %d", self._dir, offset)
 
     def _new_segment_replacing(self, base_offset: int, removed: Sequence[LogSegment]) -> LogSegment:
         for dead in removed:
