@@ -75,6 +75,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     scheduler: RetentionScheduler | None = None
     group_service: Any = None
     cluster: Any = None
+    forwarder: Any = None
     metrics: Metrics = state.metrics
     try:
         await to_thread.run_sync(catalog.migrate)
@@ -90,6 +91,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             cluster = ClusterManager(settings, catalog, broker)
             await cluster.start()
             broker.cluster = cluster
+            from app.cluster.forward import ProduceForwarder
+
+            forwarder = ProduceForwarder(cluster, settings)
+            broker.forwarder = forwarder
             state.cluster = cluster
             state.topic_service.placer = cluster.placer
         metrics.set_partition_source(broker.partition_sizes)
@@ -113,6 +118,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await scheduler.stop()
             if group_service is not None:
                 await group_service.close()
+            if forwarder is not None:
+                broker.forwarder = None
+                await forwarder.aclose()
             if cluster is not None:
                 await cluster.close()
             if broker is not None:

@@ -34,7 +34,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -70,6 +70,7 @@ from storage import AppendResult, LogConfig, PartitionLog, RecordIn, TimestampTy
 from storage import errors as storage_errors
 
 if TYPE_CHECKING:
+    from app.cluster.forward import ProduceForwarder
     from app.cluster.hooks import ReplicationHooks
 
 __all__ = ["Acks", "Broker", "ProduceOutcome", "RetentionStats"]
@@ -156,6 +157,11 @@ def _log_background_append(task: asyncio.Task[tuple[list[AppendResult], int]]) -
         logger.warning("an acks=0 append failed: %s", exc)
 
 
+async def _forwarded(results: Awaitable[list[RecordResult]]) -> tuple[list[RecordResult], int]:
+    """A forward's results in the shape of a local append's, -1 bytes marking them forwarded."""
+    return await results, -1
+
+
 def _error_of(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, TidelogError):
         return int(exc.code), exc.detail
@@ -182,6 +188,8 @@ class Broker:
         self.idempotency = IdempotencyKeys(catalog, settings.idempotency_key_window_ms)
         #: Clustered mode's replication hooks (app/cluster), set by the lifespan; None on a single node.
         self.cluster: ReplicationHooks | None = None
+        #: Clustered mode: sends a topic-level produce's records to their partitions' leaders.
+        self.forwarder: ProduceForwarder | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -461,10 +469,23 @@ class Broker:
             (found.partitions[p], indices, self._split(records, indices, config, parsed.idempotent))
             for p, indices in groups.items()
         ]
-        outcomes = await asyncio.gather(
-            *(self._produce_partition(h, records, batches, parsed, acks, config) for h, _, batches in plans),
-            return_exceptions=True,
-        )
+        forwarder = self.forwarder if partition is None else None
+        if forwarder is None:
+            calls = [
+                self._produce_partition(h, records, batches, parsed, acks, config) for h, _, batches in plans
+            ]
+        else:
+            # Clustered topic-level produce: partitions led elsewhere go to their leaders
+            # (app/cluster/forward.py), concurrently with the local appends.
+            calls = []
+            for h, indices, batches in plans:
+                leader = forwarder.leader_of(topic, h.partition)
+                if leader is None:
+                    calls.append(self._produce_partition(h, records, batches, parsed, acks, config))
+                else:
+                    forward = forwarder.forward(leader, topic, h.partition, records, indices, acks.value)
+                    calls.append(_forwarded(forward))
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
         results: list[RecordResult | None] = [None] * len(records)
         appended_records = appended_bytes = 0
         errors: list[BaseException] = []
@@ -479,6 +500,10 @@ class Broker:
                     results[i] = RecordResult(handle.partition, error_code=code, message=message)
                 continue
             partition_results, n_bytes = outcome
+            if n_bytes < 0:  # forwarded: appended (and counted) by the leader
+                for i, result in zip(indices, partition_results, strict=True):
+                    results[i] = result
+                continue
             appended_records += len(indices)
             appended_bytes += n_bytes
             for i, result in zip(indices, partition_results, strict=True):
