@@ -12,7 +12,8 @@ Three loops run on the event loop (catalog work in worker threads):
   leader records its leader epoch at its log end (KIP-101) and starts tracking followers; a new
   follower starts a fetcher; it also drops lagging followers from the ISR of partitions it leads;
 - **fetchers**, one per followed partition: truncate by leader epoch, then long-poll the leader's
-  internal endpoint for raw batches and append them with their offsets and epochs.
+  internal endpoint for raw batches and append them with their offsets and epochs; a follower
+  whose log end fell below the leader's log start restarts its log, empty, at that start.
 
 Every catalog transaction here sets ``lock_timeout`` and ``idle_in_transaction_session_timeout``,
 so a broker paused (SIGSTOP) inside one cannot hold a row lock the others wait for.
@@ -543,8 +544,12 @@ class ClusterManager:
                     timeout=wait_ms / 1000 + 10,
                 )
                 if answer.status_code == 416:
-                    leader_end = int(answer.json().get("log_end_offset", 0))
-                    if leader_end < log.log_end_offset:
+                    bounds = answer.json()
+                    leader_start = int(bounds.get("log_start_offset", 0))
+                    leader_end = int(bounds.get("log_end_offset", 0))
+                    if log.log_end_offset < leader_start:
+                        await self._restart_at(replica, epoch, leader_start)
+                    elif leader_end < log.log_end_offset:
                         await self._truncate(replica, epoch, leader_end)
                     must_truncate = True
                     continue
@@ -610,6 +615,24 @@ class ClusterManager:
         logger.info(
             "%s-%d: truncated from %d to %d to match leader %s at epoch %d",
             *replica.key, end, handle.log.log_end_offset, replica.leader_id, epoch,
+        )
+
+    async def _restart_at(self, replica: Replica, epoch: int, leader_start: int) -> None:
+        """Empty this replica's log and restart it at the leader's log start offset: retention or
+        compaction at the leader removed records this follower still lacks (Kafka's
+        ``truncateFullyAndStartAt`` on OFFSET_OUT_OF_RANGE below the leader's log start)."""
+        handle = replica.handle
+        async with handle.write_lock:
+            if replica.role is not Role.FOLLOWER or replica.leader_epoch != epoch:
+                return
+            end = handle.log.log_end_offset
+            if end >= leader_start:
+                return
+            await asyncio.to_thread(handle.log.truncate_fully_and_start_at, leader_start)
+        handle.notify()
+        logger.info(
+            "%s-%d: log end %d is below leader %s's log start; log restarted at %d",
+            *replica.key, end, replica.leader_id, leader_start,
         )
 
     # -- Broker hooks -------------------------------------------------------------------------------
@@ -767,4 +790,7 @@ def _append_batches(log: Any, data: bytes) -> None:
     for pos, header in iter_batches(data):
         if header.last_offset < log.log_end_offset:
             continue
+        if header.base_offset < log.log_end_offset == log.log_start_offset:
+            # an empty log restarted at an offset inside this batch: start it at the batch
+            log.truncate_fully_and_start_at(header.base_offset)
         log.append_batch(data[pos : pos + header.size], assign_offsets=False)
