@@ -347,6 +347,7 @@ class ClusterManager:
         await self._stop_fetcher(replica)
         handle = replica.handle
         async with handle.write_lock:
+            dropped = role is Role.NONE and replica.role is not Role.NONE
             replica.role = role
             replica.leader_id = meta.leader
             replica.leader_epoch = meta.leader_epoch
@@ -363,6 +364,13 @@ class ClusterManager:
                 self._update_high_watermark(replica)
             else:
                 replica.followers = {}
+            if dropped and (handle.log.log_end_offset > 0 or handle.log.log_start_offset > 0):
+                # A reassignment removed this broker from the replica set (the controller switched
+                # only once the target replicas were in sync): free the disk, as Kafka's StopReplica
+                # with deletePartition. The empty log restarts at 0, so a broker added back later
+                # fetches from the leader's log start like a new replica.
+                await asyncio.to_thread(handle.log.truncate_fully_and_start_at, 0)
+                logger.info("%s-%d: no longer a replica here; log emptied", handle.topic, handle.partition)
         logger.info(
             "%s-%d: %s at leader epoch %d (leader %s, isr %s)", handle.topic, handle.partition,
             role.value, meta.leader_epoch, meta.leader, list(meta.isr),

@@ -113,6 +113,14 @@ def _reassignment_moves_replicas_after_the_new_ones_catch_up(cluster: Cluster) -
     # The dropped broker no longer holds a replica: it sends readers to the leader.
     gone = cluster.http.get(f"{cluster.url(dropped)}/v1/topics/moving/partitions/0/records")
     assert gone.status_code == 307 and gone.json()["leader_id"] == added
+    # …and its copy of the partition is emptied (a later replica here starts like a new one).
+    deadline = time.monotonic() + 10
+    while log_files(cluster.brokers[dropped].data_dir, "moving", 0):
+        assert time.monotonic() < deadline, "the dropped replica's log was not emptied"
+        time.sleep(0.1)
+    offsets = cluster.http.get(f"{cluster.url(dropped)}/v1/topics/moving/partitions/0/offsets").json()
+    assert (offsets["log_start_offset"], offsets["log_end_offset"]) == (0, 0)
+    assert log_files(cluster.brokers[leader].data_dir, "moving", 0), "the kept replicas keep theirs"
     bad = cluster.http.post(
         f"{cluster.url(0)}/v1/topics/moving/partitions/0/reassign", json={"replicas": [0, 9]}
     )
