@@ -30,6 +30,7 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from pathlib import Path
+from typing import ClassVar
 
 __all__ = ["OFFSET_ENTRY", "TIME_ENTRY", "OffsetIndex", "TimeIndex"]
 
@@ -48,19 +49,80 @@ def _read_column_pairs(path: Path, width: int) -> bytes:
     return data[: len(data) - len(data) % width]
 
 
-class OffsetIndex:
-    """Relative offset → position of a batch, for one segment."""
+class _ColumnIndex:
+    """Two parallel integer columns kept in memory and persisted as fixed-width entries.
 
-    __slots__ = ("_cols", "_written", "base_offset", "max_entries", "path")
+    The state and file handling both indexes share; a subclass names its entry struct (whose
+    fields are the two columns, in order), the columns' array typecodes, and how it loads.
+    """
 
-    def __init__(self, path: Path, base_offset: int, max_entries: int, *, load: bool = False) -> None:
+    __slots__ = ("_cols", "_written", "base_offset", "path")
+
+    _ENTRY: ClassVar[struct.Struct]
+    _TYPECODES: ClassVar[tuple[str, str]]
+
+    def __init__(self, path: Path, base_offset: int, *, load: bool = False) -> None:
         self.path = path
         self.base_offset = base_offset
-        self.max_entries = max_entries
         self._cols: tuple[array[int], array[int]] | None = None
-        self._written = 0
+        self._written = 0  # entries already in the file
         if load:
             self._load()
+
+    def _load(self) -> tuple[array[int], array[int]]:
+        raise NotImplementedError
+
+    def unload(self) -> None:
+        """Drop the in-memory copy of a persisted, closed segment's index."""
+        if self._cols is not None and self._written == len(self._cols[0]):
+            self._cols = None
+
+    def reset(self) -> None:
+        """Forget every entry, in memory and on disk (before a rebuild)."""
+        self._cols = (array(self._TYPECODES[0]), array(self._TYPECODES[1]))
+        self._written = 0
+        with open(self.path, "wb"):
+            pass
+
+    def __len__(self) -> int:
+        return len(self._load()[0])
+
+    def persist(self, *, fsync: bool = False) -> None:
+        """Write entries not yet on disk (and fsync the file when asked)."""
+        cols = self._cols
+        if cols is None:
+            if fsync and self.path.exists():
+                _fsync_path(self.path)
+            return
+        first, second = cols
+        n = len(first)
+        if n > self._written or fsync or not self.path.exists():
+            pack = self._ENTRY.pack
+            buf = b"".join(pack(first[i], second[i]) for i in range(self._written, n))
+            _append_file(self.path, buf, fsync=fsync)
+            self._written = n
+
+    def _keep_first(self, keep: int) -> None:
+        """Keep only the first ``keep`` entries, in memory and on disk."""
+        first, second = self._load()
+        if keep >= len(first):
+            return
+        self._cols = (first[:keep], second[:keep])
+        self._written = min(self._written, keep)
+        _truncate_file(self.path, self._written * self._ENTRY.size)
+
+
+class OffsetIndex(_ColumnIndex):
+    """Relative offset → position of a batch, for one segment."""
+
+    __slots__ = ("max_entries",)
+
+    _ENTRY = OFFSET_ENTRY
+    _TYPECODES = ("I", "I")
+
+    def __init__(self, path: Path, base_offset: int, max_entries: int, *, load: bool = False) -> None:
+        self.max_entries = max_entries
+        super().__init__(path, base_offset, load=load)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -76,22 +138,7 @@ class OffsetIndex:
         self._cols = cols
         return cols
 
-    def unload(self) -> None:
-        """Drop the in-memory copy of a persisted, closed segment's index."""
-        if self._cols is not None and self._written == len(self._cols[0]):
-            self._cols = None
-
-    def reset(self) -> None:
-        """Forget every entry, in memory and on disk (before a rebuild)."""
-        self._cols = (array("I"), array("I"))
-        self._written = 0
-        with open(self.path, "wb"):
-            pass
-
     # -- queries ------------------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._load()[0])
 
     @property
     def is_full(self) -> bool:
@@ -141,43 +188,18 @@ class OffsetIndex:
         pos_col.append(position)
         rel_col.append(rel)
 
-    def persist(self, *, fsync: bool = False) -> None:
-        """Write entries not yet on disk (and fsync the file when asked)."""
-        cols = self._cols
-        if cols is None:
-            if fsync and self.path.exists():
-                _fsync_path(self.path)
-            return
-        rel_col, pos_col = cols
-        n = len(rel_col)
-        if n > self._written or fsync or not self.path.exists():
-            buf = b"".join(OFFSET_ENTRY.pack(rel_col[i], pos_col[i]) for i in range(self._written, n))
-            _append_file(self.path, buf, fsync=fsync)
-            self._written = n
-
     def truncate_to_position(self, position: int) -> None:
         """Drop entries pointing at or past ``position``."""
-        rel_col, pos_col = self._load()
-        keep = bisect_left(pos_col, position)
-        if keep >= len(rel_col):
-            return
-        self._cols = (rel_col[:keep], pos_col[:keep])
-        self._written = min(self._written, keep)
-        _truncate_file(self.path, self._written * OFFSET_ENTRY.size)
+        self._keep_first(bisect_left(self._load()[1], position))
 
 
-class TimeIndex:
+class TimeIndex(_ColumnIndex):
     """Timestamp → relative offset, for one segment (entries strictly increasing in both)."""
 
-    __slots__ = ("_cols", "_written", "base_offset", "path")
+    __slots__ = ()
 
-    def __init__(self, path: Path, base_offset: int, *, load: bool = False) -> None:
-        self.path = path
-        self.base_offset = base_offset
-        self._cols: tuple[array[int], array[int]] | None = None
-        self._written = 0
-        if load:
-            self._load()
+    _ENTRY = TIME_ENTRY
+    _TYPECODES = ("q", "I")
 
     def _load(self) -> tuple[array[int], array[int]]:
         cols = self._cols
@@ -198,19 +220,6 @@ class TimeIndex:
         cols = (ts_col, rel_col)
         self._cols = cols
         return cols
-
-    def unload(self) -> None:
-        if self._cols is not None and self._written == len(self._cols[0]):
-            self._cols = None
-
-    def reset(self) -> None:
-        self._cols = (array("q"), array("I"))
-        self._written = 0
-        with open(self.path, "wb"):
-            pass
-
-    def __len__(self) -> int:
-        return len(self._load()[0])
 
     def is_consistent(self) -> bool:
         """Cheap check of the file: present and made of whole entries."""
@@ -260,28 +269,9 @@ class TimeIndex:
         rel_col.append(rel)
         ts_col.append(timestamp)
 
-    def persist(self, *, fsync: bool = False) -> None:
-        cols = self._cols
-        if cols is None:
-            if fsync and self.path.exists():
-                _fsync_path(self.path)
-            return
-        ts_col, rel_col = cols
-        n = len(ts_col)
-        if n > self._written or fsync or not self.path.exists():
-            buf = b"".join(TIME_ENTRY.pack(ts_col[i], rel_col[i]) for i in range(self._written, n))
-            _append_file(self.path, buf, fsync=fsync)
-            self._written = n
-
     def truncate_to_offset(self, offset: int) -> None:
         """Drop entries for batches at or past ``offset``."""
-        ts_col, rel_col = self._load()
-        keep = bisect_left(rel_col, offset - self.base_offset)
-        if keep >= len(ts_col):
-            return
-        self._cols = (ts_col[:keep], rel_col[:keep])
-        self._written = min(self._written, keep)
-        _truncate_file(self.path, self._written * TIME_ENTRY.size)
+        self._keep_first(bisect_left(self._load()[1], offset - self.base_offset))
 
 
 def _append_file(path: Path, data: bytes, *, fsync: bool) -> None:
