@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1", tags=["cluster"])
 class BrokerOut(BaseModel):
     broker_id: int
     url: str
-    state: str = Field(description="starting | ready | stopping")
+    state: str = Field(description="alive | fenced (a broker whose session expired)")
 
 
 class TopicPartitionRef(BaseModel):
@@ -35,7 +35,6 @@ class ClusterOut(BaseModel):
 async def get_cluster(request: Request, settings: SettingsDep) -> ClusterOut:
     """The broker's id, advertised URL and version, and the brokers of the cluster (one, for now)."""
     url = settings.effective_advertised_url
-    state = str(getattr(request.app.state, "phase", "starting"))
     cluster = getattr(request.app.state, "cluster", None)
     if cluster is not None:  # clustered mode: the catalog's brokers, alive or fenced (docs/cluster.md)
         view = cluster.view()
@@ -57,6 +56,7 @@ async def get_cluster(request: Request, settings: SettingsDep) -> ClusterOut:
         controller_id=settings.broker_id,
         advertised_url=url,
         version=request.app.version,
-        brokers=[BrokerOut(broker_id=settings.broker_id, url=url, state=state)],
+        # A single broker answering is alive; whether it takes traffic yet is /readyz's answer.
+        brokers=[BrokerOut(broker_id=settings.broker_id, url=url, state="alive")],
         under_replicated_partitions=[],
     )

@@ -58,7 +58,7 @@ def test_cluster(client: TestClient, settings: Settings) -> None:
         "controller_id": 0,
         "advertised_url": "http://127.0.0.1:8080",
         "version": client.app.version,  # type: ignore[attr-defined]
-        "brokers": [{"broker_id": 0, "url": "http://127.0.0.1:8080", "state": "ready"}],
+        "brokers": [{"broker_id": 0, "url": "http://127.0.0.1:8080", "state": "alive"}],
         "under_replicated_partitions": [],
     }
 

@@ -118,7 +118,7 @@ def test_metadata_fills_the_cache_skipping_fenced_leaders_and_single_brokers() -
         assert client.leaders.alive_broker_urls() == [A, B]
 
     single = LeaderCache()
-    single.update_brokers({"brokers": [{"broker_id": 0, "url": "http://elsewhere:9", "state": "ready"}]})
+    single.update_brokers({"brokers": [{"broker_id": 0, "url": "http://elsewhere:9", "state": "alive"}]})
     single.update_topic("t", [(0, 0)])
     assert single.leader_url("t", 0) is None and single.broker_urls() == {}
 
