@@ -35,12 +35,27 @@ def test_wordcount_golden_output() -> None:
         for line in ("Hello Kafka Streams", "All streams lead to Kafka", "Join Kafka Summit"):
             text.pipe_input(None, line)
         assert out.read_key_values() == [
-            ("hello", 1), ("kafka", 1), ("streams", 1),
-            ("all", 1), ("streams", 2), ("lead", 1), ("to", 1), ("kafka", 2),
-            ("join", 1), ("kafka", 3), ("summit", 1),
+            ("hello", 1),
+            ("kafka", 1),
+            ("streams", 1),
+            ("all", 1),
+            ("streams", 2),
+            ("lead", 1),
+            ("to", 1),
+            ("kafka", 2),
+            ("join", 1),
+            ("kafka", 3),
+            ("summit", 1),
         ]
         assert dict(driver.get_store("counts").all()) == {
-            "hello": 1, "kafka": 3, "streams": 2, "all": 1, "lead": 1, "to": 1, "join": 1, "summit": 1,
+            "hello": 1,
+            "kafka": 3,
+            "streams": 2,
+            "all": 1,
+            "lead": 1,
+            "to": 1,
+            "join": 1,
+            "summit": 1,
         }
 
 
@@ -56,7 +71,8 @@ def test_stateless_operators() -> None:
     evens.map_values(lambda v: v * 10).to("evens")
     odds.map(lambda k, v: (f"{k}!", -v)).peek(lambda k, v: seen.append(v)).to("odds")
     stream.filter_not(lambda k, v: v >= 0).select_key(lambda k, v: "neg").merge(
-        stream.flat_map(lambda k, v: [(k, v)] * 2 if v == 3 else [])).to("other")
+        stream.flat_map(lambda k, v: [(k, v)] * 2 if v == 3 else [])
+    ).to("other")
     seen: list[int] = []
     with TopologyTestDriver(app) as driver:
         src = driver.create_input_topic("in")
@@ -71,16 +87,29 @@ def test_stateless_operators() -> None:
 # -- windows against brute force ----------------------------------------------------------------
 
 events = st.lists(
-    st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(min_value=0, max_value=200)), min_size=1, max_size=60
+    st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(min_value=0, max_value=200)),
+    min_size=1,
+    max_size=60,
 )
 
 
 @settings(max_examples=60, deadline=None)
-@given(events=events, size=st.integers(min_value=1, max_value=40), grace=st.integers(min_value=0, max_value=30))
-def test_suppressed_tumbling_counts_equal_brute_force(events: list[tuple[str, int]], size: int, grace: int) -> None:
+@given(
+    events=events, size=st.integers(min_value=1, max_value=40), grace=st.integers(min_value=0, max_value=30)
+)
+def test_suppressed_tumbling_counts_equal_brute_force(
+    events: list[tuple[str, int]], size: int, grace: int
+) -> None:
     app = ts.App("tumbling")
-    (app.stream("in").group_by_key().windowed_by(TimeWindows.of(size, grace_ms=grace)).count(store="c")
-     .suppress().to_stream().to("out"))
+    (
+        app.stream("in")
+        .group_by_key()
+        .windowed_by(TimeWindows.of(size, grace_ms=grace))
+        .count(store="c")
+        .suppress()
+        .to_stream()
+        .to("out")
+    )
     with TopologyTestDriver(app) as driver:
         src = driver.create_input_topic("in")
         for key, t in events:
@@ -127,11 +156,19 @@ def test_hopping_counts_equal_brute_force(events: list[tuple[str, int]], data: s
 
 
 @settings(max_examples=60, deadline=None)
-@given(events=events, gap=st.integers(min_value=1, max_value=20), grace=st.integers(min_value=0, max_value=30))
+@given(
+    events=events, gap=st.integers(min_value=1, max_value=20), grace=st.integers(min_value=0, max_value=30)
+)
 def test_session_counts_equal_brute_force(events: list[tuple[str, int]], gap: int, grace: int) -> None:
     app = ts.App("sessions")
-    (app.stream("in").group_by_key().windowed_by(SessionWindows.with_inactivity_gap(gap, grace_ms=grace))
-     .count(store="s").to_stream().to("out"))
+    (
+        app.stream("in")
+        .group_by_key()
+        .windowed_by(SessionWindows.with_inactivity_gap(gap, grace_ms=grace))
+        .count(store="s")
+        .to_stream()
+        .to("out")
+    )
     with TopologyTestDriver(app) as driver:
         src = driver.create_input_topic("in")
         for key, t in events:
@@ -171,8 +208,14 @@ def _sessions(stamps: list[int], gap: int) -> list[Window]:
 @given(events=events, d=st.integers(min_value=1, max_value=30), grace=st.integers(min_value=0, max_value=30))
 def test_sliding_counts_equal_brute_force(events: list[tuple[str, int]], d: int, grace: int) -> None:
     app = ts.App("sliding")
-    (app.stream("in").group_by_key().windowed_by(SlidingWindows.of(d, grace_ms=grace)).count(store="s")
-     .to_stream().to("out"))
+    (
+        app.stream("in")
+        .group_by_key()
+        .windowed_by(SlidingWindows.of(d, grace_ms=grace))
+        .count(store="s")
+        .to_stream()
+        .to("out")
+    )
     with TopologyTestDriver(app) as driver:
         src = driver.create_input_topic("in")
         for key, t in events:
@@ -190,7 +233,9 @@ def test_sliding_counts_equal_brute_force(events: list[tuple[str, int]], d: int,
     expected = {}
     for key, stamps in accepted.items():
         candidates = {Window(max(0, t - d), t) for t in stamps}
-        candidates |= {Window(t + 1, t + 1 + d) for t in stamps if any(t + 1 <= u <= t + 1 + d for u in stamps)}
+        candidates |= {
+            Window(t + 1, t + 1 + d) for t in stamps if any(t + 1 <= u <= t + 1 + d for u in stamps)
+        }
         for w in candidates:
             expected[(key, w)] = sum(1 for u in stamps if w.start <= u <= w.end)
     assert {(k.key, k.window): v for k, v in table.items()} == expected
@@ -199,9 +244,16 @@ def test_sliding_counts_equal_brute_force(events: list[tuple[str, int]], d: int,
 
 # -- joins against brute force ------------------------------------------------------------------
 
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["s", "t"]), st.sampled_from(["a", "b"]),
-                          st.integers(min_value=0, max_value=50)), max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["s", "t"]), st.sampled_from(["a", "b"]), st.integers(min_value=0, max_value=50)
+        ),
+        max_size=40,
+    )
+)
 def test_stream_table_join_sees_the_table_as_of_the_record_time(ops: list[tuple[str, str, int]]) -> None:
     app = ts.App("st-join")
     table = app.table("t")
@@ -224,10 +276,18 @@ def test_stream_table_join_sees_the_table_as_of_the_record_time(ops: list[tuple[
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["l", "r"]), st.sampled_from(["a", "b"]),
-                          st.integers(min_value=0, max_value=100)), max_size=40),
-       st.integers(min_value=0, max_value=20))
-def test_stream_stream_join_pairs_every_record_within_the_window(ops: list[tuple[str, str, int]], d: int) -> None:
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["l", "r"]), st.sampled_from(["a", "b"]), st.integers(min_value=0, max_value=100)
+        ),
+        max_size=40,
+    ),
+    st.integers(min_value=0, max_value=20),
+)
+def test_stream_stream_join_pairs_every_record_within_the_window(
+    ops: list[tuple[str, str, int]], d: int
+) -> None:
     app = ts.App("ss-join")
     right = app.stream("r")
     app.stream("l").join(right, lambda lv, rv: [lv, rv], JoinWindows.of(d, grace_ms=1000)).to("out")
@@ -238,13 +298,23 @@ def test_stream_stream_join_pairs_every_record_within_the_window(ops: list[tuple
             (lt if side == "l" else rt).pipe_input(key, i, stamp)
             (lefts if side == "l" else rights).append((key, i, stamp))
         got = sorted((k, tuple(v)) for k, v in driver.create_output_topic("out").read_key_values())
-    expected = sorted((k, (li, ri)) for k, li, lts in lefts for k2, ri, rts in rights if k == k2 and abs(lts - rts) <= d)
+    expected = sorted(
+        (k, (li, ri)) for k, li, lts in lefts for k2, ri, rts in rights if k == k2 and abs(lts - rts) <= d
+    )
     assert got == expected
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["l", "r"]), st.sampled_from(["a", "b", "c"]),
-                          st.one_of(st.none(), st.integers(min_value=0, max_value=9))), max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["l", "r"]),
+            st.sampled_from(["a", "b", "c"]),
+            st.one_of(st.none(), st.integers(min_value=0, max_value=9)),
+        ),
+        max_size=40,
+    )
+)
 def test_table_table_join_final_state(ops: list[tuple[str, str, int | None]]) -> None:
     app = ts.App("tt-join")
     left, right = app.table("l"), app.table("r")
@@ -276,7 +346,7 @@ def test_left_stream_join_emits_unmatched_records_once_their_window_closed() -> 
         out = driver.create_output_topic("out")
         lt.pipe_input("a", "x", 100)
         rt.pipe_input("b", "y", 105)
-        assert out.read_key_values() == []          # not yet: a match may still come
+        assert out.read_key_values() == []  # not yet: a match may still come
         rt.pipe_input("a", "z", 108)
         assert out.read_key_values() == [("a", ["x", "z"])]
         lt.pipe_input("b", "w", 200)  # the right "b"@105 is outside its window: no match
@@ -289,8 +359,9 @@ def test_left_stream_join_emits_unmatched_records_once_their_window_closed() -> 
 def test_global_table_join_with_key_mapper() -> None:
     app = ts.App("global")
     users = app.global_table("users")
-    app.stream("orders").join(users, lambda order, user: {"order": order, "user": user},
-                              key_mapper=lambda key, order: order["user"]).to("enriched")
+    app.stream("orders").join(
+        users, lambda order, user: {"order": order, "user": user}, key_mapper=lambda key, order: order["user"]
+    ).to("enriched")
     with TopologyTestDriver(app) as driver:
         driver.create_input_topic("users").pipe_input("u1", {"name": "Ada"}, 0)
         orders = driver.create_input_topic("orders")
@@ -302,6 +373,7 @@ def test_global_table_join_with_key_mapper() -> None:
 
 
 # -- processor API, punctuation, errors ---------------------------------------------------------
+
 
 class Dedupe(ts.Processor):
     def init(self, context: ts.ProcessorContext) -> None:
@@ -327,7 +399,11 @@ def test_processor_api_with_a_store_and_stream_time_punctuation() -> None:
         for key, t in [("a", 0), ("a", 50), ("b", 120), ("c", 150), ("b", 260)]:
             src.pipe_input(key, t, t)
         assert driver.create_output_topic("out").read_key_values() == [
-            ("a", 0), ("b", 120), ("tick", 120), ("c", 150), ("tick", 260)
+            ("a", 0),
+            ("b", 120),
+            ("tick", 120),
+            ("c", 150),
+            ("tick", 260),
         ]
 
 
@@ -358,7 +434,7 @@ def test_bad_records_follow_the_processing_errors_strategy(mode: str) -> None:
 
 
 def test_eos_style_running_aggregates_through_a_repartition() -> None:
-    """Kafka's EosTestDriver topology: echo, min, max, sum and cnt per key, before and after repartitioning."""
+    """Kafka's EosTestDriver topology: echo, min, max, sum and cnt per key, before and after a repartition."""
     app = ts.App("eos")
     data = app.stream("data")
     data.to("echo")
@@ -377,9 +453,15 @@ def test_eos_style_running_aggregates_through_a_repartition() -> None:
         for k, v in records:
             by_key[k].append(v)
         assert driver.create_output_topic("echo").read_key_values() == records
-        assert driver.create_output_topic("min").read_key_values_to_map() == {k: min(v) for k, v in by_key.items()}
-        assert driver.create_output_topic("max").read_key_values_to_map() == {k: max(v) for k, v in by_key.items()}
-        assert driver.create_output_topic("sum").read_key_values_to_map() == {k: sum(v) for k, v in by_key.items()}
+        assert driver.create_output_topic("min").read_key_values_to_map() == {
+            k: min(v) for k, v in by_key.items()
+        }
+        assert driver.create_output_topic("max").read_key_values_to_map() == {
+            k: max(v) for k, v in by_key.items()
+        }
+        assert driver.create_output_topic("sum").read_key_values_to_map() == {
+            k: sum(v) for k, v in by_key.items()
+        }
         assert driver.create_output_topic("cnt").read_key_values_to_map() == {
             f"r-{k}": len(v) for k, v in by_key.items()
         }

@@ -13,7 +13,9 @@ timestamps = st.integers(min_value=0, max_value=500)
 
 
 @given(size=sizes, data=st.data(), ts=timestamps)
-def test_time_windows_are_every_aligned_window_holding_the_timestamp(size: int, data: st.DataObject, ts: int) -> None:
+def test_time_windows_are_every_aligned_window_holding_the_timestamp(
+    size: int, data: st.DataObject, ts: int
+) -> None:
     advance = data.draw(st.integers(min_value=1, max_value=size))
     windows = TimeWindows.of(size).advance_by(advance)
     expected = [Window(s, s + size) for s in range(0, ts + 1) if s % advance == 0 and s <= ts < s + size]

@@ -28,7 +28,14 @@ from tidelog.streams._nodes import Processor
 from tidelog.streams._stores import KeyValueStore, VersionedStore
 from tidelog.streams._task import DeadLetter, ProcessingError
 from tidelog.streams._topology import TopologyError
-from tidelog.streams._windows import JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed
+from tidelog.streams._windows import (
+    JoinWindows,
+    SessionWindows,
+    SlidingWindows,
+    TimeWindows,
+    Window,
+    Windowed,
+)
 
 __all__ = [
     "App",

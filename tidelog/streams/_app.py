@@ -88,14 +88,20 @@ class App:
 
     # -- building ---------------------------------------------------------------------------------
 
-    def stream(self, topics: str | Sequence[str], *,
-               timestamp_extractor: Callable[[Any, Any, int], int] | None = None) -> KStream:
+    def stream(
+        self,
+        topics: str | Sequence[str],
+        *,
+        timestamp_extractor: Callable[[Any, Any, int], int] | None = None,
+    ) -> KStream:
         """A stream of one topic, or of several merged (they must be co-partitioned to join later)."""
         names = [topics] if isinstance(topics, str) else list(topics)
         if not names:
             raise TopologyError("stream() needs at least one topic")
-        streams = [KStream(self.topology, self.topology.source(t, timestamp_extractor=timestamp_extractor))
-                   for t in names]
+        streams = [
+            KStream(self.topology, self.topology.source(t, timestamp_extractor=timestamp_extractor))
+            for t in names
+        ]
         if len(streams) == 1:
             return streams[0]
         merged = PassNode(self.topology.name("KSTREAM-MERGE"))

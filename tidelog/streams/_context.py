@@ -101,7 +101,9 @@ class TaskContext:
     def emit(self, topic: str, record: StreamRecord) -> None:
         source = (self.topic, self.partition, self.offset, self._seq)
         self._seq += 1
-        self.emitted.append(Emitted(topic, record.key, record.value, record.timestamp, record.headers, source))
+        self.emitted.append(
+            Emitted(topic, record.key, record.value, record.timestamp, record.headers, source)
+        )
 
     def count(self, metric: str, n: int = 1) -> None:
         self.metrics[metric] = self.metrics.get(metric, 0) + n
@@ -172,7 +174,9 @@ class ProcessorContext:
     def stream_time(self) -> int:
         return self._task.stream_time
 
-    def forward(self, key: Any, value: Any, timestamp: int | None = None, headers: Headers | None = None) -> None:
+    def forward(
+        self, key: Any, value: Any, timestamp: int | None = None, headers: Headers | None = None
+    ) -> None:
         ts = self._task.timestamp if timestamp is None else timestamp
         self._forward(StreamRecord(key, value, ts, self._task.headers if headers is None else headers))
 

@@ -45,7 +45,9 @@ class KStream:
 
     def _then(self, node: n.Node, *, key_changed: bool | None = None) -> KStream:
         self._node.add_child(node)
-        return KStream(self._topology, node, key_changed=self._key_changed if key_changed is None else key_changed)
+        return KStream(
+            self._topology, node, key_changed=self._key_changed if key_changed is None else key_changed
+        )
 
     def _name(self, prefix: str) -> str:
         return self._topology.name(prefix)
@@ -71,7 +73,9 @@ class KStream:
         return self._then(n.MapNode(self._name("KSTREAM-KEY-SELECT"), fn, "select_key"), key_changed=True)
 
     def flat_map(self, fn: Callable[[Any, Any], Iterable[tuple[Any, Any]]]) -> KStream:
-        return self._then(n.FlatMapNode(self._name("KSTREAM-FLATMAP"), fn, values_only=False), key_changed=True)
+        return self._then(
+            n.FlatMapNode(self._name("KSTREAM-FLATMAP"), fn, values_only=False), key_changed=True
+        )
 
     def flat_map_values(self, fn: Callable[[Any], Iterable[Any]]) -> KStream:
         return self._then(n.FlatMapNode(self._name("KSTREAM-FLATMAPVALUES"), fn, values_only=True))
@@ -129,22 +133,45 @@ class KStream:
 
     # -- joins ------------------------------------------------------------------------------------
 
-    def join(self, other: KStream | KTable | GlobalKTable, joiner: Callable[[Any, Any], Any],
-             windows: JoinWindows | None = None, *, key_mapper: Callable[[Any, Any], Any] | None = None) -> KStream:
+    def join(
+        self,
+        other: KStream | KTable | GlobalKTable,
+        joiner: Callable[[Any, Any], Any],
+        windows: JoinWindows | None = None,
+        *,
+        key_mapper: Callable[[Any, Any], Any] | None = None,
+    ) -> KStream:
         """Inner join with a stream (within ``windows``), a table, or a global table."""
         return self._join(other, joiner, windows, key_mapper, left=False)
 
-    def left_join(self, other: KStream | KTable | GlobalKTable, joiner: Callable[[Any, Any], Any],
-                  windows: JoinWindows | None = None, *,
-                  key_mapper: Callable[[Any, Any], Any] | None = None) -> KStream:
+    def left_join(
+        self,
+        other: KStream | KTable | GlobalKTable,
+        joiner: Callable[[Any, Any], Any],
+        windows: JoinWindows | None = None,
+        *,
+        key_mapper: Callable[[Any, Any], Any] | None = None,
+    ) -> KStream:
         return self._join(other, joiner, windows, key_mapper, left=True)
 
-    def _join(self, other: Any, joiner: Callable[[Any, Any], Any], windows: JoinWindows | None,
-              key_mapper: Callable[[Any, Any], Any] | None, *, left: bool) -> KStream:
+    def _join(
+        self,
+        other: Any,
+        joiner: Callable[[Any, Any], Any],
+        windows: JoinWindows | None,
+        key_mapper: Callable[[Any, Any], Any] | None,
+        *,
+        left: bool,
+    ) -> KStream:
         if isinstance(other, GlobalKTable):
-            node = s.StreamTableJoinNode(self._name("KSTREAM-GLOBALJOIN"), other.store, joiner, left=left,
-                                         key_mapper=key_mapper or (lambda k, _v: k),
-                                         global_stores=other.stores)
+            node = s.StreamTableJoinNode(
+                self._name("KSTREAM-GLOBALJOIN"),
+                other.store,
+                joiner,
+                left=left,
+                key_mapper=key_mapper or (lambda k, _v: k),
+                global_stores=other.stores,
+            )
             return self._then(node)
         if isinstance(other, KTable):
             this = self._co_located(None)
@@ -158,12 +185,28 @@ class KStream:
             left_store = self._topology.add_store(StoreSpec(self._name("KSTREAM-JOINTHIS-STORE"))).name
             right_store = self._topology.add_store(StoreSpec(self._name("KSTREAM-JOINOTHER-STORE"))).name
             out = n.PassNode(self._name("KSTREAM-MERGE"))
-            this_node = s.StreamStreamJoinNode(self._name("KSTREAM-JOINTHIS"), left_store, right_store, joiner,
-                                               windows.before, windows.after, windows.grace,
-                                               this_is_left=True, left_join=left)
-            that_node = s.StreamStreamJoinNode(self._name("KSTREAM-JOINOTHER"), right_store, left_store, joiner,
-                                               windows.after, windows.before, windows.grace,
-                                               this_is_left=False, left_join=False)
+            this_node = s.StreamStreamJoinNode(
+                self._name("KSTREAM-JOINTHIS"),
+                left_store,
+                right_store,
+                joiner,
+                windows.before,
+                windows.after,
+                windows.grace,
+                this_is_left=True,
+                left_join=left,
+            )
+            that_node = s.StreamStreamJoinNode(
+                self._name("KSTREAM-JOINOTHER"),
+                right_store,
+                left_store,
+                joiner,
+                windows.after,
+                windows.before,
+                windows.grace,
+                this_is_left=False,
+                left_join=False,
+            )
             this._node.add_child(this_node)
             that._node.add_child(that_node)
             this_node.add_child(out)
@@ -206,16 +249,22 @@ class KGroupedStream:
 
         return self.aggregate(_reduce_init, aggregator, store=store)
 
-    def aggregate(self, initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any], *,
-                  store: str | None = None) -> KTable:
+    def aggregate(
+        self,
+        initializer: Callable[[], Any],
+        aggregator: Callable[[Any, Any, Any], Any],
+        *,
+        store: str | None = None,
+    ) -> KTable:
         name = self._store(store, "KSTREAM-AGGREGATE-STATE-STORE")
         source = self._source(name)
         node = s.AggregateNode(self._topology.name("KSTREAM-AGGREGATE"), name, initializer, aggregator)
         source._node.add_child(node)
         return KTable(self._topology, node, name)
 
-    def windowed_by(self, windows: TimeWindows | SlidingWindows | SessionWindows,
-                    *, retention_ms: int | None = None) -> TimeWindowedKStream | SessionWindowedKStream:
+    def windowed_by(
+        self, windows: TimeWindows | SlidingWindows | SessionWindows, *, retention_ms: int | None = None
+    ) -> TimeWindowedKStream | SessionWindowedKStream:
         if isinstance(windows, SessionWindows):
             return SessionWindowedKStream(self, windows, retention_ms)
         return TimeWindowedKStream(self, windows, retention_ms)
@@ -228,8 +277,9 @@ def _reduce_init() -> Any:
 class TimeWindowedKStream:
     """A grouped stream over tumbling, hopping or sliding windows."""
 
-    def __init__(self, grouped: KGroupedStream, windows: TimeWindows | SlidingWindows,
-                 retention_ms: int | None) -> None:
+    def __init__(
+        self, grouped: KGroupedStream, windows: TimeWindows | SlidingWindows, retention_ms: int | None
+    ) -> None:
         self._grouped = grouped
         self._windows = windows
         self._retention = retention_ms
@@ -243,21 +293,31 @@ class TimeWindowedKStream:
 
         return self.aggregate(_reduce_init, aggregator, store=store)
 
-    def aggregate(self, initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any], *,
-                  store: str | None = None) -> KTable:
+    def aggregate(
+        self,
+        initializer: Callable[[], Any],
+        aggregator: Callable[[Any, Any, Any], Any],
+        *,
+        store: str | None = None,
+    ) -> KTable:
         topology = self._grouped._topology
         name = self._grouped._store(store, "KSTREAM-AGGREGATE-STATE-STORE")
         source = self._grouped._source(name)
         windows = self._windows
         node: n.Node
         if isinstance(windows, SlidingWindows):
-            node = s.SlidingAggregateNode(topology.name("KSTREAM-SLIDINGWINDOWAGGREGATE"), name, windows,
-                                          initializer, aggregator)
+            node = s.SlidingAggregateNode(
+                topology.name("KSTREAM-SLIDINGWINDOWAGGREGATE"), name, windows, initializer, aggregator
+            )
         else:
-            retention = self._retention if self._retention is not None else max(
-                DEFAULT_WINDOW_RETENTION - windows.size - windows.grace, 0)
-            node = s.WindowedAggregateNode(topology.name("KSTREAM-WINDOWAGGREGATE"), name, windows,
-                                           initializer, aggregator, retention)
+            retention = (
+                self._retention
+                if self._retention is not None
+                else max(DEFAULT_WINDOW_RETENTION - windows.size - windows.grace, 0)
+            )
+            node = s.WindowedAggregateNode(
+                topology.name("KSTREAM-WINDOWAGGREGATE"), name, windows, initializer, aggregator, retention
+            )
         source._node.add_child(node)
         return KTable(topology, node, name, windows=windows)
 
@@ -282,13 +342,26 @@ class SessionWindowedKStream:
 
         return self.aggregate(_reduce_init, aggregator, merger, store=store)
 
-    def aggregate(self, initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any],
-                  merger: Callable[[Any, Any, Any], Any], *, store: str | None = None) -> KTable:
+    def aggregate(
+        self,
+        initializer: Callable[[], Any],
+        aggregator: Callable[[Any, Any, Any], Any],
+        merger: Callable[[Any, Any, Any], Any],
+        *,
+        store: str | None = None,
+    ) -> KTable:
         topology = self._grouped._topology
         name = self._grouped._store(store, "KSTREAM-AGGREGATE-STATE-STORE")
         source = self._grouped._source(name)
-        node = s.SessionAggregateNode(topology.name("KSTREAM-SESSIONWINDOWAGGREGATE"), name, self._windows,
-                                      initializer, aggregator, merger, self._retention)
+        node = s.SessionAggregateNode(
+            topology.name("KSTREAM-SESSIONWINDOWAGGREGATE"),
+            name,
+            self._windows,
+            initializer,
+            aggregator,
+            merger,
+            self._retention,
+        )
         source._node.add_child(node)
         return KTable(topology, node, name, windows=self._windows)
 
@@ -296,8 +369,13 @@ class SessionWindowedKStream:
 class KTable:
     """A changelog stream read as a table: the latest value per key."""
 
-    def __init__(self, topology: Topology, node: n.Node, store: str | None,
-                 windows: TimeWindows | SlidingWindows | SessionWindows | None = None) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        node: n.Node,
+        store: str | None,
+        windows: TimeWindows | SlidingWindows | SessionWindows | None = None,
+    ) -> None:
         self._topology = topology
         self._node = node
         self.store = store
@@ -350,10 +428,12 @@ class KTable:
     def _table_join(self, other: KTable, joiner: Callable[[Any, Any], Any], mode: str) -> KTable:
         mine, theirs = self._materialized(), other._materialized()
         out = n.PassNode(self._topology.name("KTABLE-MERGE"))
-        left = s.TableTableJoinNode(self._topology.name("KTABLE-JOINTHIS"), theirs, joiner,
-                                    this_is_left=True, mode=mode)
-        right = s.TableTableJoinNode(self._topology.name("KTABLE-JOINOTHER"), mine, joiner,
-                                     this_is_left=False, mode=mode)
+        left = s.TableTableJoinNode(
+            self._topology.name("KTABLE-JOINTHIS"), theirs, joiner, this_is_left=True, mode=mode
+        )
+        right = s.TableTableJoinNode(
+            self._topology.name("KTABLE-JOINOTHER"), mine, joiner, this_is_left=False, mode=mode
+        )
         left.stores = (theirs,)
         right.stores = (mine,)
         self._node.add_child(left)

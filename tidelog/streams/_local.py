@@ -36,7 +36,9 @@ class LocalState:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("CREATE TABLE IF NOT EXISTS entries (store TEXT, key TEXT, value TEXT, PRIMARY KEY (store, key))")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS entries (store TEXT, key TEXT, value TEXT, PRIMARY KEY (store, key))"
+        )
         db.execute("CREATE TABLE IF NOT EXISTS checkpoint (store TEXT PRIMARY KEY, position INTEGER)")
         db.execute("SELECT count(*) FROM entries").fetchone()
         return db
@@ -58,8 +60,10 @@ class LocalState:
                     if value is None:
                         db.execute("DELETE FROM entries WHERE store = ? AND key = ?", (store, key))
                     else:
-                        db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)",
-                                   (store, key, json.dumps(value, separators=(",", ":"))))
+                        db.execute(
+                            "INSERT OR REPLACE INTO entries VALUES (?, ?, ?)",
+                            (store, key, json.dumps(value, separators=(",", ":"))),
+                        )
             for store, position in positions.items():
                 db.execute("INSERT OR REPLACE INTO checkpoint VALUES (?, ?)", (store, position))
             db.execute("COMMIT")

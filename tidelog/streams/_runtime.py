@@ -19,9 +19,10 @@ crashed run wrote for inputs that were never committed. Their keys are **repaire
 value (or a tombstone) is appended and acknowledged before the task processes anything, so a later
 restore that replays past them ends on the committed value. State thus never counts an input twice.
 
-**Across a repartition topic** every record carries the (topic, partition, offset, sequence) of the
-input it came from (header ``__streams.src``); the downstream task keeps the last one per source
-partition in a store of its own (changelogged like the others) and drops replays, so aggregations
+**Across a repartition topic** (and on every output) every record carries the (topic, partition,
+offset, sequence) of the input it came from (header ``__streams.src``); the downstream task keeps
+the last one per source partition in a store of its own (changelogged like the others) and drops
+replays, so aggregations
 after a repartition count every input once, too. Outputs to user topics are at-least-once: after a
 crash they may repeat (see docs/streams.md).
 """
@@ -36,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tidelog import Client, Record, TopicPartition
+from tidelog import Client, PartitionReader, Record, TopicPartition
 from tidelog._errors import IllegalGenerationError, RebalanceInProgressError, TidelogError, UnknownMemberError
 from tidelog.streams._context import TaskId
 from tidelog.streams._local import LocalState
@@ -108,6 +109,7 @@ class Runtime:
         self._metrics: dict[str, int] = {"records-processed": 0, "duplicates-dropped": 0}
         self._futures: list[Any] = []
         self._last_purge = time.monotonic()
+        self._last_global_poll = 0.0
 
     def metrics(self) -> dict[str, int]:
         total = dict(self._metrics)
@@ -130,10 +132,11 @@ class Runtime:
             for topic in sub.source_topics:
                 if topic not in self.internal_topics:
                     known[topic] = admin.describe_topic(topic).partition_count
-        for spec in self.topology.global_tables.values():
-            known[spec.topic] = admin.describe_topic(spec.topic).partition_count
-        writer: dict[str, SubTopology] = {t: sub for sub in self.subs for t in sub.sink_topics
-                                          if t in self.internal_topics}
+        for table in self.topology.global_tables.values():
+            known[table.topic] = admin.describe_topic(table.topic).partition_count
+        writer: dict[str, SubTopology] = {
+            t: sub for sub in self.subs for t in sub.sink_topics if t in self.internal_topics
+        }
         pending = list(self.subs)
         for _ in range(len(self.subs) + 1):
             for sub in list(pending):
@@ -163,8 +166,12 @@ class Runtime:
         for sub in self.subs:
             for spec in self._stores_of(sub):
                 if spec.logged:
-                    self._ensure_topic(self.topology.changelog_topic(spec.name), self.partition_counts[sub.id],
-                                       {"cleanup.policy": "compact"}, rf)
+                    self._ensure_topic(
+                        self.topology.changelog_topic(spec.name),
+                        self.partition_counts[sub.id],
+                        {"cleanup.policy": "compact"},
+                        rf,
+                    )
 
     def _ensure_topic(self, topic: str, partitions: int, configs: dict[str, Any], rf: int | None) -> None:
         admin = self.client.admin
@@ -179,12 +186,18 @@ class Runtime:
                     raise
                 existing = admin.describe_topic(topic).partition_count
         if existing != partitions:
-            raise TopologyError(f"internal topic {topic} has {existing} partitions, the topology needs {partitions}")
+            raise TopologyError(
+                f"internal topic {topic} has {existing} partitions, the topology needs {partitions}"
+            )
 
     # -- the loop ---------------------------------------------------------------------------------
 
     def run(self, should_stop: Callable[[], bool]) -> None:
-        self.prepare_topics()
+        try:
+            self.prepare_topics()
+        except BaseException:
+            self.client.close()
+            raise
         topics = sorted(self.by_topic)
         self.producer = self.client.producer(acks="all", linger_ms=2)
         self.consumer = self.client.consumer(
@@ -221,6 +234,28 @@ class Runtime:
             finally:
                 self.producer.close()
                 self.client.close()
+
+    def _bootstrap_globals(self) -> list[tuple[PartitionReader, VersionedStore]]:
+        """Read every global table to its end before processing starts (as Kafka's GlobalStreamThread)."""
+        readers: list[tuple[PartitionReader, VersionedStore]] = []
+        for spec in self.topology.global_tables.values():
+            store = spec.store.create()
+            assert isinstance(store, VersionedStore)
+            self.app.global_stores[spec.store.name] = store
+            for partition in range(self.client.admin.describe_topic(spec.topic).partition_count):
+                reader = self.client.reader(spec.topic, partition, offset="earliest")
+                for record in reader.read_to_end(timeout_ms=0):
+                    store.put(record.key, record.value, record.timestamp)
+                readers.append((reader, store))
+        return readers
+
+    def _poll_globals(self, readers: list[tuple[PartitionReader, VersionedStore]]) -> None:
+        if not readers or time.monotonic() - self._last_global_poll < 0.1:
+            return
+        self._last_global_poll = time.monotonic()
+        for reader, store in readers:
+            for record in reader.poll(timeout_ms=0):
+                store.put(record.key, record.value, record.timestamp)
 
     def _buffer(self, record: Record) -> None:
         sub = self.by_topic.get(record.topic)
@@ -264,8 +299,9 @@ class Runtime:
             key = None if key is None else json.loads(key)
             key = tuple(key) if isinstance(key, list) else key
         headers = tuple((k, v) for k, v in record.headers if not k.startswith("__streams."))
-        running.task.process(record.topic, record.partition, record.offset, key, record.value,
-                             record.timestamp, headers)
+        running.task.process(
+            record.topic, record.partition, record.offset, key, record.value, record.timestamp, headers
+        )
         running.positions[record.topic_partition] = record.offset + 1
         self._metrics["records-processed"] += 1
 
@@ -289,18 +325,31 @@ class Runtime:
         for out in task.take_output():
             internal = out.topic in self.internal_topics
             headers: list[tuple[str, str | bytes | None]] = [(k, v) for k, v in out.headers]
-            if internal:
-                headers.append((SRC_HEADER, "|".join(str(x) for x in out.source)))
+            # Where the record came from: the dedupe key downstream of a repartition topic, and what
+            # lets a reader of an output topic collapse the repeats of an at-least-once restart.
+            headers.append((SRC_HEADER, "|".join(str(x) for x in out.source)))
             value = out.value
-            self._futures.append(self.producer.send(
-                out.topic, value, key=wire_key(out.key, internal=internal), headers=headers,
-                timestamp=max(0, out.timestamp)))
+            self._futures.append(
+                self.producer.send(
+                    out.topic,
+                    value,
+                    key=wire_key(out.key, internal=internal),
+                    headers=headers,
+                    timestamp=max(0, out.timestamp),
+                )
+            )
         dlq = self.app.dead_letter_topic or f"{self.app.application_id}-dlq"
         for letter in task.take_dead_letters():
             headers = [(k, v) for k, v in letter.headers] + list(letter.context_headers())
-            self._futures.append(self.producer.send(
-                dlq, letter.value, key=wire_key(letter.key, internal=False), headers=headers,
-                timestamp=max(0, letter.timestamp)))
+            self._futures.append(
+                self.producer.send(
+                    dlq,
+                    letter.value,
+                    key=wire_key(letter.key, internal=False),
+                    headers=headers,
+                    timestamp=max(0, letter.timestamp),
+                )
+            )
 
     # -- commit -----------------------------------------------------------------------------------
 
@@ -309,12 +358,15 @@ class Runtime:
         last: dict[tuple[TaskId, str], Any] = {}
         for tid, running in self.tasks.items():
             self._send_output(running)
-            stamp = ",".join(f"{tp.topic}|{tp.partition}|{off}" for tp, off in sorted(running.positions.items()))
+            stamp = ",".join(
+                f"{tp.topic}|{tp.partition}|{off}" for tp, off in sorted(running.positions.items())
+            )
             for store, items in running.task.take_changes().items():
                 topic = self.topology.changelog_topic(store)
                 for key, value in items:
-                    last[(tid, store)] = self.producer.send(topic, value, key=key, partition=tid.partition,
-                                                            headers=[(INPUT_HEADER, stamp)])
+                    last[(tid, store)] = self.producer.send(
+                        topic, value, key=key, partition=tid.partition, headers=[(INPUT_HEADER, stamp)]
+                    )
                     running.unflushed.setdefault(store, {})[key] = value
         self.producer.flush()
         futures, self._futures = self._futures, []
@@ -336,7 +388,9 @@ class Runtime:
         try:
             self.consumer.commit(offsets, metadata=metadata)
         except (IllegalGenerationError, UnknownMemberError, RebalanceInProgressError) as error:
-            log.info("commit of task %s refused (%s): its inputs will be processed again", running.task.id, error)
+            log.info(
+                "commit of task %s refused (%s): its inputs will be processed again", running.task.id, error
+            )
             return
         changes = {store: list(items.items()) for store, items in running.unflushed.items()}
         running.local.flush(changes, running.changelog)
@@ -350,7 +404,8 @@ class Runtime:
                     continue
                 try:
                     answer = self.client.http.post(
-                        f"/v1/topics/{tp.topic}/partitions/{tp.partition}/delete-records", json={"offset": offset}
+                        f"/v1/topics/{tp.topic}/partitions/{tp.partition}/delete-records",
+                        json={"offset": offset},
                     )
                 except Exception as error:  # the purge is housekeeping: never fail processing for it
                     log.debug("purge of %s failed: %s", tp, error)
@@ -367,7 +422,9 @@ class Runtime:
                 self._open_task(TaskId(sub.id, tp.partition))
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
-        gone = {TaskId(self.by_topic[tp.topic].id, tp.partition) for tp in partitions if tp.topic in self.by_topic}
+        gone = {
+            TaskId(self.by_topic[tp.topic].id, tp.partition) for tp in partitions if tp.topic in self.by_topic
+        }
         if not gone:
             return
         try:
@@ -387,8 +444,9 @@ class Runtime:
         sub = self.subs[tid.subtopology]
         specs = self._stores_of(sub)
         stores = {spec.name: spec.create() for spec in specs}
-        task = StreamTask(self.app.application_id, tid, sub, processing_errors=self.app.processing_errors,
-                          stores=stores)
+        task = StreamTask(
+            self.app.application_id, tid, sub, processing_errors=self.app.processing_errors, stores=stores
+        )
         inputs = [TopicPartition(t, tid.partition) for t in sub.source_topics]
         local = LocalState(self.app.state_dir / self.app.application_id / f"{tid}.sqlite")
         running = _Running(task, inputs, local)
@@ -404,7 +462,9 @@ class Runtime:
         self.tasks[tid] = running
         return running
 
-    def _committed(self, inputs: list[TopicPartition]) -> dict[TopicPartition, tuple[int | None, dict[str, int]]]:
+    def _committed(
+        self, inputs: list[TopicPartition]
+    ) -> dict[TopicPartition, tuple[int | None, dict[str, int]]]:
         wanted = set(inputs)
         result: dict[TopicPartition, tuple[int | None, dict[str, int]]] = {}
         for o in self.client.admin.list_group_offsets(self.app.application_id).offsets:
@@ -437,7 +497,9 @@ class Runtime:
                     store.restore(key, value)
             target = committed.get(spec.name, 0)
             topic = self.topology.changelog_topic(spec.name)
-            reader = self.client.reader(topic, tid.partition, offset=start if start is not None else "earliest")
+            reader = self.client.reader(
+                topic, tid.partition, offset=start if start is not None else "earliest"
+            )
             garbage: set[str] = set()
             deadline = time.monotonic() + 300
             while True:
@@ -453,12 +515,20 @@ class Runtime:
                     raise TimeoutError(f"restoring {topic}-{tid.partition} took over 5 minutes")
             running.changelog[spec.name] = max(target, reader.position)
             for key in garbage:
-                repaired[spec.name] = self.producer.send(topic, _encoded_value(store, key), key=key,
-                                                         partition=tid.partition,
-                                                         headers=[(INPUT_HEADER, "repair")])
+                repaired[spec.name] = self.producer.send(
+                    topic,
+                    _encoded_value(store, key),
+                    key=key,
+                    partition=tid.partition,
+                    headers=[(INPUT_HEADER, "repair")],
+                )
             if garbage:
-                log.info("task %s: %d keys of %s written after the last commit were repaired", tid,
-                         len(garbage), spec.name)
+                log.info(
+                    "task %s: %d keys of %s written after the last commit were repaired",
+                    tid,
+                    len(garbage),
+                    spec.name,
+                )
             store.drain_changes()
         if repaired:
             self.producer.flush()

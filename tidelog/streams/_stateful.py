@@ -15,7 +15,14 @@ from typing import Any
 from tidelog.streams._context import StreamRecord, TaskContext
 from tidelog.streams._nodes import Node
 from tidelog.streams._stores import KeyValueStore, VersionedStore
-from tidelog.streams._windows import SessionWindows, SlidingWindows, TimeWindows, Window, Windowed, merge_session
+from tidelog.streams._windows import (
+    SessionWindows,
+    SlidingWindows,
+    TimeWindows,
+    Window,
+    Windowed,
+    merge_session,
+)
 
 __all__ = [
     "AggregateNode",
@@ -338,7 +345,10 @@ class StreamTableJoinNode(Node):
             ctx.count("dropped-records")
             return
         store = (self.global_stores or ctx.stores)[self.table_store]
-        table_value = store.get(lookup, rec.timestamp) if isinstance(store, VersionedStore) else store.get(lookup)
+        if isinstance(store, VersionedStore):
+            table_value = store.get(lookup, rec.timestamp)
+        else:
+            table_value = store.latest(lookup)
         if table_value is None and not self.left:
             return
         self.forward(ctx, rec._replace(value=self.joiner(rec.value, table_value)))
@@ -376,7 +386,7 @@ class TableTableJoinNode(Node):
         if rec.key is None:
             return
         other_store = ctx.store(self.other_store)
-        other = other_store.get(rec.key)
+        other = other_store.latest(rec.key)
         new = self._join(rec.value, other)
         old = self._join(rec.old, other)
         if new is None and old is None:
@@ -440,8 +450,11 @@ class StreamStreamJoinNode(Node):
         if matched and others:
             other_store.put(rec.key, others)
         mine = this_store.get(rec.key) or []
-        mine.append([rec.timestamp, rec.value, matched] if (self.left_join and self.this_is_left) else
-                    [rec.timestamp, rec.value])
+        mine.append(
+            [rec.timestamp, rec.value, matched]
+            if (self.left_join and self.this_is_left)
+            else [rec.timestamp, rec.value]
+        )
         this_store.put(rec.key, mine)
 
     def on_stream_time(self, ctx: TaskContext) -> None:

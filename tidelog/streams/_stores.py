@@ -56,6 +56,10 @@ class Store:
         self._dirty.clear()
         return changes
 
+    def latest(self, key: Any) -> Any:  # pragma: no cover - abstract
+        """The current value of ``key`` (``None`` when absent)."""
+        raise NotImplementedError
+
     def restore(self, encoded_key: str, value: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -74,6 +78,9 @@ class KeyValueStore(Store):
         self._data: dict[Any, Any] = {}
 
     def get(self, key: Any) -> Any:
+        return self._data.get(key)
+
+    def latest(self, key: Any) -> Any:
         return self._data.get(key)
 
     def put(self, key: Any, value: Any) -> None:
@@ -157,6 +164,9 @@ class VersionedStore(Store):
             return versions[-1][1]
         index = bisect.bisect_right([t for t, _ in versions], as_of)
         return versions[index - 1][1] if index else None
+
+    def latest(self, key: Any) -> Any:
+        return self.get(key)
 
     def restore(self, encoded_key: str, value: Any) -> None:
         key = decode_key(encoded_key)

@@ -72,7 +72,9 @@ class StreamTask:
         self.id = task_id
         self.sub = sub
         self.processing_errors = processing_errors
-        self.stores: dict[str, Store] = stores if stores is not None else {s.name: s.create() for s in sub.stores}
+        self.stores: dict[str, Store] = (
+            stores if stores is not None else {s.name: s.create() for s in sub.stores}
+        )
         self.ctx = TaskContext(application_id, task_id, self.stores)
         self._timed = [node for node in sub.nodes if type(node).on_stream_time is not Node.on_stream_time]
         self._initialised = False
@@ -107,16 +109,36 @@ class StreamTask:
             self._failed(topic, partition, offset, key, value, timestamp, headers, error)
         self._after_record()
 
-    def _failed(self, topic: str, partition: int, offset: int, key: Any, value: Any, timestamp: int,
-                headers: Headers, error: Exception) -> None:
+    def _failed(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: Any,
+        value: Any,
+        timestamp: int,
+        headers: Headers,
+        error: Exception,
+    ) -> None:
         if self.processing_errors == "fail":
             raise ProcessingError(
                 f"task {self.id} failed on {topic}-{partition}@{offset}: {type(error).__name__}: {error}"
             ) from error
         self.ctx.count("skipped-records")
         if self.processing_errors == "dead-letter":
-            self.dead_letters.append(DeadLetter(topic, partition, offset, key, value, timestamp, headers,
-                                                f"{type(error).__name__}: {error}", traceback.format_exc()))
+            self.dead_letters.append(
+                DeadLetter(
+                    topic,
+                    partition,
+                    offset,
+                    key,
+                    value,
+                    timestamp,
+                    headers,
+                    f"{type(error).__name__}: {error}",
+                    traceback.format_exc(),
+                )
+            )
 
     def _after_record(self) -> None:
         for node in self._timed:

@@ -78,14 +78,20 @@ class Topology:
         """A generated node or store name, numbered in build order as Kafka Streams numbers them."""
         return f"{prefix}-{next(self._counter):010d}"
 
-    def source(self, topic: str, *, timestamp_extractor: Callable[[Any, Any, int], int] | None = None,
-               internal: bool = False) -> SourceNode:
+    def source(
+        self,
+        topic: str,
+        *,
+        timestamp_extractor: Callable[[Any, Any, int], int] | None = None,
+        internal: bool = False,
+    ) -> SourceNode:
         if topic in self.global_tables:
             raise TopologyError(f"topic {topic!r} is already read as a global table")
         node = self.sources.get(topic)
         if node is None:
-            node = SourceNode(self.name("KSTREAM-SOURCE"), topic, timestamp_extractor=timestamp_extractor,
-                              internal=internal)
+            node = SourceNode(
+                self.name("KSTREAM-SOURCE"), topic, timestamp_extractor=timestamp_extractor, internal=internal
+            )
             self.sources[topic] = node
         elif timestamp_extractor is not None and node.timestamp_extractor is not timestamp_extractor:
             raise TopologyError(f"topic {topic!r} is read twice with different timestamp extractors")

@@ -53,7 +53,9 @@ class Windowed(NamedTuple):
 
 def _positive(name: str, value: int, *, zero: bool = False) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (value == 0 and not zero):
-        raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} integer of ms, not {value!r}")
+        raise ValueError(
+            f"{name} must be a {'non-negative' if zero else 'positive'} integer of ms, not {value!r}"
+        )
     return value
 
 

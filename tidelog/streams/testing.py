@@ -53,8 +53,9 @@ class TopologyTestDriver:
         self._tasks: dict[str, StreamTask] = {}
         self._all_tasks: list[StreamTask] = []
         for sub in topology.subtopologies():
-            task = StreamTask(topology.application_id, TaskId(sub.id, 0), sub,
-                              processing_errors=app.processing_errors)
+            task = StreamTask(
+                topology.application_id, TaskId(sub.id, 0), sub, processing_errors=app.processing_errors
+            )
             self._all_tasks.append(task)
             for topic in sub.source_topics:
                 self._tasks[topic] = task
@@ -94,11 +95,13 @@ class TopologyTestDriver:
                 dlq = self._app.dead_letter_topic or f"{self._topology.application_id}-dlq"
                 headers_out = tuple(letter.headers) + tuple(letter.context_headers())
                 self._outputs.setdefault(dlq, deque()).append(
-                    TestRecord(letter.key, letter.value, letter.timestamp, headers_out))
+                    TestRecord(letter.key, letter.value, letter.timestamp, headers_out)
+                )
             task.take_changes()
             for out in task.take_output():
                 self._outputs.setdefault(out.topic, deque()).append(
-                    TestRecord(out.key, out.value, out.timestamp, out.headers))
+                    TestRecord(out.key, out.value, out.timestamp, out.headers)
+                )
                 if out.topic in self._tasks:
                     queue.append((out.topic, out.key, out.value, out.timestamp, out.headers))
 
@@ -108,7 +111,8 @@ class TopologyTestDriver:
             task.punctuate_wall_clock(self._wall_clock)
             for out in task.take_output():
                 self._outputs.setdefault(out.topic, deque()).append(
-                    TestRecord(out.key, out.value, out.timestamp, out.headers))
+                    TestRecord(out.key, out.value, out.timestamp, out.headers)
+                )
 
     # -- state --------------------------------------------------------------------------------------
 
@@ -135,8 +139,9 @@ class TopologyTestDriver:
     def __enter__(self) -> TopologyTestDriver:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
