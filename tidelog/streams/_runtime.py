@@ -205,6 +205,8 @@ class Runtime:
             topics,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            # Partition p of every input together, sticky and cooperative (app/groups/assignors.py).
+            assignor="streams",
             session_timeout_ms=self.app.session_timeout_ms,
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
