@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 from app.groups.assignors import MemberInfo, assign, is_cooperative
 
-topic_counts = st.dictionaries(st.sampled_from(["a", "b", "c"]), st.integers(min_value=1, max_value=8), min_size=1)
+topic_counts = st.dictionaries(
+    st.sampled_from(["a", "b", "c"]), st.integers(min_value=1, max_value=8), min_size=1
+)
 
 
 def members_of(n: int, topics: frozenset[str]) -> list[MemberInfo]:
