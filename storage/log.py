@@ -834,10 +834,11 @@ class PartitionLog:
         fsync_dir(self._dir)
         log.info("retention deleted %d segments of %s; log start offset is %d", count, self._dir, new_start)
 
-    def compact(self, now_ms: int | None = None) -> CompactionStats | None:
+    def compact(self, now_ms: int | None = None, *, max_offset: int | None = None) -> CompactionStats | None:
         """Compact the closed segments when cleanup.policy has compact and enough is dirty.
 
-        Returns what the pass did, or None when nothing was cleanable.
+        Only segments ending at or below ``max_offset`` (when given) are cleaned. Returns what the
+        pass did, or None when nothing was cleanable.
         """
         from storage.cleaner import compact_log
 
@@ -845,7 +846,7 @@ class PartitionLog:
         self._check_open()
         if not self._config.compact:
             return None
-        return compact_log(self, now)
+        return compact_log(self, now, max_offset)
 
     # ------------------------------------------------------------------------- lifecycle
 

@@ -55,6 +55,7 @@ from app.broker.partitioner import StickyPartitioner, partition_for_key
 from app.broker.partitions import PartitionHandle, PartitionState
 from app.broker.produce import ParsedRecords, RecordResult, estimated_size
 from app.catalog import Catalog
+from app.catalog import groups as groups_catalog
 from app.catalog import producers as producers_catalog
 from app.config import Settings
 from app.error_codes import ErrorCode
@@ -832,13 +833,22 @@ class Broker:
         Idempotency-Key answers. Called by the scheduler in a worker thread."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         partitions = segments = compacted = errors = 0
+        try:
+            guards: dict[tuple[str, int], int] | None = self._compaction_guards()
+        except Exception:
+            # Without the guards a changelog could be compacted past what its group committed:
+            # skip compaction (never retention) until the catalog answers again.
+            guards = None
+            errors += 1
+            logger.exception("reading compaction.guard.group bounds failed: no compaction this pass")
         for topic in list(self._topics.values()):
-            compact = "compact" in topic.config.cleanup_policy
+            compact = guards is not None and "compact" in topic.config.cleanup_policy
             for handle in topic.partitions:
                 partitions += 1
                 try:
                     segments += handle.log.enforce_retention(now)
-                    if compact and handle.log.compact(now) is not None:
+                    bound = guards.get((handle.topic, handle.partition)) if guards else None
+                    if compact and handle.log.compact(now, max_offset=bound) is not None:
                         compacted += 1
                 except storage_errors.LogClosedError:
                     continue  # deleted meanwhile
@@ -853,6 +863,11 @@ class Broker:
             errors += 1
             logger.exception("purging expired Idempotency-Key answers failed")
         return RetentionStats(partitions, segments, compacted, purged, errors)
+
+    def _compaction_guards(self) -> dict[tuple[str, int], int]:
+        """Where ``compaction.guard.group`` stops compaction, per partition (empty if none is set)."""
+        with self.catalog.begin() as session:
+            return groups_catalog.compaction_guards(session)
 
     def iter_handles(self) -> Iterable[PartitionHandle]:
         for topic in list(self._topics.values()):

@@ -412,3 +412,24 @@ def test_readers_during_compaction_and_retention_see_consistent_data(tmp_path: P
         t.join()
     assert not problems, problems[:3]
     log.close()
+
+
+def test_compaction_bounded_by_max_offset_keeps_what_later_records_would_supersede(tmp_path: Path) -> None:
+    """``max_offset`` (the broker's compaction.guard.group bound): a record at or past it never makes
+    an earlier one go, so the value as of the bound survives."""
+    log = compacting_log(tmp_path / "g-0")
+    for i in range(40):
+        log.append_records([kv("k", f"v{i}")])
+        if i % 5 == 4:
+            log.roll()  # segments of five records: bases 0, 5, 10, ...
+    log.roll()
+    stats = log.compact(NOW_MS, max_offset=22)
+    assert isinstance(stats, CompactionStats)
+    after = contents(log)
+    # Segments ending at or below 20 were cleaned among themselves: only v19 is left of them;
+    # everything from 20 on (the segment holding 22 included) is untouched.
+    assert after == [(19, b"k", b"v19")] + [(i, b"k", f"v{i}".encode()) for i in range(20, 40)]
+    assert log.compact(NOW_MS, max_offset=0) is None
+    log.compact(NOW_MS)
+    assert contents(log) == [(39, b"k", b"v39")]
+    log.close()

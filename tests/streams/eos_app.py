@@ -15,6 +15,8 @@ import tidelog.streams as ts
 
 
 def build(url: str, state_dir: str, *, commit_interval_ms: int = 200) -> ts.App:
+    # Small changelog segments that the broker compacts every few hundred ms (the test's broker
+    # checks retention often), so compaction races the crashes and restores.
     app = ts.App(
         "eos",
         url=url,
@@ -22,6 +24,7 @@ def build(url: str, state_dir: str, *, commit_interval_ms: int = 200) -> ts.App:
         commit_interval_ms=commit_interval_ms,
         session_timeout_ms=3000,
         repartition_purge_interval_ms=500,
+        changelog_configs={"segment.bytes": 200, "min.cleanable.dirty.ratio": 0.01},
     )
     data = app.stream("data")
     grouped = data.group_by_key()

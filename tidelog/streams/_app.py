@@ -42,7 +42,7 @@ class App:
     input waits for it before processing the others, KIP-353), ``repartition_purge_interval_ms``
     (repartition.purge.interval.ms, KIP-811), ``state_dir`` (state.dir), ``processing_errors``
     (``fail`` | ``skip`` | ``dead-letter``, with ``dead_letter_topic``, default ``<id>-dlq``),
-    ``replication_factor`` of the internal topics.
+    ``replication_factor`` of the internal topics, ``changelog_configs`` for the changelog topics.
     """
 
     def __init__(
@@ -60,6 +60,7 @@ class App:
         replication_factor: int | None = None,
         session_timeout_ms: int = 10_000,
         poll_timeout_ms: int = 100,
+        changelog_configs: dict[str, Any] | None = None,
     ) -> None:
         if not _APP_ID.match(application_id) or application_id in (".", ".."):
             raise ValueError(
@@ -80,6 +81,8 @@ class App:
         self.replication_factor = replication_factor
         self.session_timeout_ms = session_timeout_ms
         self.poll_timeout_ms = poll_timeout_ms
+        #: extra topic configs of the changelog topics it creates (Kafka's ``topic.`` prefixed configs)
+        self.changelog_configs = dict(changelog_configs or {})
         self.topology = Topology(application_id)
         #: the stores of global tables, shared by every task of this process
         self.global_stores: dict[str, Store] = {}

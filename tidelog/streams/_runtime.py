@@ -105,6 +105,11 @@ class Runtime:
         }
         self.client = Client(app.url or "", **app.client_options)
         self.tasks: dict[TaskId, _Running] = {}
+        self._store_of = {
+            self.topology.changelog_topic(spec.name): spec.name
+            for sub in self.subs
+            for spec in self._stores_of(sub)
+        }
         self.partition_counts: dict[int, int] = {}
         self._metrics: dict[str, int] = {"records-processed": 0, "duplicates-dropped": 0}
         self._futures: list[Any] = []
@@ -166,11 +171,15 @@ class Runtime:
         for sub in self.subs:
             for spec in self._stores_of(sub):
                 if spec.logged:
+                    # The broker never compacts a changelog past what the group committed: a value
+                    # superseded only by an uncommitted write must survive until the repair.
+                    configs = {
+                        **self.app.changelog_configs,
+                        "cleanup.policy": "compact",
+                        "compaction.guard.group": self.app.application_id,
+                    }
                     self._ensure_topic(
-                        self.topology.changelog_topic(spec.name),
-                        self.partition_counts[sub.id],
-                        {"cleanup.policy": "compact"},
-                        rf,
+                        self.topology.changelog_topic(spec.name), self.partition_counts[sub.id], configs, rf
                     )
 
     def _ensure_topic(self, topic: str, partitions: int, configs: dict[str, Any], rf: int | None) -> None:
@@ -266,7 +275,9 @@ class Runtime:
         tid = TaskId(sub.id, record.partition)
         running = self.tasks.get(tid)
         if running is None:
-            running = self._open_task(tid)
+            # A poll can return records of a partition whose revocation it learned on the way: this
+            # process no longer owns the task, and another one may already be restoring it.
+            return
         tp = record.topic_partition
         if record.offset < running.positions.get(tp, -1):
             return  # already processed (a re-delivery after a seek)
@@ -386,7 +397,9 @@ class Runtime:
         offsets = {tp: off for tp, off in running.positions.items()}
         if not offsets:
             return
-        metadata = json.dumps({"changelog": running.changelog}, separators=(",", ":"))
+        # Keyed by changelog topic: the broker reads it to bound compaction (compaction.guard.group).
+        positions = {self.topology.changelog_topic(store): pos for store, pos in running.changelog.items()}
+        metadata = json.dumps({"changelog": positions}, separators=(",", ":"))
         try:
             self.consumer.commit(offsets, metadata=metadata)
         except (IllegalGenerationError, UnknownMemberError, RebalanceInProgressError) as error:
@@ -476,7 +489,10 @@ class Runtime:
             meta: dict[str, int] = {}
             if o.metadata:
                 try:
-                    meta = {str(k): int(v) for k, v in json.loads(o.metadata).get("changelog", {}).items()}
+                    stored = json.loads(o.metadata).get("changelog", {})
+                    meta = {
+                        self._store_of[str(k)]: int(v) for k, v in stored.items() if str(k) in self._store_of
+                    }
                 except (ValueError, AttributeError, TypeError):
                     meta = {}
             result[tp] = (o.offset, meta)
@@ -503,12 +519,16 @@ class Runtime:
                 topic, tid.partition, offset=start if start is not None else "earliest"
             )
             garbage: set[str] = set()
+            replayed = running.unflushed.setdefault(spec.name, {})
             deadline = time.monotonic() + 300
             while True:
                 batch = reader.poll(timeout_ms=0)
                 for record in batch:
                     if record.offset < target:
                         store.restore(str(record.key), record.value)
+                        # What the changelog adds to the local file goes into it with the next
+                        # flush, so a later restore from that file misses nothing.
+                        replayed[str(record.key)] = record.value
                     else:
                         garbage.add(str(record.key))
                 if not batch and reader.position >= (reader.high_watermark or 0):
@@ -517,6 +537,7 @@ class Runtime:
                     raise TimeoutError(f"restoring {topic}-{tid.partition} took over 5 minutes")
             running.changelog[spec.name] = max(target, reader.position)
             for key in garbage:
+                replayed[key] = _encoded_value(store, key)
                 repaired[spec.name] = self.producer.send(
                     topic,
                     _encoded_value(store, key),
