@@ -820,6 +820,37 @@ class PartitionLog:
             self._delete_prefix(count)
             return count
 
+    def delete_records(self, offset: int) -> int:
+        """Move the log start up to ``offset`` (Kafka's DeleteRecords); return the new log start.
+
+        ``offset`` may be at most the high watermark (``OffsetOutOfRangeError`` beyond it); an
+        offset at or below the current log start changes nothing (the log start only moves forward).
+        The new log start is checkpointed first, so a crash right after leaves it in force; then the
+        whole segments below it are deleted (never the active one). Records of the segment holding
+        the new start stay on disk until retention takes the segment, but are no longer readable.
+        """
+        with self._lock:
+            self._check_open()
+            if offset > self._hw:
+                raise OffsetOutOfRangeError(offset, self._log_start, self._hw)
+            if offset <= self._log_start:
+                return self._log_start
+            write_offset_checkpoint(self._dir / LOG_START_OFFSET_FILE, offset)
+            self._log_start = offset
+            segments = self._view.segments
+            count = 0
+            while count < len(segments) - 1 and segments[count + 1].base_offset <= offset:
+                count += 1
+            if count:
+                doomed, kept = segments[:count], segments[count:]
+                self._view = _View.of(kept)
+                for seg in doomed:
+                    seg.unlink()
+            self._epochs.truncate_from_start(offset)
+            fsync_dir(self._dir)
+            log.info("deleted records below %d of %s (%d segments)", offset, self._dir, count)
+            return offset
+
     def _delete_prefix(self, count: int) -> None:
         segments = self._view.segments
         doomed, kept = segments[:count], segments[count:]

@@ -818,6 +818,31 @@ class Broker:
 
     # -- offsets ------------------------------------------------------------------------------------
 
+    async def delete_records(self, topic: str, partition: int, offset: int) -> int:
+        """Move a partition's log start up to ``offset`` (``-1``: its high watermark), as Kafka's
+        DeleteRecords does; returns the new log start (the low watermark).
+
+        Only the leader deletes (a follower answers like a produce would: not the leader); followers
+        move their log start when they next fetch from it (the replica fetch carries the leader's
+        log start). An offset beyond the high watermark is ``OffsetOutOfRangeError``.
+        """
+        handle = await self.partition(topic, partition)
+        if self.cluster is not None:
+            self.cluster.check_append(handle, acks_all=False)
+        log = handle.log
+        target = log.high_watermark if offset == -1 else offset
+        try:
+            return await asyncio.to_thread(log.delete_records, target)
+        except storage_errors.OffsetOutOfRangeError:
+            high_watermark = log.high_watermark
+            raise OffsetOutOfRangeError(
+                f"cannot delete records below {target}: the high watermark is {high_watermark}",
+                offset=target,
+                log_start_offset=log.log_start_offset,
+                high_watermark=high_watermark,
+                log_end_offset=log.log_end_offset,
+            ) from None
+
     def offset_for_timestamp(self, topic: str, partition: int, timestamp_ms: int) -> int | None:
         """The earliest offset whose timestamp is >= ``timestamp_ms`` below the high watermark, or None."""
         handle = self._handle(self._cached_topic(topic), partition)

@@ -433,3 +433,24 @@ def test_compaction_bounded_by_max_offset_keeps_what_later_records_would_superse
     log.compact(NOW_MS)
     assert contents(log) == [(39, b"k", b"v39")]
     log.close()
+
+
+def test_delete_records_survives_reopen_and_only_moves_forward(tmp_path: Path) -> None:
+    log = PartitionLog.open(tmp_path / "d-0", LogConfig(segment_bytes=200), clock=FakeClock())
+    for i in range(30):
+        log.append_records([kv(None, f"v{i}")])
+    log.update_high_watermark(log.log_end_offset)
+    assert log.delete_records(17) == 17
+    assert log.delete_records(5) == 17
+    with pytest.raises(OffsetOutOfRangeError):
+        log.delete_records(31)
+    bases = [*log.segment_base_offsets(), 1 << 62]
+    assert bases[0] <= 17 < bases[1], "the segments wholly below 17 are gone"
+    log.close()
+    log = PartitionLog.open(tmp_path / "d-0", LogConfig(segment_bytes=200), clock=FakeClock())
+    assert log.log_start_offset == 17
+    with pytest.raises(OffsetOutOfRangeError):
+        log.read(3, 1000)
+    log.update_high_watermark(log.log_end_offset)
+    assert log.read_records(17, max_records=100, max_bytes=1 << 20)[0].offset == 17
+    log.close()

@@ -35,6 +35,10 @@ def build(url: str, state_dir: str, *, commit_interval_ms: int = 200) -> ts.App:
 
 
 def main(argv: list[str]) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(process)d %(name)s %(message)s")
+    logging.getLogger("tidelog.streams").setLevel(logging.INFO)
     app = build(argv[0], argv[1], commit_interval_ms=int(argv[2]) if len(argv) > 2 else 200)
 
     def stop(*_: Any) -> None:

@@ -275,8 +275,12 @@ class Runtime:
         tid = TaskId(sub.id, record.partition)
         running = self.tasks.get(tid)
         if running is None:
-            # A poll can return records of a partition whose revocation it learned on the way: this
-            # process no longer owns the task, and another one may already be restoring it.
+            # Either a poll returned records of a partition whose revocation it learned on the way
+            # (this process no longer owns the task: another one may be restoring it), or opening
+            # the task failed when it was assigned. Open it now if it is still ours; the record is
+            # delivered again from the committed offset the opening seeks to.
+            if record.topic_partition in self.consumer.assignment():
+                self._try_open(tid)
             return
         tp = record.topic_partition
         if record.offset < running.positions.get(tp, -1):
@@ -434,7 +438,14 @@ class Runtime:
         for tp in partitions:
             sub = self.by_topic.get(tp.topic)
             if sub is not None and TaskId(sub.id, tp.partition) not in self.tasks:
-                self._open_task(TaskId(sub.id, tp.partition))
+                self._try_open(TaskId(sub.id, tp.partition))
+
+    def _try_open(self, tid: TaskId) -> None:
+        try:
+            self._open_task(tid)
+        except (IllegalGenerationError, UnknownMemberError, RebalanceInProgressError) as error:
+            # The assignment moved on while the task opened: it is someone else's now.
+            log.info("task %s not opened: %s", tid, error)
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         gone = {
@@ -455,7 +466,7 @@ class Runtime:
             running.task.close()
             running.local.close()
 
-    def _open_task(self, tid: TaskId) -> _Running:
+    def _open_task(self, tid: TaskId, *, seek: bool = True) -> _Running:
         sub = self.subs[tid.subtopology]
         specs = self._stores_of(sub)
         stores = {spec.name: spec.create() for spec in specs}
@@ -465,17 +476,33 @@ class Runtime:
         inputs = [TopicPartition(t, tid.partition) for t in sub.source_topics]
         local = LocalState(self.app.state_dir / self.app.application_id / f"{tid}.sqlite")
         running = _Running(task, inputs, local)
+        try:
+            self._prepare(running, specs, seek=seek)
+        except BaseException:
+            local.close()
+            raise
+        self.tasks[tid] = running
+        return running
+
+    def _prepare(self, running: _Running, specs: list[StoreSpec], *, seek: bool) -> None:
+        inputs = running.inputs
         committed = self._committed(inputs)
         for tp, (offset, _) in committed.items():
             if offset is not None:
                 running.positions[tp] = offset
+        # The restored state is the committed one: read the inputs from the committed offsets. The
+        # group may still hold a delivery position past them (a revocation cancelled before the
+        # handover keeps the member's position), and records skipped there would be lost.
+        for tp in inputs if seek else ():
+            if tp in running.positions:
+                self.consumer.seek(tp, running.positions[tp])
+            else:
+                self.consumer.seek_to_beginning([tp])
         positions: dict[str, int] = {}
         for _, meta in committed.values():
             positions.update(meta)
         self._restore(running, [s for s in specs if s.logged], positions)
-        task.initialise()
-        self.tasks[tid] = running
-        return running
+        running.task.initialise()
 
     def _committed(
         self, inputs: list[TopicPartition]
@@ -501,6 +528,13 @@ class Runtime:
     def _restore(self, running: _Running, specs: list[StoreSpec], committed: dict[str, int]) -> None:
         task, tid = running.task, running.task.id
         checkpoints = running.local.checkpoints()
+        log.info(
+            "task %s: restoring from local %s, committed %s, inputs at %s",
+            tid,
+            checkpoints,
+            committed,
+            dict(running.positions),
+        )
         stale = any(checkpoints.get(s.name, 0) > committed.get(s.name, 0) for s in specs)
         if stale:
             # The local file claims more than the group committed (a reset, a deleted group): distrust it.
