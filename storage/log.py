@@ -30,6 +30,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import random
 import shutil
 import struct
 import threading
@@ -279,6 +280,11 @@ class PartitionLog:
         )
         seg.next_offset = base_offset
         seg.created_ms = self._now_ms()
+        jitter = min(self._config.segment_jitter_ms, self._config.segment_ms)
+        if jitter > 0:
+            # Kafka draws a random jitter per segment so that segments of many partitions do not all
+            # roll at the same moment (segment.jitter.ms).
+            seg.roll_jitter_ms = random.randrange(jitter)
         self._dir_dirty = True
         return seg
 
@@ -499,7 +505,7 @@ class PartitionLog:
             seg.size + len(batch) > config.segment_bytes
             or seg.offset_index.is_full
             or last - seg.base_offset > _INT32_MAX
-            or (seg.first_batch_timestamp is not None and now - seg.roll_timestamp() > config.segment_ms)
+            or seg.time_waited_for_roll(now, max_ts) > config.segment_ms - seg.roll_jitter_ms
         ):
             seg = self._roll(base)
         seg.append(batch, base, last, max_ts)

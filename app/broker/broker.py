@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.broker.errors import (
     InvalidRecordError,
+    InvalidTimestampError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
     ProducerFencedError,
@@ -413,6 +414,8 @@ class Broker:
         config = found.config
         compacted = "compact" in config.cleanup_policy
         records = parsed.records
+        if config.message_timestamp_type is not TimestampType.LOG_APPEND_TIME:
+            _check_timestamps(records, config, int(time.time() * 1000))
         groups: dict[int, list[int]] = {}
         used_sticky = False
         asked_partitions = parsed.partitions
@@ -897,6 +900,27 @@ class Broker:
     def iter_handles(self) -> Iterable[PartitionHandle]:
         for topic in list(self._topics.values()):
             yield from topic.partitions
+
+
+def _check_timestamps(records: Sequence[RecordIn], config: LogConfig, now_ms: int) -> None:
+    """Refuse a CreateTime record outside ``message.timestamp.before/after.max.ms`` (KIP-937).
+
+    One far-future timestamp would otherwise keep its segment from rolling by time and from ever
+    being old enough for time retention (segment.ms and retention.ms count in record time).
+    """
+    earliest = now_ms - config.message_timestamp_before_max_ms
+    latest = now_ms + config.message_timestamp_after_max_ms
+    for i, record in enumerate(records):
+        ts = record.timestamp
+        if ts is not None and not earliest <= ts <= latest:
+            side = "before" if ts < earliest else "after"
+            limit = getattr(config, f"message_timestamp_{side}_max_ms")
+            raise InvalidTimestampError(
+                f"records[{i}].timestamp {ts} is more than message.timestamp.{side}.max.ms={limit} "
+                f"{side} the broker's clock ({now_ms})",
+                index=i,
+                timestamp=ts,
+            )
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -454,3 +454,29 @@ def test_delete_records_survives_reopen_and_only_moves_forward(tmp_path: Path) -
     log.update_high_watermark(log.log_end_offset)
     assert log.read_records(17, max_records=100, max_bytes=1 << 20)[0].offset == 17
     log.close()
+
+
+def test_segment_ms_counts_in_record_time(tmp_path: Path) -> None:
+    """Kafka's LogSegment.shouldRoll: batches 10 s apart in record time roll with segment.ms=1000,
+    however fast they are appended; a segment with no timestamped batch rolls by the wall clock."""
+    clock = FakeClock()
+    log = PartitionLog.open(tmp_path / "r-0", LogConfig(segment_ms=1000), clock=clock)
+    for i in range(5):
+        log.append_records([kv(None, f"v{i}", ts=NOW_MS - 3_600_000 + i * 10_000)])
+    assert log.segment_base_offsets() == [0, 1, 2, 3, 4]
+    # Within segment.ms of record time: one segment, even when the wall clock moves on.
+    clock.now += 60
+    log.append_records([kv(None, "same", ts=NOW_MS - 3_600_000 + 40_500)])
+    assert log.segment_count == 5
+    log.close()
+
+
+def test_segment_jitter_never_rolls_more_than_segment_ms_early(tmp_path: Path) -> None:
+    config = LogConfig(segment_ms=1000, segment_jitter_ms=400)
+    log = PartitionLog.open(tmp_path / "j-0", config, clock=FakeClock())
+    log.append_records([kv(None, "a", ts=NOW_MS)])
+    log.append_records([kv(None, "b", ts=NOW_MS + 599)])  # below segment.ms minus any jitter (< 400)
+    assert log.segment_count == 1
+    log.append_records([kv(None, "c", ts=NOW_MS + 1001)])  # past segment.ms: rolls whatever the jitter
+    assert log.segment_count == 2
+    log.close()
