@@ -46,6 +46,7 @@ class ErrorCode(IntEnum):
     INVALID_REPLICATION_FACTOR = 42205
     NO_COMMITTED_OFFSET = 42206  # auto_offset_reset=none and no usable committed offset
     INVALID_SESSION_TIMEOUT = 42207
+    INVALID_TIMESTAMP = 42210  # a record timestamp outside message.timestamp.before/after.max.ms (KIP-937)
     # 429
     TOO_MANY_REQUESTS = 42901
     # 500

@@ -152,8 +152,13 @@ def _iter_batches(seg: LogSegment, end: int) -> Iterator[tuple[BatchHeader, byte
         pos += off
 
 
-def compact_log(plog: PartitionLog, now_ms: int) -> CompactionStats | None:
-    """Run one compaction pass over ``plog`` (see the module docstring); None if nothing to do."""
+def compact_log(plog: PartitionLog, now_ms: int, max_offset: int | None = None) -> CompactionStats | None:
+    """Run one compaction pass over ``plog`` (see the module docstring); None if nothing to do.
+
+    ``max_offset`` bounds the pass: only segments that end at or below it are cleaned, and only
+    their records can supersede others, so nothing at or past ``max_offset`` makes an earlier
+    record go (the broker passes the changelog position a ``compaction.guard.group`` committed).
+    """
     config = plog.config
     directory = plog.directory
     with plog._lock:
@@ -167,6 +172,11 @@ def compact_log(plog: PartitionLog, now_ms: int) -> CompactionStats | None:
         horizon = now_ms - config.min_compaction_lag_ms
         for i, seg in enumerate(closed):
             if seg.closed_max_timestamp() > horizon:
+                upper = i
+                break
+    if max_offset is not None:
+        for i in range(upper):
+            if segments[i + 1].base_offset > max_offset:
                 upper = i
                 break
     cleanable = closed[:upper]

@@ -21,6 +21,7 @@ class LogConfig:
 
     segment_bytes: int = 1 << 30
     segment_ms: int = 7 * _DAY_MS
+    segment_jitter_ms: int = 0
     segment_index_bytes: int = 10 * 1024 * 1024
     index_interval_bytes: int = 4096
     retention_ms: int = 7 * _DAY_MS  # -1 = keep forever
@@ -33,12 +34,18 @@ class LogConfig:
     flush_messages: int | None = None  # None = leave durability to the page cache
     flush_ms: int | None = None
     min_compaction_lag_ms: int = 0
+    # KIP-937: how far a CreateTime record's timestamp may lie behind / ahead of the broker's clock.
+    # Checked by the broker when it accepts records, not by the log (which stores what it is given).
+    message_timestamp_before_max_ms: int = (1 << 63) - 1
+    message_timestamp_after_max_ms: int = 3_600_000
 
     def __post_init__(self) -> None:
         if self.segment_bytes < 14:
             raise ValueError(f"segment.bytes must be at least 14, got {self.segment_bytes}")
         if self.segment_ms < 1:
             raise ValueError(f"segment.ms must be at least 1, got {self.segment_ms}")
+        if self.segment_jitter_ms < 0:
+            raise ValueError(f"segment.jitter.ms must be >= 0, got {self.segment_jitter_ms}")
         if self.segment_index_bytes < 8:
             raise ValueError(f"segment.index.bytes must be at least 8, got {self.segment_index_bytes}")
         if self.index_interval_bytes < 0:
@@ -63,6 +70,8 @@ class LogConfig:
             raise ValueError(f"flush.messages must be >= 1, got {self.flush_messages}")
         if self.flush_ms is not None and self.flush_ms < 0:
             raise ValueError(f"flush.ms must be >= 0, got {self.flush_ms}")
+        if self.message_timestamp_before_max_ms < 0 or self.message_timestamp_after_max_ms < 0:
+            raise ValueError("message.timestamp.before.max.ms and .after.max.ms must be >= 0")
         if self.min_compaction_lag_ms < 0:
             raise ValueError(f"min.compaction.lag.ms must be >= 0, got {self.min_compaction_lag_ms}")
 
@@ -108,6 +117,9 @@ class LogConfig:
 _FIELDS: dict[str, str] = {
     "segment.bytes": "segment_bytes",
     "segment.ms": "segment_ms",
+    "segment.jitter.ms": "segment_jitter_ms",
+    "message.timestamp.before.max.ms": "message_timestamp_before_max_ms",
+    "message.timestamp.after.max.ms": "message_timestamp_after_max_ms",
     "segment.index.bytes": "segment_index_bytes",
     "index.interval.bytes": "index_interval_bytes",
     "retention.ms": "retention_ms",

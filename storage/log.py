@@ -30,6 +30,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import random
 import shutil
 import struct
 import threading
@@ -279,6 +280,11 @@ class PartitionLog:
         )
         seg.next_offset = base_offset
         seg.created_ms = self._now_ms()
+        jitter = min(self._config.segment_jitter_ms, self._config.segment_ms)
+        if jitter > 0:
+            # Kafka draws a random jitter per segment so that segments of many partitions do not all
+            # roll at the same moment (segment.jitter.ms).
+            seg.roll_jitter_ms = random.randrange(jitter)
         self._dir_dirty = True
         return seg
 
@@ -499,7 +505,7 @@ class PartitionLog:
             seg.size + len(batch) > config.segment_bytes
             or seg.offset_index.is_full
             or last - seg.base_offset > _INT32_MAX
-            or (seg.first_batch_timestamp is not None and now - seg.roll_timestamp() > config.segment_ms)
+            or seg.time_waited_for_roll(now, max_ts) > config.segment_ms - seg.roll_jitter_ms
         ):
             seg = self._roll(base)
         seg.append(batch, base, last, max_ts)
@@ -820,6 +826,37 @@ class PartitionLog:
             self._delete_prefix(count)
             return count
 
+    def delete_records(self, offset: int) -> int:
+        """Move the log start up to ``offset`` (Kafka's DeleteRecords); return the new log start.
+
+        ``offset`` may be at most the high watermark (``OffsetOutOfRangeError`` beyond it); an
+        offset at or below the current log start changes nothing (the log start only moves forward).
+        The new log start is checkpointed first, so a crash right after leaves it in force; then the
+        whole segments below it are deleted (never the active one). Records of the segment holding
+        the new start stay on disk until retention takes the segment, but are no longer readable.
+        """
+        with self._lock:
+            self._check_open()
+            if offset > self._hw:
+                raise OffsetOutOfRangeError(offset, self._log_start, self._hw)
+            if offset <= self._log_start:
+                return self._log_start
+            write_offset_checkpoint(self._dir / LOG_START_OFFSET_FILE, offset)
+            self._log_start = offset
+            segments = self._view.segments
+            count = 0
+            while count < len(segments) - 1 and segments[count + 1].base_offset <= offset:
+                count += 1
+            if count:
+                doomed, kept = segments[:count], segments[count:]
+                self._view = _View.of(kept)
+                for seg in doomed:
+                    seg.unlink()
+            self._epochs.truncate_from_start(offset)
+            fsync_dir(self._dir)
+            log.info("deleted records below %d of %s (%d segments)", offset, self._dir, count)
+            return offset
+
     def _delete_prefix(self, count: int) -> None:
         segments = self._view.segments
         doomed, kept = segments[:count], segments[count:]
@@ -834,10 +871,11 @@ class PartitionLog:
         fsync_dir(self._dir)
         log.info("retention deleted %d segments of %s; log start offset is %d", count, self._dir, new_start)
 
-    def compact(self, now_ms: int | None = None) -> CompactionStats | None:
+    def compact(self, now_ms: int | None = None, *, max_offset: int | None = None) -> CompactionStats | None:
         """Compact the closed segments when cleanup.policy has compact and enough is dirty.
 
-        Returns what the pass did, or None when nothing was cleanable.
+        Only segments ending at or below ``max_offset`` (when given) are cleaned. Returns what the
+        pass did, or None when nothing was cleanable.
         """
         from storage.cleaner import compact_log
 
@@ -845,7 +883,7 @@ class PartitionLog:
         self._check_open()
         if not self._config.compact:
             return None
-        return compact_log(self, now)
+        return compact_log(self, now, max_offset)
 
     # ------------------------------------------------------------------------- lifecycle
 

@@ -97,6 +97,7 @@ class LogSegment:
         "needs_index_sync",
         "next_offset",
         "offset_index",
+        "roll_jitter_ms",
         "size",
         "time_index",
     )
@@ -130,6 +131,7 @@ class LogSegment:
         self.max_timestamp = -1
         self.first_batch_timestamp: int | None = None
         self.created_ms = 0  # set by the log from its clock
+        self.roll_jitter_ms = 0  # segment.jitter.ms: drawn by the log for each new active segment
         self.bytes_since_index = 0
         self.needs_index_sync = False  # sealed, index files written but not yet fsynced
 
@@ -142,12 +144,18 @@ class LogSegment:
     def paths(self) -> list[Path]:
         return [self.log_path, self.offset_index.path, self.time_index.path]
 
-    def roll_timestamp(self) -> int:
-        """The time segment.ms counts from: the first batch's timestamp (Kafka's rule), but never
-        earlier than when this segment was created or opened, so records with old create times
-        (a replay of history) do not roll a new segment on every append."""
+    def time_waited_for_roll(self, now_ms: int, incoming_max_timestamp: int) -> int:
+        """How long this segment has been open for segment.ms (Kafka's ``LogSegment.timeWaitedForRoll``).
+
+        In record time when the segment's first batch has a timestamp: the incoming batch's largest
+        timestamp minus the first batch's largest; so a replay of history rolls by record time, and
+        time retention and compaction act on it. Wall-clock time since the segment was created (or
+        opened) when it has no timestamped batch yet.
+        """
         first = self.first_batch_timestamp
-        return self.created_ms if first is None else max(first, self.created_ms)
+        if first is not None and first >= 0:
+            return incoming_max_timestamp - first
+        return now_ms - self.created_ms
 
     # -- reads ------------------------------------------------------------------------------------
 

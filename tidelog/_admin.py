@@ -62,6 +62,10 @@ class Admin:
     def delete_topic(self, name: str) -> None:
         self._client.call(_api.delete_topic(name))
 
+    def delete_records(self, topic: str, partition: int, offset: int) -> int:
+        """Delete the records below ``offset`` (-1: the high watermark); return the new log start."""
+        return self._client.call(_api.delete_records(topic, partition, offset))
+
     def describe_configs(self, name: str) -> dict[str, Any]:
         """Return the topic's effective configs, ``{name: value}``."""
         return self._client.call(_api.describe_configs(name))
@@ -137,6 +141,10 @@ class AsyncAdmin:
 
     async def delete_topic(self, name: str) -> None:
         await self._client.call(_api.delete_topic(name))
+
+    async def delete_records(self, topic: str, partition: int, offset: int) -> int:
+        """Delete the records below ``offset`` (-1: the high watermark); return the new log start."""
+        return await self._client.call(_api.delete_records(topic, partition, offset))
 
     async def describe_configs(self, name: str) -> dict[str, Any]:
         return await self._client.call(_api.describe_configs(name))

@@ -301,6 +301,23 @@ def partition_offsets(topic: str, partition: int, timestamp: int | None = None) 
     )
 
 
+def delete_records(topic: str, partition: int, offset: int) -> Call[int]:
+    def parse(body: Any) -> int:
+        low = _mapping(body, "delete records").get("low_watermark")
+        if not isinstance(low, int):
+            raise ProtocolError("delete records: low_watermark must be an integer")
+        return low
+
+    return Call(
+        "POST",
+        f"/v1/topics/{_seg(topic)}/partitions/{partition}/delete-records",
+        parse,
+        json={"offset": offset},
+        idempotent=True,  # moving the log start to the same offset again changes nothing
+        partition_route=(topic, partition),
+    )
+
+
 def init_producer() -> Call[tuple[int, int]]:
     def parse(body: Any) -> tuple[int, int]:
         data = _mapping(body, "init producer")

@@ -45,7 +45,8 @@ Exception tree::
         │   ├── InvalidParameterError          42204
         │   ├── InvalidReplicationFactorError  42205
         │   ├── NoCommittedOffsetError         42206
-        │   └── InvalidSessionTimeoutError     42207
+        │   ├── InvalidSessionTimeoutError     42207
+        │   └── InvalidTimestampError          42210  a timestamp outside the topic's KIP-937 bounds
         ├── TooManyRequestsError               42901  retriable, honours Retry-After
         ├── ServerError (500)
         │   ├── InternalServerError            50001
@@ -83,6 +84,7 @@ __all__ = [
     "InvalidReplicationFactorError",
     "InvalidRequestError",
     "InvalidSessionTimeoutError",
+    "InvalidTimestampError",
     "InvalidTopicNameError",
     "MethodNotAllowedError",
     "NoCommittedOffsetError",
@@ -323,6 +325,10 @@ class InvalidSessionTimeoutError(InvalidInputError):
     pass
 
 
+class InvalidTimestampError(InvalidInputError):
+    """A record timestamp too far from the broker's clock (message.timestamp.before/after.max.ms)."""
+
+
 class TooManyRequestsError(BrokerError):
     status = 429
     retriable = True
@@ -391,6 +397,7 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     42205: InvalidReplicationFactorError,
     42206: NoCommittedOffsetError,
     42207: InvalidSessionTimeoutError,
+    42210: InvalidTimestampError,
     42901: TooManyRequestsError,
     50001: InternalServerError,
     50002: StorageError,

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.broker.errors import (
     InvalidRecordError,
+    InvalidTimestampError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
     ProducerFencedError,
@@ -55,6 +56,7 @@ from app.broker.partitioner import StickyPartitioner, partition_for_key
 from app.broker.partitions import PartitionHandle, PartitionState
 from app.broker.produce import ParsedRecords, RecordResult, estimated_size
 from app.catalog import Catalog
+from app.catalog import groups as groups_catalog
 from app.catalog import producers as producers_catalog
 from app.config import Settings
 from app.error_codes import ErrorCode
@@ -412,6 +414,8 @@ class Broker:
         config = found.config
         compacted = "compact" in config.cleanup_policy
         records = parsed.records
+        if config.message_timestamp_type is not TimestampType.LOG_APPEND_TIME:
+            _check_timestamps(records, config, int(time.time() * 1000))
         groups: dict[int, list[int]] = {}
         used_sticky = False
         asked_partitions = parsed.partitions
@@ -817,6 +821,31 @@ class Broker:
 
     # -- offsets ------------------------------------------------------------------------------------
 
+    async def delete_records(self, topic: str, partition: int, offset: int) -> int:
+        """Move a partition's log start up to ``offset`` (``-1``: its high watermark), as Kafka's
+        DeleteRecords does; returns the new log start (the low watermark).
+
+        Only the leader deletes (a follower answers like a produce would: not the leader); followers
+        move their log start when they next fetch from it (the replica fetch carries the leader's
+        log start). An offset beyond the high watermark is ``OffsetOutOfRangeError``.
+        """
+        handle = await self.partition(topic, partition)
+        if self.cluster is not None:
+            self.cluster.check_append(handle, acks_all=False)
+        log = handle.log
+        target = log.high_watermark if offset == -1 else offset
+        try:
+            return await asyncio.to_thread(log.delete_records, target)
+        except storage_errors.OffsetOutOfRangeError:
+            high_watermark = log.high_watermark
+            raise OffsetOutOfRangeError(
+                f"cannot delete records below {target}: the high watermark is {high_watermark}",
+                offset=target,
+                log_start_offset=log.log_start_offset,
+                high_watermark=high_watermark,
+                log_end_offset=log.log_end_offset,
+            ) from None
+
     def offset_for_timestamp(self, topic: str, partition: int, timestamp_ms: int) -> int | None:
         """The earliest offset whose timestamp is >= ``timestamp_ms`` below the high watermark, or None."""
         handle = self._handle(self._cached_topic(topic), partition)
@@ -832,13 +861,22 @@ class Broker:
         Idempotency-Key answers. Called by the scheduler in a worker thread."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         partitions = segments = compacted = errors = 0
+        try:
+            guards: dict[tuple[str, int], int] | None = self._compaction_guards()
+        except Exception:
+            # Without the guards a changelog could be compacted past what its group committed:
+            # skip compaction (never retention) until the catalog answers again.
+            guards = None
+            errors += 1
+            logger.exception("reading compaction.guard.group bounds failed: no compaction this pass")
         for topic in list(self._topics.values()):
-            compact = "compact" in topic.config.cleanup_policy
+            compact = guards is not None and "compact" in topic.config.cleanup_policy
             for handle in topic.partitions:
                 partitions += 1
                 try:
                     segments += handle.log.enforce_retention(now)
-                    if compact and handle.log.compact(now) is not None:
+                    bound = guards.get((handle.topic, handle.partition)) if guards else None
+                    if compact and handle.log.compact(now, max_offset=bound) is not None:
                         compacted += 1
                 except storage_errors.LogClosedError:
                     continue  # deleted meanwhile
@@ -854,9 +892,35 @@ class Broker:
             logger.exception("purging expired Idempotency-Key answers failed")
         return RetentionStats(partitions, segments, compacted, purged, errors)
 
+    def _compaction_guards(self) -> dict[tuple[str, int], int]:
+        """Where ``compaction.guard.group`` stops compaction, per partition (empty if none is set)."""
+        with self.catalog.begin() as session:
+            return groups_catalog.compaction_guards(session)
+
     def iter_handles(self) -> Iterable[PartitionHandle]:
         for topic in list(self._topics.values()):
             yield from topic.partitions
+
+
+def _check_timestamps(records: Sequence[RecordIn], config: LogConfig, now_ms: int) -> None:
+    """Refuse a CreateTime record outside ``message.timestamp.before/after.max.ms`` (KIP-937).
+
+    One far-future timestamp would otherwise keep its segment from rolling by time and from ever
+    being old enough for time retention (segment.ms and retention.ms count in record time).
+    """
+    earliest = now_ms - config.message_timestamp_before_max_ms
+    latest = now_ms + config.message_timestamp_after_max_ms
+    for i, record in enumerate(records):
+        ts = record.timestamp
+        if ts is not None and not earliest <= ts <= latest:
+            side = "before" if ts < earliest else "after"
+            limit = getattr(config, f"message_timestamp_{side}_max_ms")
+            raise InvalidTimestampError(
+                f"records[{i}].timestamp {ts} is more than message.timestamp.{side}.max.ms={limit} "
+                f"{side} the broker's clock ({now_ms})",
+                index=i,
+                timestamp=ts,
+            )
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -11,6 +11,7 @@
      ├── OutOfOrderSequenceError        40906 a gap in an idempotent producer's sequences
      ├── IdempotencyKeyReusedError      40907 one Idempotency-Key, two different requests
      ├── RecordTooLargeError            41301 a batch over max.message.bytes
+     ├── InvalidTimestampError          42210 a timestamp outside message.timestamp.before/after.max.ms
      └── OffsetOutOfRangeError          41601 carries log_start_offset and high_watermark (also the
                                               storage engine's OffsetOutOfRangeError)
 """
@@ -24,6 +25,7 @@ from storage import errors as storage_errors
 __all__ = [
     "IdempotencyKeyReusedError",
     "InvalidRecordError",
+    "InvalidTimestampError",
     "OffsetOutOfRangeError",
     "OutOfOrderSequenceError",
     "ProducerFencedError",
@@ -54,6 +56,12 @@ class IdempotencyKeyReusedError(TidelogError):
 
 class RecordTooLargeError(TidelogError):
     code = ErrorCode.RECORD_TOO_LARGE
+
+
+class InvalidTimestampError(TidelogError):
+    """A CreateTime record too far in the past or future (KIP-937); names the record's ``index``."""
+
+    code = ErrorCode.INVALID_TIMESTAMP
 
 
 class OffsetOutOfRangeError(TidelogError, storage_errors.OffsetOutOfRangeError):

@@ -16,6 +16,7 @@ Tables:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from sqlalchemy import (
@@ -35,13 +36,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.catalog.base import Base
-from app.catalog.topics import PartitionRow, TopicRow
+from app.catalog.topics import PartitionRow, TopicConfigRow, TopicRow
 
 __all__ = [
     "CommittedOffsetRow",
     "GroupRow",
     "MemberRow",
     "OwnershipRow",
+    "compaction_guards",
     "delete_group",
     "list_groups",
     "lock_group",
@@ -172,3 +174,47 @@ def topic_partition_counts(session: Session) -> dict[str, int]:
         .group_by(TopicRow.name)
     ).all()
     return {name: int(count) for name, count in rows}
+
+
+def compaction_guards(session: Session) -> dict[tuple[str, int], int]:
+    """For every topic with ``compaction.guard.group``: per partition, the offset compaction stops at.
+
+    The bound of partition ``p`` of changelog topic ``T`` is the smallest position for ``T`` in the
+    ``{"changelog": {T: position}}`` metadata of the group's committed offsets of partition ``p``
+    (what ``tidelog.streams`` commits); ``0`` (nothing cleaned) while the group has committed none.
+    """
+    guarded = session.execute(
+        select(TopicRow.name, TopicConfigRow.value, func.count(PartitionRow.partition))
+        .join(TopicConfigRow, TopicConfigRow.topic_id == TopicRow.id)
+        .join(PartitionRow, PartitionRow.topic_id == TopicRow.id)
+        .where(TopicConfigRow.name == "compaction.guard.group")
+        .group_by(TopicRow.name, TopicConfigRow.value)
+    ).all()
+    bounds: dict[tuple[str, int], int] = {}
+    for topic, group, partitions in guarded:
+        if not isinstance(group, str):
+            continue
+        for p in range(int(partitions)):
+            bounds[(topic, p)] = 0
+        found: dict[int, int] = {}
+        rows = session.execute(
+            select(CommittedOffsetRow.partition, CommittedOffsetRow.metadata_).where(
+                CommittedOffsetRow.group_id == group
+            )
+        ).all()
+        for partition, metadata in rows:
+            position = _changelog_position(metadata, topic)
+            if position is not None:
+                found[partition] = min(found.get(partition, position), position)
+        bounds.update({(topic, p): pos for p, pos in found.items()})
+    return bounds
+
+
+def _changelog_position(metadata: str | None, topic: str) -> int | None:
+    if not metadata or "changelog" not in metadata:
+        return None
+    try:
+        value = json.loads(metadata).get("changelog", {}).get(topic)
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

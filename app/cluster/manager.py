@@ -574,6 +574,11 @@ class ClusterManager:
                         await asyncio.to_thread(_append_batches, log, data)
                 before = log.high_watermark
                 log.update_high_watermark(min(high_watermark, log.log_end_offset))
+                # DeleteRecords on the leader: follow its log start (never beyond what this
+                # replica has and may serve).
+                leader_start = int(answer.headers.get("x-log-start-offset", "0"))
+                if leader_start > log.log_start_offset:
+                    await asyncio.to_thread(log.delete_records, min(leader_start, log.high_watermark))
                 if log.high_watermark <= high_watermark:
                     replica.servable = True
                 if data or log.high_watermark != before:

@@ -12,6 +12,12 @@ current owners:
 - ``cooperative-sticky`` (CooperativeStickyAssignor, KIP-429): keeps every partition where it is unless
   the balance needs it elsewhere; only the partitions that must move change owner, and the
   coordinator moves them in two phases (revoke, then assign).
+- ``streams`` (the task assignment of Kafka's StreamsPartitionAssignor): ``cooperative-sticky`` over
+  *partition numbers*: partition ``p`` of every subscribed topic goes to one member, so the
+  co-partitioned inputs of a stream task (a join's two sides, a stream and its table) stay together,
+  and a task keeps its member across rebalances unless the balance needs it elsewhere (no restore
+  from the changelog for tasks that did not move). A member may own number ``p`` only if it
+  subscribes to every topic that has a partition ``p``.
 """
 
 from __future__ import annotations
@@ -126,18 +132,46 @@ def _cooperative_sticky(
     return result
 
 
+def _streams(
+    members: Sequence[MemberInfo], partitions: Sequence[TopicPartition], current: Assignment
+) -> Assignment:
+    units: dict[int, list[TopicPartition]] = {}
+    for tp in partitions:
+        units.setdefault(tp[1], []).append(tp)
+    # One pseudo topic per set of topics a partition number spans; a member is eligible for it only
+    # when it subscribes to all of them.
+    unit_topic = {p: ",".join(sorted({t for t, _ in tps})) for p, tps in units.items()}
+    pseudo_members = [
+        MemberInfo(
+            m.member_id,
+            m.instance_id,
+            frozenset(name for p, name in unit_topic.items() if all(t in m.topics for t, _ in units[p])),
+        )
+        for m in members
+    ]
+    pseudo_current: Assignment = {}
+    for p, tps in units.items():
+        owners = [current[tp] for tp in tps if tp in current]
+        if owners:
+            # The member that already owns most of the task keeps it.
+            pseudo_current[(unit_topic[p], p)] = max(set(owners), key=lambda m: (owners.count(m), m))
+    pseudo = _cooperative_sticky(pseudo_members, [(unit_topic[p], p) for p in units], pseudo_current)
+    return {tp: owner for (_, p), owner in pseudo.items() for tp in units[p]}
+
+
 AssignorFn = Callable[[Sequence[MemberInfo], Sequence[TopicPartition], Assignment], Assignment]
 
 ASSIGNORS: Mapping[str, AssignorFn] = {
     "range": _range,
     "roundrobin": _roundrobin,
     "cooperative-sticky": _cooperative_sticky,
+    "streams": _streams,
 }
 
 
 def is_cooperative(name: str) -> bool:
     """True for assignors whose moved partitions are revoked before they are reassigned."""
-    return name == "cooperative-sticky"
+    return name in ("cooperative-sticky", "streams")
 
 
 def assign(

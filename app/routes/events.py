@@ -110,7 +110,9 @@ async def group_events(
     service: GroupServiceDep,
     topics: Annotated[str | None, Query(description="Comma-separated topics to subscribe to.")] = None,
     topic_pattern: Annotated[str | None, Query(description="Or a regular expression of topic names.")] = None,
-    assignor: Annotated[str, Query(description="range | roundrobin | cooperative-sticky")] = "range",
+    assignor: Annotated[
+        str, Query(description="range | roundrobin | cooperative-sticky | streams")
+    ] = "range",
     session_timeout_ms: Annotated[int | None, Query()] = None,
     rebalance_timeout_ms: Annotated[int | None, Query(gt=0)] = None,
     instance_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,

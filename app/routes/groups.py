@@ -57,7 +57,7 @@ class JoinIn(BaseModel):
     topic_pattern: str | None = Field(
         None, max_length=1000, description="A regular expression matched against whole names."
     )
-    assignor: Literal["range", "roundrobin", "cooperative-sticky"] = "range"
+    assignor: Literal["range", "roundrobin", "cooperative-sticky", "streams"] = "range"
     session_timeout_ms: int | None = Field(
         None, description="Default 45000, within group.min/max.session.timeout.ms (else 422 42207)."
     )

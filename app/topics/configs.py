@@ -2,11 +2,13 @@
 
 A topic stores only its overrides; its effective config is the broker defaults (``Settings``) with the
 overrides on top. ``log_config_for`` turns that into the ``storage.LogConfig`` of its partition logs
-(``min.insync.replicas`` is a broker-side produce check, not a log setting, so it is left out there).
+(``min.insync.replicas`` is a broker-side produce check and ``compaction.guard.group`` a bound the
+broker's cleaner pass computes from the catalog, not log settings, so they are left out there).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -27,6 +29,7 @@ __all__ = [
 ]
 
 ConfigValue = int | float | str | None
+_GROUP_ID = re.compile(r"^[a-zA-Z0-9._-]{1,255}$")
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 MiB = 1024 * 1024
@@ -37,7 +40,7 @@ class ConfigSpec:
     """One topic config: its Kafka name, kind, range and where its default comes from."""
 
     name: str
-    kind: Literal["int", "float", "choice"]
+    kind: Literal["int", "float", "choice", "string"]
     doc: str
     default: Callable[[Settings], ConfigValue]
     minimum: float | None = None
@@ -47,6 +50,8 @@ class ConfigSpec:
     setting: str | None = None  # the Settings field that holds the broker default
 
     def describe_range(self) -> str:
+        if self.kind == "string":
+            return "a consumer group id" + (" or null" if self.nullable else "")
         if self.kind == "choice":
             return " / ".join(self.choices)
         low = "" if self.minimum is None else f"{self.minimum:g}"
@@ -73,6 +78,11 @@ _SPECS = (
     ConfigSpec("cleanup.policy", "choice", "Delete old segments, compact by key, or both.",
                _from("log_cleanup_policy"), choices=("delete", "compact", "compact,delete"),
                setting="log_cleanup_policy"),
+    # tidelog's own: a changelog's compaction never passes the changelog positions that this group
+    # committed (tidelog.streams sets it on the changelog topics it creates; docs/streams.md).
+    ConfigSpec("compaction.guard.group", "string",
+               "Compaction never passes the changelog position this consumer group last committed.",
+               _const(None), nullable=True),
     ConfigSpec("delete.retention.ms", "int", "How long tombstones survive compaction.",
                _from("log_cleaner_delete_retention_ms"), 0, INT64_MAX,
                setting="log_cleaner_delete_retention_ms"),
@@ -85,6 +95,12 @@ _SPECS = (
                _const(4096), 0, INT32_MAX),
     ConfigSpec("max.message.bytes", "int", "Largest record batch accepted (413 beyond it).",
                _from("message_max_bytes"), 0, INT32_MAX, setting="message_max_bytes"),
+    ConfigSpec("message.timestamp.after.max.ms", "int",
+               "How far past the broker's clock a CreateTime record's timestamp may be (KIP-937).",
+               _const(3_600_000), 0, INT64_MAX),
+    ConfigSpec("message.timestamp.before.max.ms", "int",
+               "How far before the broker's clock a CreateTime record's timestamp may be (KIP-937).",
+               _const(INT64_MAX), 0, INT64_MAX),
     ConfigSpec("message.timestamp.type", "choice", "Keep the producer's timestamp or stamp append time.",
                _from("log_message_timestamp_type"), choices=("CreateTime", "LogAppendTime"),
                setting="log_message_timestamp_type"),
@@ -102,6 +118,8 @@ _SPECS = (
                _from("log_segment_bytes"), 14, INT32_MAX, setting="log_segment_bytes"),
     ConfigSpec("segment.index.bytes", "int", "Size of a segment's offset index.",
                _const(10 * MiB), 8, INT32_MAX),
+    ConfigSpec("segment.jitter.ms", "int", "Largest random reduction of segment.ms per segment.",
+               _const(0), 0, INT64_MAX),
     ConfigSpec("segment.ms", "int", "Age at which the active segment is rolled.",
                _from("log_segment_ms"), 1, INT64_MAX, setting="log_segment_ms"),
 )
@@ -121,6 +139,13 @@ def validate_config(name: str, value: object) -> ConfigValue:
         )
     if value is None:
         return None
+    if spec.kind == "string":
+        if not isinstance(value, str) or not _GROUP_ID.match(value):
+            raise InvalidConfigError(
+                f"{name} must be a group id (1 to 255 of letters, digits, '.', '_', '-'), got {value!r}",
+                config=name,
+            )
+        return value
     if spec.kind == "choice":
         text = value.replace(" ", "") if isinstance(value, str) else None
         if text == "delete,compact":
@@ -181,6 +206,7 @@ def log_config_for(settings: Settings, overrides: Mapping[str, ConfigValue]) -> 
     """The ``storage.LogConfig`` of a topic's partition logs."""
     configs = effective_configs(settings, overrides)
     configs.pop("min.insync.replicas", None)
+    configs.pop("compaction.guard.group", None)  # applied by the broker's cleaner pass
     try:
         return LogConfig.from_topic_configs(configs)
     except ValueError as exc:  # a range the specs above do not know of; reported, never a 500

@@ -486,12 +486,16 @@ def test_concurrent_readers_during_appends_and_rolls(log_dir: Path, clock: FakeC
 
 
 def test_old_record_timestamps_do_not_roll_every_append(log_dir: Path, clock: FakeClock) -> None:
+    """segment.ms counts in record time (Kafka's shouldRoll): old create times do not roll a segment
+    per append, and neither does the wall clock once the segment holds timestamped batches."""
     log = PartitionLog.open(log_dir, LogConfig(segment_ms=60_000), clock=clock)
     for _ in range(5):
         log.append_records(recs(2, ts=1000))  # create times from 1970
     assert log.segment_count == 1
     clock.now += 61
     log.append_records(recs(2, ts=1000))
+    assert log.segment_count == 1
+    log.append_records(recs(2, ts=1000 + 60_001))  # a minute later in record time
     assert log.segment_count == 2
     log.close()
 

@@ -412,3 +412,71 @@ def test_readers_during_compaction_and_retention_see_consistent_data(tmp_path: P
         t.join()
     assert not problems, problems[:3]
     log.close()
+
+
+def test_compaction_bounded_by_max_offset_keeps_what_later_records_would_supersede(tmp_path: Path) -> None:
+    """``max_offset`` (the broker's compaction.guard.group bound): a record at or past it never makes
+    an earlier one go, so the value as of the bound survives."""
+    log = compacting_log(tmp_path / "g-0")
+    for i in range(40):
+        log.append_records([kv("k", f"v{i}")])
+        if i % 5 == 4:
+            log.roll()  # segments of five records: bases 0, 5, 10, ...
+    log.roll()
+    stats = log.compact(NOW_MS, max_offset=22)
+    assert isinstance(stats, CompactionStats)
+    after = contents(log)
+    # Segments ending at or below 20 were cleaned among themselves: only v19 is left of them;
+    # everything from 20 on (the segment holding 22 included) is untouched.
+    assert after == [(19, b"k", b"v19")] + [(i, b"k", f"v{i}".encode()) for i in range(20, 40)]
+    assert log.compact(NOW_MS, max_offset=0) is None
+    log.compact(NOW_MS)
+    assert contents(log) == [(39, b"k", b"v39")]
+    log.close()
+
+
+def test_delete_records_survives_reopen_and_only_moves_forward(tmp_path: Path) -> None:
+    log = PartitionLog.open(tmp_path / "d-0", LogConfig(segment_bytes=200), clock=FakeClock())
+    for i in range(30):
+        log.append_records([kv(None, f"v{i}")])
+    log.update_high_watermark(log.log_end_offset)
+    assert log.delete_records(17) == 17
+    assert log.delete_records(5) == 17
+    with pytest.raises(OffsetOutOfRangeError):
+        log.delete_records(31)
+    bases = [*log.segment_base_offsets(), 1 << 62]
+    assert bases[0] <= 17 < bases[1], "the segments wholly below 17 are gone"
+    log.close()
+    log = PartitionLog.open(tmp_path / "d-0", LogConfig(segment_bytes=200), clock=FakeClock())
+    assert log.log_start_offset == 17
+    with pytest.raises(OffsetOutOfRangeError):
+        log.read(3, 1000)
+    log.update_high_watermark(log.log_end_offset)
+    assert log.read_records(17, max_records=100, max_bytes=1 << 20)[0].offset == 17
+    log.close()
+
+
+def test_segment_ms_counts_in_record_time(tmp_path: Path) -> None:
+    """Kafka's LogSegment.shouldRoll: batches 10 s apart in record time roll with segment.ms=1000,
+    however fast they are appended; a segment with no timestamped batch rolls by the wall clock."""
+    clock = FakeClock()
+    log = PartitionLog.open(tmp_path / "r-0", LogConfig(segment_ms=1000), clock=clock)
+    for i in range(5):
+        log.append_records([kv(None, f"v{i}", ts=NOW_MS - 3_600_000 + i * 10_000)])
+    assert log.segment_base_offsets() == [0, 1, 2, 3, 4]
+    # Within segment.ms of record time: one segment, even when the wall clock moves on.
+    clock.now += 60
+    log.append_records([kv(None, "same", ts=NOW_MS - 3_600_000 + 40_500)])
+    assert log.segment_count == 5
+    log.close()
+
+
+def test_segment_jitter_never_rolls_more_than_segment_ms_early(tmp_path: Path) -> None:
+    config = LogConfig(segment_ms=1000, segment_jitter_ms=400)
+    log = PartitionLog.open(tmp_path / "j-0", config, clock=FakeClock())
+    log.append_records([kv(None, "a", ts=NOW_MS)])
+    log.append_records([kv(None, "b", ts=NOW_MS + 599)])  # below segment.ms minus any jitter (< 400)
+    assert log.segment_count == 1
+    log.append_records([kv(None, "c", ts=NOW_MS + 1001)])  # past segment.ms: rolls whatever the jitter
+    assert log.segment_count == 2
+    log.close()

@@ -9,6 +9,7 @@ from tidelog._cli.cluster import cluster
 from tidelog._cli.consume import consume
 from tidelog._cli.groups import groups
 from tidelog._cli.produce import produce
+from tidelog._cli.streams import streams
 from tidelog._cli.topics import topics
 
 __all__ = ["register"]
@@ -16,5 +17,5 @@ __all__ = ["register"]
 
 def register(main: click.Group) -> None:
     """Add the client commands to the ``tidelog`` group."""
-    for command in (topics, produce, consume, groups, bench, cluster):
+    for command in (topics, produce, consume, groups, bench, cluster, streams):
         main.add_command(command)

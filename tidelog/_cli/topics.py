@@ -248,3 +248,26 @@ def delete(name: str, if_exists: bool, url: str | None, timeout: float) -> None:
             click.echo(f"Topic {name} does not exist.", err=True)
             return
     click.echo(f"Deleted topic {name}.")
+
+
+@topics.command("delete-records")
+@click.argument("name")
+@click.option("--partition", "partition", type=click.IntRange(min=0), required=True, help="The partition.")
+@click.option(
+    "--offset",
+    "offset",
+    type=click.IntRange(min=-1),
+    required=True,
+    help="Delete the records below this offset (-1: everything up to the high watermark).",
+)
+@url_option
+@handle_errors
+def delete_records(name: str, partition: int, offset: int, url: str | None, timeout: float) -> None:
+    """Delete the records of one partition below an offset (Kafka's DeleteRecords).
+
+    The partition's log start moves to the offset and never back; reads of earlier offsets then
+    answer "offset out of range" with the new log start.
+    """
+    with make_client(url, timeout) as client:
+        low = client.admin.delete_records(name, partition, offset)
+    click.echo(f"Partition {name}-{partition} now starts at offset {low}.")
