@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "tidelog"
+PACKAGE = Path(__file__).resolve().parents[2] / "client" / "tidelog"
 FORBIDDEN = ("app", "storage", "fastapi", "sqlalchemy", "uvicorn", "alembic")
 
 
