@@ -42,12 +42,14 @@ $(BENCH_STAMP): $(PROJECT_FILES) $(BIN)/python
 	rm -f $(VENV)/.installed-*
 	touch $(BENCH_STAMP) $(STAMP) $(RUN_STAMP)
 
-# The record decoder compiled with mypyc (storage/_accelerate.py): about 2-3x faster fetches. Best
-# effort: without a C compiler the same source runs as Python, and storage.records says which it uses.
-NATIVE := $(VENV)/.native-$(shell cat storage/_decode.py | cksum | cut -d' ' -f1)
+# The record decoder compiled with mypyc (client/tidelog/_codec/_accelerate.py): about 2-3x faster
+# fetches. Best effort: without a C compiler (or without mypy, which `make run` does not install) the
+# same source runs as Python, and tidelog._codec.decoder.DECODER says which it uses.
+DECODE_SOURCE := client/tidelog/_codec/_decode.py
+NATIVE := $(VENV)/.native-$(shell cat $(DECODE_SOURCE) | cksum | cut -d' ' -f1)
 
-$(NATIVE): $(RUN_STAMP) storage/_decode.py
-	$(BIN)/python -m storage._accelerate >$(VENV)/accelerate.log 2>&1 \
+$(NATIVE): $(RUN_STAMP) $(DECODE_SOURCE)
+	$(BIN)/python -m tidelog._codec._accelerate >$(VENV)/accelerate.log 2>&1 \
 	  || echo "note: compiled decoder not built (see $(VENV)/accelerate.log); the Python decoder runs"
 	rm -f $(VENV)/.native-*
 	touch $(NATIVE)
@@ -63,7 +65,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check app storage client tests bench migrations
 
 typecheck: $(STAMP)
-	$(BIN)/mypy app storage
+	$(BIN)/mypy app storage client/tidelog
 
 openapi: $(STAMP)
 	$(BIN)/tidelog openapi > openapi/openapi.json

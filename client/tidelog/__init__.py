@@ -9,162 +9,31 @@
 ...         records = consumer.poll(1000)
 
 The client talks to the broker over HTTP only (``httpx``); ``docs/python-client.md`` has more.
+
+The public names live in ``tidelog._public`` and load on first use (PEP 562), so that importing a
+sub-package that needs no HTTP, such as the record batch codec ``tidelog._codec`` that the broker's
+log engine uses, does not import httpx and the whole client.
 """
 
-from tidelog._admin import Admin, AsyncAdmin
-from tidelog._async_consumer import AsyncConsumer, AsyncPartitionReader
-from tidelog._client import DEFAULT_URL, AsyncClient, Client, RetryPolicy
-from tidelog._consumer import Consumer, PartitionReader
-from tidelog._errors import (
-    BadRequestError,
-    BrokerError,
-    ClientStateError,
-    ConflictError,
-    ConnectError,
-    GroupNotEmptyError,
-    IdempotencyKeyReusedError,
-    IllegalGenerationError,
-    InternalServerError,
-    InvalidConfigError,
-    InvalidInputError,
-    InvalidParameterError,
-    InvalidPartitionsError,
-    InvalidRecordError,
-    InvalidReplicationFactorError,
-    InvalidRequestError,
-    InvalidSessionTimeoutError,
-    InvalidTopicNameError,
-    MethodNotAllowedError,
-    NoCommittedOffsetError,
-    NotAcceptableError,
-    NotEnoughReplicasError,
-    NotFoundError,
-    NotLeaderError,
-    NotReadyError,
-    OffsetOutOfRangeError,
-    OutOfOrderSequenceError,
-    OverloadedError,
-    ProducerFencedError,
-    ProtocolError,
-    RebalanceInProgressError,
-    RecordTooLargeError,
-    RequestTooLargeError,
-    ResourceNotFoundError,
-    ServerError,
-    ServiceUnavailableError,
-    StorageError,
-    TidelogError,
-    TimeoutError,
-    TooLargeError,
-    TooManyRequestsError,
-    TopicExistsError,
-    TransportError,
-    UnknownGroupError,
-    UnknownMemberError,
-    UnknownPartitionError,
-    UnknownProducerError,
-    UnknownTopicError,
-    UnsupportedMediaTypeError,
-)
-from tidelog._future import DeliveryFuture
-from tidelog._leaders import LeaderCache
-from tidelog._partitioner import murmur2, partition_for_key
-from tidelog._producer import AsyncProducer, DeliveryCallback, Producer
-from tidelog._sse import GroupStream, TopicStream
-from tidelog._types import (
-    FetchResult,
-    GroupDescription,
-    GroupMember,
-    GroupOffset,
-    OffsetsResult,
-    PartitionDescription,
-    PartitionOffsets,
-    ProduceResult,
-    Record,
-    RecordMetadata,
-    TopicDescription,
-    TopicPartition,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "DEFAULT_URL",
-    "Admin",
-    "AsyncAdmin",
-    "AsyncClient",
-    "AsyncConsumer",
-    "AsyncPartitionReader",
-    "AsyncProducer",
-    "BadRequestError",
-    "BrokerError",
-    "Client",
-    "ClientStateError",
-    "ConflictError",
-    "ConnectError",
-    "Consumer",
-    "DeliveryCallback",
-    "DeliveryFuture",
-    "FetchResult",
-    "GroupDescription",
-    "GroupMember",
-    "GroupNotEmptyError",
-    "GroupOffset",
-    "GroupStream",
-    "IdempotencyKeyReusedError",
-    "IllegalGenerationError",
-    "InternalServerError",
-    "InvalidConfigError",
-    "InvalidInputError",
-    "InvalidParameterError",
-    "InvalidPartitionsError",
-    "InvalidRecordError",
-    "InvalidReplicationFactorError",
-    "InvalidRequestError",
-    "InvalidSessionTimeoutError",
-    "InvalidTopicNameError",
-    "LeaderCache",
-    "MethodNotAllowedError",
-    "NoCommittedOffsetError",
-    "NotAcceptableError",
-    "NotEnoughReplicasError",
-    "NotFoundError",
-    "NotLeaderError",
-    "NotReadyError",
-    "OffsetOutOfRangeError",
-    "OffsetsResult",
-    "OutOfOrderSequenceError",
-    "OverloadedError",
-    "PartitionDescription",
-    "PartitionOffsets",
-    "PartitionReader",
-    "ProduceResult",
-    "Producer",
-    "ProducerFencedError",
-    "ProtocolError",
-    "RebalanceInProgressError",
-    "Record",
-    "RecordMetadata",
-    "RecordTooLargeError",
-    "RequestTooLargeError",
-    "ResourceNotFoundError",
-    "RetryPolicy",
-    "ServerError",
-    "ServiceUnavailableError",
-    "StorageError",
-    "TidelogError",
-    "TimeoutError",
-    "TooLargeError",
-    "TooManyRequestsError",
-    "TopicDescription",
-    "TopicExistsError",
-    "TopicPartition",
-    "TopicStream",
-    "TransportError",
-    "UnknownGroupError",
-    "UnknownMemberError",
-    "UnknownPartitionError",
-    "UnknownProducerError",
-    "UnknownTopicError",
-    "UnsupportedMediaTypeError",
-    "murmur2",
-    "partition_for_key",
-]
+if TYPE_CHECKING:
+    from tidelog._public import *  # noqa: F403 - the same names, seen by type checkers at once
+    from tidelog._public import __all__ as __all__
+else:
+
+    def __getattr__(name: str) -> Any:
+        if name.startswith("_") and name != "__all__":
+            # a submodule (``from tidelog import _api``) or a dunder: never one of the public names
+            raise AttributeError(f"module 'tidelog' has no attribute {name!r}")
+        _public = importlib.import_module("tidelog._public")
+        if name != "__all__" and name not in _public.__all__:
+            raise AttributeError(f"module 'tidelog' has no attribute {name!r}")
+        value = getattr(_public, name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        _public = importlib.import_module("tidelog._public")
+        return sorted({*globals(), *_public.__all__})
