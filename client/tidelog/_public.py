@@ -5,6 +5,8 @@ from tidelog._async_consumer import AsyncConsumer, AsyncPartitionReader
 from tidelog._client import DEFAULT_URL, AsyncClient, Client, RetryPolicy
 from tidelog._consumer import Consumer, PartitionReader
 from tidelog._errors import (
+    AuthenticationError,
+    AuthorizationError,
     BadRequestError,
     BrokerError,
     ClientStateError,
@@ -83,6 +85,8 @@ __all__ = [
     "AsyncConsumer",
     "AsyncPartitionReader",
     "AsyncProducer",
+    "AuthenticationError",
+    "AuthorizationError",
     "BadRequestError",
     "BrokerError",
     "Client",

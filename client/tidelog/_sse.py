@@ -21,7 +21,8 @@ import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
 from tidelog._api import _seg
-from tidelog._client import _decode, _translate
+from tidelog._core.connection import decode_answer as _decode
+from tidelog._core.connection import translate_error as _translate
 from tidelog._errors import BrokerError, TidelogError, TransportError
 from tidelog._types import Record, TopicPartition, parse_assignment
 
