@@ -62,7 +62,7 @@ def _run(args: list[str], env: dict[str, str] | None = None, stdin: str | None =
         (["--token", "jwt.a.b"], {"TIDELOG_API_KEY": "tlk_env"}, "Bearer jwt.a.b"),
         (["--api-key", "tlk_flag"], {"TIDELOG_TOKEN": "env-token"}, "Bearer tlk_flag"),
         (["--user", "alice", "--password", "pw"], {}, "Basic " + base64.b64encode(b"alice:pw").decode()),
-        ([], {"TIDELOG_USER": "bob", "TIDELOG_PASSWORD": "x"}, "Basic " + base64.b64encode(b"bob:x").decode()),
+        ([], {"TIDELOG_USER": "bob", "TIDELOG_PASSWORD": "x"}, "Basic Ym9iOng="),
         ([], {}, None),
     ],
 )
