@@ -1,10 +1,9 @@
 """``AsyncConsumer``: the group member of ``Consumer`` for asyncio, with a heartbeat task.
 
-The protocol and the at-least-once rules are those of ``tidelog/_consumer.py`` (read its docstring):
-join on the first ``poll()``, heartbeats carry the generation the member applied, revoked partitions
-are committed before they are given up, ``poll()`` commits what the previous one returned, a 404
-rejoins. Rebalance callbacks may be plain functions or coroutines; they run in the task that
-polls.
+The asyncio shell over ``tidelog._core.member.GroupMember``, as ``Consumer`` is the threaded one:
+the protocol and the at-least-once rules are the core's (read its docstring), and the two shells
+have the same methods (``tests/client/test_api_parity.py``). Rebalance callbacks may be plain
+functions or coroutines; they run in the task that polls.
 """
 
 from __future__ import annotations
@@ -15,10 +14,11 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from tidelog import _api
-from tidelog._consumer import OFFSET_RESETS
+from tidelog._consumer import MOVED_ON
+from tidelog._core.member import GroupMember, MemberOption, MemberOptions
 from tidelog._errors import (
     ClientStateError,
     IllegalGenerationError,
@@ -27,10 +27,11 @@ from tidelog._errors import (
     TidelogError,
     UnknownMemberError,
 )
-from tidelog._types import Record, TopicPartition, parse_assignment
+from tidelog._types import Record, TopicPartition
 
 if TYPE_CHECKING:
     from tidelog._client import AsyncClient
+    from tidelog._sse import GroupStream
 
 __all__ = ["AsyncConsumer", "AsyncPartitionReader", "AsyncRebalanceCallback"]
 
@@ -69,102 +70,87 @@ class AsyncConsumer:
         on_assign: AsyncRebalanceCallback | None = None,
         on_revoke: AsyncRebalanceCallback | None = None,
     ) -> None:
-        if (topics is None) == (topic_pattern is None):
-            raise ValueError("give either topics or topic_pattern")
-        if auto_offset_reset not in OFFSET_RESETS:
-            raise ValueError(f"auto_offset_reset must be one of {', '.join(OFFSET_RESETS)}")
         self._client = client
-        self.group_id = group_id
-        self.topics = list(topics) if topics is not None else None
-        self.topic_pattern = topic_pattern
-        self.assignor = assignor
-        self.session_timeout_ms = session_timeout_ms
-        self.rebalance_timeout_ms = rebalance_timeout_ms
-        self._heartbeat_override = heartbeat_interval_ms
-        self.instance_id = instance_id
-        self.auto_offset_reset = auto_offset_reset
-        self.enable_auto_commit = enable_auto_commit
-        self.max_poll_records = max_poll_records
-        self.max_poll_bytes = max_poll_bytes
-        self.key_format = key_format
-        self.value_format = value_format
+        self._member = GroupMember(
+            MemberOptions(
+                group_id=group_id,
+                topics=list(topics) if topics is not None else None,
+                topic_pattern=topic_pattern,
+                assignor=assignor,
+                session_timeout_ms=session_timeout_ms,
+                rebalance_timeout_ms=rebalance_timeout_ms,
+                heartbeat_interval_ms=heartbeat_interval_ms,
+                instance_id=instance_id,
+                auto_offset_reset=auto_offset_reset,
+                max_poll_records=max_poll_records,
+                max_poll_bytes=max_poll_bytes,
+                key_format=key_format,
+                value_format=value_format,
+                enable_auto_commit=enable_auto_commit,
+            )
+        )
         self.on_assign = on_assign
         self.on_revoke = on_revoke
-        self._member_id: str | None = None
-        self._generation: int | None = None
-        self._assignment: tuple[TopicPartition, ...] = ()
-        self._latest: tuple[int, tuple[TopicPartition, ...]] | None = None
-        self._rejoin = False
-        self._heartbeat_interval_s = 3.0
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self._consumed: dict[TopicPartition, int] = {}
-        self._committed: dict[TopicPartition, int] = {}
+        self._commit_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+
+    # -- what it was made with ------------------------------------------------------------------
+
+    group_id: MemberOption[str] = MemberOption()
+    topics: MemberOption[list[str] | None] = MemberOption()
+    topic_pattern: MemberOption[str | None] = MemberOption()
+    assignor: MemberOption[str] = MemberOption()
+    session_timeout_ms: MemberOption[int] = MemberOption()
+    rebalance_timeout_ms: MemberOption[int | None] = MemberOption()
+    instance_id: MemberOption[str | None] = MemberOption()
+    auto_offset_reset: MemberOption[str] = MemberOption()
+    enable_auto_commit: MemberOption[bool] = MemberOption()
+    max_poll_records: MemberOption[int] = MemberOption()
+    max_poll_bytes: MemberOption[int | None] = MemberOption()
+    key_format: MemberOption[str | None] = MemberOption()
+    value_format: MemberOption[str | None] = MemberOption()
+
+    # -- membership -----------------------------------------------------------------------------
 
     @property
     def member_id(self) -> str | None:
-        return self._member_id
+        return self._member.member_id
 
     @property
     def generation(self) -> int | None:
-        return self._generation
+        return self._member.generation
 
     def assignment(self) -> list[TopicPartition]:
-        return list(self._assignment)
-
-    def position(self, tp: TopicPartition | tuple[str, int]) -> int | None:
-        return self._consumed.get(TopicPartition(*tp))
+        """Return the partitions this member owns, as of its last ``poll()``."""
+        return list(self._member.assignment)
 
     async def _join(self) -> None:
-        answer = await self._client.call(
-            _api.join_group(
-                self.group_id,
-                topics=self.topics,
-                topic_pattern=self.topic_pattern,
-                assignor=self.assignor,
-                session_timeout_ms=self.session_timeout_ms,
-                rebalance_timeout_ms=self.rebalance_timeout_ms,
-                instance_id=self.instance_id,
-                auto_offset_reset=self.auto_offset_reset,
-            )
-        )
-        member_id, generation = answer.get("member_id"), answer.get("generation")
-        if not isinstance(member_id, str) or not isinstance(generation, int):
-            raise ClientStateError(f"join answered without member_id/generation: {answer}")
-        interval = (
-            self._heartbeat_override or answer.get("heartbeat_interval_ms") or self.session_timeout_ms // 3
-        )
-        self._member_id, self._generation = member_id, generation
-        self._latest = (generation, parse_assignment(answer.get("assignment")))
-        self._rejoin = False
-        self._heartbeat_interval_s = max(0.05, int(interval) / 1000.0)
+        answer = await self._client.call(self._member.join_call())
+        self._member.joined(answer)
         if self._heartbeat_task is None:
             self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="tidelog-heartbeat")
 
     async def _heartbeat_loop(self) -> None:
         while not self._closed:
-            await asyncio.sleep(self._heartbeat_interval_s)
+            await asyncio.sleep(self._member.heartbeat_interval_s)
             await self.heartbeat()
 
     async def heartbeat(self) -> None:
         """Send one heartbeat now (the background task does this on its own)."""
-        member_id = self._member_id
-        if member_id is None or self._rejoin:
+        due = self._member.heartbeat_call()
+        if due is None:
             return
+        member_id, call = due
         try:
-            answer = await self._client.call(
-                _api.heartbeat(self.group_id, member_id, self._generation), retries=1
-            )
+            answer = await self._client.call(call, retries=1)
         except UnknownMemberError:
-            if self._member_id == member_id:
-                self._rejoin = True
+            self._member.unknown(member_id)
             return
         except TidelogError as error:
             log.warning("heartbeat of %s in %s failed: %s", member_id, self.group_id, error)
             return
-        generation = answer.get("generation")
-        if isinstance(generation, int) and "assignment" in answer and self._member_id == member_id:
-            self._latest = (generation, parse_assignment(answer.get("assignment")))
+        self._member.heard(member_id, answer)
 
     async def _call_back(
         self, callback: AsyncRebalanceCallback | None, partitions: list[TopicPartition]
@@ -176,49 +162,83 @@ class AsyncConsumer:
             await result
 
     async def _apply(self, assignment: tuple[TopicPartition, ...]) -> None:
-        old, new = set(self._assignment), set(assignment)
-        revoked, added = sorted(old - new), sorted(new - old)
-        for tp in revoked:
-            self._consumed.pop(tp, None)
-            self._committed.pop(tp, None)
+        revoked, added = self._member.apply(assignment)
         await self._call_back(self.on_revoke, revoked)
-        self._assignment = tuple(sorted(new))
         await self._call_back(self.on_assign, added)
 
     async def _apply_latest(self) -> None:
-        latest, self._latest = self._latest, None
-        if latest is None:
+        change = self._member.take_change()
+        if change is None:
             return
-        generation, assignment = latest
-        if self.enable_auto_commit:
-            revoked = set(self._assignment) - set(assignment)
-            pending = {tp: off for tp, off in self._uncommitted().items() if tp in revoked}
-            if pending:
-                try:
-                    await self._commit(pending, generation, None)
-                except (IllegalGenerationError, UnknownMemberError, RebalanceInProgressError) as error:
-                    log.info("commit of revoked partitions in %s refused: %s", self.group_id, error)
-        await self._apply(assignment)
-        self._generation = generation
+        if change.pending:
+            try:
+                await self._commit(change.pending, change.generation, None)
+            except MOVED_ON as error:
+                log.info("commit of revoked partitions in %s refused: %s", self.group_id, error)
+        await self._apply(change.assignment)
+        self._member.applied(change.generation)
 
     async def _ensure_member(self) -> None:
         if self._closed:
             raise ClientStateError("the consumer is closed")
-        if self._member_id is None or self._rejoin:
-            if self._member_id is not None:
-                await self._apply(())  # the session expired: everything it had is lost
-                self._member_id = None
+        if self._member.needs_join:
+            if self._member.member_id is not None:
+                await self._apply(self._member.lose())  # the session expired: everything is lost
             await self._join()
         await self._apply_latest()
 
-    def _uncommitted(self) -> dict[TopicPartition, int]:
-        return {tp: off for tp, off in self._consumed.items() if self._committed.get(tp) != off}
+    # -- consuming ------------------------------------------------------------------------------
+
+    async def poll(self, timeout_ms: int = 1000) -> list[Record]:
+        """Return the next records of the assigned partitions, waiting up to ``timeout_ms``."""
+        records = await self._poll(timeout_ms)
+        self._member.mark_consumed(records)
+        return records
+
+    async def _poll(self, timeout_ms: int) -> list[Record]:
+        if self.enable_auto_commit:
+            await self._auto_commit()
+        await self._ensure_member()
+        member_id = self._member.member_id
+        assert member_id is not None
+        try:
+            answer = await self._client.call(self._member.poll_call(timeout_ms))
+        except UnknownMemberError:
+            self._member.unknown(member_id)
+            return []
+        except RebalanceInProgressError:
+            await self.heartbeat()
+            await self._apply_latest()
+            return []
+        self._member.heard(member_id, answer)
+        await self._apply_latest()
+        return self._member.records(answer)
+
+    async def __aiter__(self) -> AsyncIterator[Record]:
+        """Yield records until closed; a record counts as consumed when the loop asks for the next."""
+        while not self._closed:
+            for record in await self._poll(1000):
+                yield record
+                self._member.mark_consumed([record])
+                if self._closed:
+                    return
+
+    def stream(self, **options: Any) -> GroupStream:
+        """Return this consumer's group membership over one SSE connection (see ``Consumer.stream``),
+        to iterate with ``async for``."""
+        from tidelog._sse import GroupStream
+
+        params = self._member.stream_params()
+        options.setdefault("key_format", self.key_format)
+        options.setdefault("value_format", self.value_format)
+        return GroupStream(self._client, self.group_id, self.topics or [], extra_params=params, **options)
+
+    # -- offsets --------------------------------------------------------------------------------
 
     async def _auto_commit(self, *, retry: bool = True) -> None:
-        if self._member_id is None:
+        if self._member.member_id is None:
             return
-        generation, owned = self._latest or (self._generation, self._assignment)
-        pending = {tp: off for tp, off in self._uncommitted().items() if tp in owned}
+        pending, generation = self._member.auto_commit_offsets()
         if not pending:
             return
         try:
@@ -233,123 +253,73 @@ class AsyncConsumer:
         except (UnknownMemberError, RebalanceInProgressError) as error:
             log.info("auto-commit in %s refused after a rebalance: %s", self.group_id, error)
 
-    async def _commit(
-        self, chosen: dict[TopicPartition, int], generation: int | None, metadata: str | None
-    ) -> None:
-        await self._client.call(
-            _api.commit(
-                self.group_id,
-                [(tp.topic, tp.partition, off, metadata) for tp, off in chosen.items()],
-                member_id=self._member_id,
-                generation=generation,
-            )
-        )
-        self._committed.update(chosen)
-
     async def commit(
         self,
         offsets: Mapping[TopicPartition, int] | Mapping[tuple[str, int], int] | None = None,
         *,
+        asynchronous: bool = False,
         metadata: str | None = None,
+    ) -> asyncio.Future[None] | None:
+        """Commit ``offsets`` (next offsets to read) or what ``poll()`` returned so far.
+
+        With ``asynchronous=True`` the commit runs in a task of its own and the task is returned
+        (Kafka's ``commitAsync``); otherwise it returns once the broker made it durable.
+        """
+        chosen = self._member.chosen(offsets)
+        if not chosen:
+            return None
+        generation = self._member.generation
+        if not asynchronous:
+            await self._commit(chosen, generation, metadata)
+            return None
+        task = asyncio.create_task(self._commit(chosen, generation, metadata), name="tidelog-commit")
+        self._commit_tasks.add(task)
+        task.add_done_callback(self._commit_tasks.discard)
+        return task
+
+    async def _commit(
+        self, chosen: dict[TopicPartition, int], generation: int | None, metadata: str | None
     ) -> None:
-        """Commit ``offsets`` (next offsets to read) or what ``poll()`` returned so far."""
-        if self._member_id is None:
-            raise ClientStateError("the consumer has not joined its group yet: poll() first")
-        chosen = {TopicPartition(*tp): off for tp, off in (offsets or self._uncommitted()).items()}
-        if chosen:
-            await self._commit(chosen, self._generation, metadata)
+        await self._client.call(self._member.commit_call(chosen, generation, metadata))
+        self._member.on_committed(chosen)
 
     async def committed(self) -> dict[TopicPartition, int | None]:
-        result = await self._client.call(_api.group_offsets(self.group_id))
-        owned = set(self._assignment)
-        return {
-            TopicPartition(o.topic, o.partition): o.offset
-            for o in result.offsets
-            if not owned or TopicPartition(o.topic, o.partition) in owned
-        }
+        """Return the group's committed offsets of the partitions this member owns."""
+        return self._member.owned_offsets(await self._client.call(_api.group_offsets(self.group_id)))
 
-    async def _poll(self, timeout_ms: int) -> list[Record]:
-        await self._ensure_member()
-        assert self._member_id is not None
-        try:
-            answer = await self._client.call(
-                _api.poll_member(
-                    self.group_id,
-                    self._member_id,
-                    max_records=self.max_poll_records,
-                    max_bytes=self.max_poll_bytes,
-                    max_wait_ms=max(0, int(timeout_ms)),
-                    key_format=self.key_format,
-                    value_format=self.value_format,
-                )
-            )
-        except UnknownMemberError:
-            self._rejoin = True
-            return []
-        except RebalanceInProgressError:
-            await self.heartbeat()
-            await self._apply_latest()
-            return []
-        generation = answer.get("generation")
-        if isinstance(generation, int) and "assignment" in answer:
-            self._latest = (generation, parse_assignment(answer.get("assignment")))
-            await self._apply_latest()
-        return [
-            Record.from_json(r, key_format=self.key_format, value_format=self.value_format)
-            for r in answer.get("records") or ()
-            if isinstance(r, Mapping)
-        ]
+    def position(self, tp: TopicPartition | tuple[str, int]) -> int | None:
+        """Return the offset after the last record ``poll()`` returned from ``tp`` (None if none yet)."""
+        return self._member.consumed.get(TopicPartition(*tp))
 
-    def _mark_consumed(self, records: list[Record]) -> None:
-        for record in records:
-            tp = record.topic_partition
-            if record.offset + 1 > self._consumed.get(tp, -1):
-                self._consumed[tp] = record.offset + 1
+    async def seek(self, tp: TopicPartition | tuple[str, int], offset: int) -> None:
+        """Make the next poll of ``tp`` start at ``offset``."""
+        await self._seek(TopicPartition(*tp), "offset", offset)
 
-    async def poll(self, timeout_ms: int = 1000) -> list[Record]:
-        """Return the next records of the assigned partitions, waiting up to ``timeout_ms``."""
-        if self.enable_auto_commit:
-            await self._auto_commit()
-        records = await self._poll(timeout_ms)
-        self._mark_consumed(records)
-        return records
+    async def seek_to_beginning(self, partitions: Sequence[TopicPartition] | None = None) -> None:
+        for tp in self._member.seek_targets(partitions):
+            await self._seek(tp, "earliest", None)
 
-    async def __aiter__(self) -> AsyncIterator[Record]:
-        """Yield records until closed; a record counts as consumed when the loop asks for the next."""
-        while not self._closed:
-            if self.enable_auto_commit:
-                await self._auto_commit()
-            for record in await self._poll(1000):
-                yield record
-                self._mark_consumed([record])
-                if self._closed:
-                    return
+    async def seek_to_end(self, partitions: Sequence[TopicPartition] | None = None) -> None:
+        for tp in self._member.seek_targets(partitions):
+            await self._seek(tp, "latest", None)
+
+    async def seek_to_timestamp(self, tp: TopicPartition | tuple[str, int], timestamp_ms: int) -> None:
+        """Make the next poll of ``tp`` start at the first record at or after ``timestamp_ms``."""
+        await self._seek(TopicPartition(*tp), "timestamp", timestamp_ms)
 
     async def _seek(self, tp: TopicPartition, to: str, value: int | None) -> None:
         await self._ensure_member()
-        assert self._member_id is not None
-        await self._client.call(_api.seek(self.group_id, self._member_id, tp.topic, tp.partition, to, value))
+        await self._client.call(self._member.seek_call(tp, to, value))
+        self._member.sought(tp, to, value)
 
-    async def seek(self, tp: TopicPartition | tuple[str, int], offset: int) -> None:
-        await self._seek(TopicPartition(*tp), "offset", offset)
-        self._consumed[TopicPartition(*tp)] = offset
-
-    async def seek_to_beginning(self, partitions: Sequence[TopicPartition] | None = None) -> None:
-        for tp in partitions or self._assignment:
-            await self._seek(TopicPartition(*tp), "earliest", None)
-            self._consumed.pop(TopicPartition(*tp), None)
-
-    async def seek_to_end(self, partitions: Sequence[TopicPartition] | None = None) -> None:
-        for tp in partitions or self._assignment:
-            await self._seek(TopicPartition(*tp), "latest", None)
-            self._consumed.pop(TopicPartition(*tp), None)
+    # -- closing --------------------------------------------------------------------------------
 
     async def close(self, *, commit: bool | None = None) -> None:
         """Commit what was returned (with auto-commit, or ``commit=True``), leave the group, stop."""
         if self._closed:
             return
         try:
-            if (self.enable_auto_commit if commit is None else commit) and self._member_id is not None:
+            if (self.enable_auto_commit if commit is None else commit) and self.member_id is not None:
                 await self._auto_commit()
         finally:
             self._closed = True
@@ -357,15 +327,16 @@ class AsyncConsumer:
                 self._heartbeat_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._heartbeat_task
+            if self._commit_tasks:
+                await asyncio.gather(*self._commit_tasks, return_exceptions=True)
+            revoked, leave = self._member.leave()
             try:
-                await self._call_back(self.on_revoke, list(self._assignment))
+                await self._call_back(self.on_revoke, revoked)
             except Exception:
                 log.exception("on_revoke raised during close")
-            self._assignment = ()
-            member_id, self._member_id = self._member_id, None
-            if member_id is not None:
+            if leave is not None:
                 try:
-                    await self._client.call(_api.leave_group(self.group_id, member_id), retries=1)
+                    await self._client.call(leave, retries=1)
                 except NotFoundError:
                     pass
                 except TidelogError as error:

@@ -1,16 +1,9 @@
 """``Consumer`` (a consumer-group member) and ``PartitionReader`` (one partition, no group).
 
-The group protocol over HTTP (``docs/groups.md``): ``POST /v1/groups/{g}/members`` joins and answers
-the member id, generation and assignment; a background thread heartbeats every
-``heartbeat_interval_ms`` and each heartbeat's answer carries the current generation and assignment,
-so a member follows a rebalance by heartbeating. Only a 404 (``UnknownMemberError``, 40403: the
-session expired) makes it join again. Rebalance callbacks run in the thread that calls ``poll()``,
-as in Kafka, never in the heartbeat thread.
-
-At-least-once by default (``enable_auto_commit=True``): each ``poll()`` first commits the offsets of
-the records the previous ``poll()`` returned, and ``close()`` commits what was returned last, so a
-record is committed only after the application had it and came back for more. A crash in between
-redelivers, never skips.
+``Consumer`` is the threaded shell over ``tidelog._core.member.GroupMember``, whose docstring states
+the group protocol and the at-least-once rules: it sends what the core builds, runs a heartbeat
+thread, and calls the rebalance callbacks in the thread that calls ``poll()``, as in Kafka, never in
+the heartbeat thread. ``AsyncConsumer`` (``tidelog._async_consumer``) is the same over asyncio.
 """
 
 from __future__ import annotations
@@ -22,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from tidelog import _api
+from tidelog._core.member import OFFSET_RESETS, GroupMember, MemberOption, MemberOptions
 from tidelog._errors import (
     ClientStateError,
     IllegalGenerationError,
@@ -32,18 +25,19 @@ from tidelog._errors import (
     TidelogError,
     UnknownMemberError,
 )
-from tidelog._types import Record, TopicPartition, parse_assignment
+from tidelog._types import Record, TopicPartition
 
 if TYPE_CHECKING:
     from tidelog._client import Client
     from tidelog._sse import GroupStream
 
-__all__ = ["Consumer", "PartitionReader", "RebalanceCallback"]
+__all__ = ["OFFSET_RESETS", "Consumer", "PartitionReader", "RebalanceCallback"]
 
 log = logging.getLogger("tidelog.consumer")
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]
-OFFSET_RESETS = ("earliest", "latest", "none")
+#: What a commit refused after a rebalance raises: the partitions moved on, their records come again.
+MOVED_ON = (IllegalGenerationError, UnknownMemberError, RebalanceInProgressError)
 
 
 class Consumer:
@@ -76,166 +70,117 @@ class Consumer:
         on_assign: RebalanceCallback | None = None,
         on_revoke: RebalanceCallback | None = None,
     ) -> None:
-        if (topics is None) == (topic_pattern is None):
-            raise ValueError("give either topics or topic_pattern")
-        if auto_offset_reset not in OFFSET_RESETS:
-            raise ValueError(f"auto_offset_reset must be one of {', '.join(OFFSET_RESETS)}")
         self._client = client
-        self.group_id = group_id
-        self.topics = list(topics) if topics is not None else None
-        self.topic_pattern = topic_pattern
-        self.assignor = assignor
-        self.session_timeout_ms = session_timeout_ms
-        self.rebalance_timeout_ms = rebalance_timeout_ms
-        self._heartbeat_override = heartbeat_interval_ms
-        self.instance_id = instance_id
-        self.auto_offset_reset = auto_offset_reset
-        self.enable_auto_commit = enable_auto_commit
-        self.max_poll_records = max_poll_records
-        self.max_poll_bytes = max_poll_bytes
-        self.key_format = key_format
-        self.value_format = value_format
+        self._member = GroupMember(
+            MemberOptions(
+                group_id=group_id,
+                topics=list(topics) if topics is not None else None,
+                topic_pattern=topic_pattern,
+                assignor=assignor,
+                session_timeout_ms=session_timeout_ms,
+                rebalance_timeout_ms=rebalance_timeout_ms,
+                heartbeat_interval_ms=heartbeat_interval_ms,
+                instance_id=instance_id,
+                auto_offset_reset=auto_offset_reset,
+                max_poll_records=max_poll_records,
+                max_poll_bytes=max_poll_bytes,
+                key_format=key_format,
+                value_format=value_format,
+                enable_auto_commit=enable_auto_commit,
+            )
+        )
         self.on_assign = on_assign
         self.on_revoke = on_revoke
-
-        self._lock = threading.Lock()
-        self._member_id: str | None = None
-        self._generation: int | None = None
-        self._assignment: tuple[TopicPartition, ...] = ()  # as the application last saw it
-        self._latest: tuple[int, tuple[TopicPartition, ...]] | None = None  # from heartbeats
-        self._rejoin = False
-        self._heartbeat_interval_s = 3.0
         self._stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
-        self._consumed: dict[TopicPartition, int] = {}  # next offset after the last returned record
-        self._committed: dict[TopicPartition, int] = {}
         self._commit_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._closed = False
+
+    # -- what it was made with ------------------------------------------------------------------
+
+    group_id: MemberOption[str] = MemberOption()
+    topics: MemberOption[list[str] | None] = MemberOption()
+    topic_pattern: MemberOption[str | None] = MemberOption()
+    assignor: MemberOption[str] = MemberOption()
+    session_timeout_ms: MemberOption[int] = MemberOption()
+    rebalance_timeout_ms: MemberOption[int | None] = MemberOption()
+    instance_id: MemberOption[str | None] = MemberOption()
+    auto_offset_reset: MemberOption[str] = MemberOption()
+    enable_auto_commit: MemberOption[bool] = MemberOption()
+    max_poll_records: MemberOption[int] = MemberOption()
+    max_poll_bytes: MemberOption[int | None] = MemberOption()
+    key_format: MemberOption[str | None] = MemberOption()
+    value_format: MemberOption[str | None] = MemberOption()
 
     # -- membership -----------------------------------------------------------------------------
 
     @property
     def member_id(self) -> str | None:
-        return self._member_id
+        return self._member.member_id
 
     @property
     def generation(self) -> int | None:
-        return self._generation
+        return self._member.generation
 
     def assignment(self) -> list[TopicPartition]:
         """Return the partitions this member owns, as of its last ``poll()``."""
-        return list(self._assignment)
+        return list(self._member.assignment)
 
     def _join(self) -> None:
-        answer = self._client.call(
-            _api.join_group(
-                self.group_id,
-                topics=self.topics,
-                topic_pattern=self.topic_pattern,
-                assignor=self.assignor,
-                session_timeout_ms=self.session_timeout_ms,
-                rebalance_timeout_ms=self.rebalance_timeout_ms,
-                instance_id=self.instance_id,
-                auto_offset_reset=self.auto_offset_reset,
-            )
-        )
-        member_id = answer.get("member_id")
-        generation = answer.get("generation")
-        if not isinstance(member_id, str) or not isinstance(generation, int):
-            raise ClientStateError(f"join answered without member_id/generation: {answer}")
-        interval = (
-            self._heartbeat_override or answer.get("heartbeat_interval_ms") or self.session_timeout_ms // 3
-        )
-        with self._lock:
-            self._member_id = member_id
-            self._generation = generation
-            self._latest = (generation, parse_assignment(answer.get("assignment")))
-            self._rejoin = False
-            self._heartbeat_interval_s = max(0.05, int(interval) / 1000.0)
+        answer = self._client.call(self._member.join_call())
+        self._member.joined(answer)
         if self._heartbeat_thread is None:
             self._heartbeat_thread = threading.Thread(
                 target=self._heartbeat_loop, name=f"tidelog-heartbeat-{self.group_id}", daemon=True
             )
             self._heartbeat_thread.start()
-        log.info("joined group %s as %s (generation %s)", self.group_id, member_id, generation)
+        log.info("joined group %s as %s (generation %s)", self.group_id, self.member_id, self.generation)
 
     def _heartbeat_loop(self) -> None:
-        while not self._stop.wait(self._heartbeat_interval_s):
+        while not self._stop.wait(self._member.heartbeat_interval_s):
             self.heartbeat()
 
     def heartbeat(self) -> None:
         """Send one heartbeat now (the background thread does this on its own)."""
-        with self._lock:
-            member_id = self._member_id
-            applied = self._generation
-            if member_id is None or self._rejoin:
-                return
+        due = self._member.heartbeat_call()
+        if due is None:
+            return
+        member_id, call = due
         try:
-            # The generation the poll thread has applied: it acknowledges the revocations it carried
-            # out (committed, on_revoke called), so the broker may hand those partitions over.
-            answer = self._client.call(_api.heartbeat(self.group_id, member_id, applied), retries=1)
+            answer = self._client.call(call, retries=1)
         except UnknownMemberError:
-            with self._lock:
-                if self._member_id == member_id:
-                    self._rejoin = True
+            self._member.unknown(member_id)
             return
         except TidelogError as error:
             log.warning("heartbeat of %s in %s failed: %s", member_id, self.group_id, error)
             return
-        generation = answer.get("generation")
-        if isinstance(generation, int) and "assignment" in answer:
-            with self._lock:
-                if self._member_id == member_id:
-                    self._latest = (generation, parse_assignment(answer.get("assignment")))
+        self._member.heard(member_id, answer)
 
     def _ensure_member(self) -> None:
         if self._closed:
             raise ClientStateError("the consumer is closed")
-        rejoin = False
-        with self._lock:
-            if self._member_id is None or self._rejoin:
-                rejoin = True
-        if rejoin:
-            if self._member_id is not None:
-                # The session expired: everything this member had is gone (Kafka's onPartitionsLost).
-                self._apply(())
-                with self._lock:
-                    self._member_id = None
+        if self._member.needs_join:
+            if self._member.member_id is not None:
+                self._apply(self._member.lose())  # everything it had is gone (onPartitionsLost)
             self._join()
         self._apply_latest()
 
     def _apply_latest(self) -> None:
-        with self._lock:
-            latest = self._latest
-            self._latest = None
-        if latest is None:
+        change = self._member.take_change()
+        if change is None:
             return
-        generation, assignment = latest
-        if self.enable_auto_commit:
-            # Partitions being revoked stay committable until handed over: commit what the
-            # application already had from them, so the next owner starts right after it.
-            revoked = set(self._assignment) - set(assignment)
-            pending = {tp: off for tp, off in self._uncommitted().items() if tp in revoked}
-            if pending:
-                try:
-                    self._commit(pending, generation, None)
-                except (IllegalGenerationError, UnknownMemberError, RebalanceInProgressError) as error:
-                    log.info("commit of revoked partitions in %s refused: %s", self.group_id, error)
-        self._apply(assignment)
-        with self._lock:
-            self._generation = generation
+        if change.pending:
+            try:
+                self._commit(change.pending, change.generation, None)
+            except MOVED_ON as error:
+                log.info("commit of revoked partitions in %s refused: %s", self.group_id, error)
+        self._apply(change.assignment)
+        self._member.applied(change.generation)
 
     def _apply(self, assignment: tuple[TopicPartition, ...]) -> None:
-        old, new = set(self._assignment), set(assignment)
-        revoked = sorted(old - new)
-        added = sorted(new - old)
-        if revoked:
-            for tp in revoked:
-                self._consumed.pop(tp, None)
-                self._committed.pop(tp, None)
-            if self.on_revoke is not None:
-                self.on_revoke(revoked)
-        self._assignment = tuple(sorted(new))
+        revoked, added = self._member.apply(assignment)
+        if revoked and self.on_revoke is not None:
+            self.on_revoke(revoked)
         if added and self.on_assign is not None:
             self.on_assign(added)
 
@@ -244,55 +189,28 @@ class Consumer:
     def poll(self, timeout_ms: int = 1000) -> list[Record]:
         """Return the next records of the assigned partitions, waiting up to ``timeout_ms`` for some."""
         records = self._poll(timeout_ms)
-        self._mark_consumed(records)
+        self._member.mark_consumed(records)
         return records
-
-    def _mark_consumed(self, records: list[Record]) -> None:
-        for record in records:
-            tp = record.topic_partition
-            if record.offset + 1 > self._consumed.get(tp, -1):
-                self._consumed[tp] = record.offset + 1
 
     def _poll(self, timeout_ms: int) -> list[Record]:
         if self.enable_auto_commit:
             self._auto_commit()
         self._ensure_member()
-        member_id = self._member_id
+        member_id = self._member.member_id
         assert member_id is not None
         try:
-            answer = self._client.call(
-                _api.poll_member(
-                    self.group_id,
-                    member_id,
-                    max_records=self.max_poll_records,
-                    max_bytes=self.max_poll_bytes,
-                    max_wait_ms=max(0, int(timeout_ms)),
-                    key_format=self.key_format,
-                    value_format=self.value_format,
-                )
-            )
+            answer = self._client.call(self._member.poll_call(timeout_ms))
         except UnknownMemberError:
-            with self._lock:
-                self._rejoin = True
+            self._member.unknown(member_id)
             return []
         except RebalanceInProgressError:
             self.heartbeat()
             self._apply_latest()
             return []
-        self._note_answer(answer)
-        return [
-            Record.from_json(r, key_format=self.key_format, value_format=self.value_format)
-            for r in answer.get("records") or ()
-            if isinstance(r, Mapping)
-        ]
-
-    def _note_answer(self, answer: Mapping[str, Any]) -> None:
         # A poll's answer may carry the generation and assignment too; treat it like a heartbeat's.
-        generation = answer.get("generation")
-        if isinstance(generation, int) and "assignment" in answer:
-            with self._lock:
-                self._latest = (generation, parse_assignment(answer.get("assignment")))
-            self._apply_latest()
+        self._member.heard(member_id, answer)
+        self._apply_latest()
+        return self._member.records(answer)
 
     def __iter__(self) -> Iterator[Record]:
         """Yield records until the consumer is closed.
@@ -303,7 +221,7 @@ class Consumer:
         while not self._closed:
             for record in self._poll(1000):
                 yield record
-                self._mark_consumed([record])
+                self._member.mark_consumed([record])
                 if self._closed:
                     return
 
@@ -317,36 +235,17 @@ class Consumer:
         """
         from tidelog._sse import GroupStream
 
-        if self._member_id is not None:
-            raise ClientStateError("this consumer already joined by poll(); a stream is a member of its own")
-        params: dict[str, Any] = {
-            "assignor": self.assignor,
-            "session_timeout_ms": self.session_timeout_ms,
-            "auto_offset_reset": self.auto_offset_reset,
-        }
-        if self.topic_pattern is not None:
-            params["topic_pattern"] = self.topic_pattern
-        if self.instance_id is not None:
-            params["instance_id"] = self.instance_id
-        if self.rebalance_timeout_ms is not None:
-            params["rebalance_timeout_ms"] = self.rebalance_timeout_ms
+        params = self._member.stream_params()
         options.setdefault("key_format", self.key_format)
         options.setdefault("value_format", self.value_format)
         return GroupStream(self._client, self.group_id, self.topics or [], extra_params=params, **options)
 
     # -- offsets --------------------------------------------------------------------------------
 
-    def _uncommitted(self) -> dict[TopicPartition, int]:
-        return {tp: off for tp, off in self._consumed.items() if self._committed.get(tp) != off}
-
     def _auto_commit(self, *, retry: bool = True) -> None:
-        if self._member_id is None:
+        if self._member.member_id is None:
             return
-        with self._lock:
-            generation, owned = self._latest or (self._generation, self._assignment)
-        # Only partitions the member still owns in the newest generation it heard of: the broker
-        # refuses a whole commit that names a partition which moved (40902).
-        pending = {tp: off for tp, off in self._uncommitted().items() if tp in owned}
+        pending, generation = self._member.auto_commit_offsets()
         if not pending:
             return
         try:
@@ -361,7 +260,6 @@ class Consumer:
                 return
             log.info("auto-commit in %s refused after a rebalance: %s", self.group_id, error)
         except (UnknownMemberError, RebalanceInProgressError) as error:
-            # The partitions moved on before the commit: their records will be delivered again.
             log.info("auto-commit in %s refused after a rebalance: %s", self.group_id, error)
 
     def commit(
@@ -376,69 +274,53 @@ class Consumer:
         With ``asynchronous=True`` the commit is sent from a background thread and a ``Future`` is
         returned (Kafka's ``commitAsync``); otherwise it returns once the broker made it durable.
         """
-        if self._member_id is None:
-            raise ClientStateError("the consumer has not joined its group yet: poll() first")
-        chosen = {TopicPartition(*tp): off for tp, off in (offsets or self._uncommitted()).items()}
+        chosen = self._member.chosen(offsets)
         if not chosen:
             return None
+        generation = self._member.generation
         if not asynchronous:
-            self._commit(chosen, self._generation, metadata)
+            self._commit(chosen, generation, metadata)
             return None
         if self._commit_pool is None:
             self._commit_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tidelog-commit")
-        return self._commit_pool.submit(self._commit, chosen, self._generation, metadata)
+        return self._commit_pool.submit(self._commit, chosen, generation, metadata)
 
     def _commit(
         self, chosen: dict[TopicPartition, int], generation: int | None, metadata: str | None
     ) -> None:
-        self._client.call(
-            _api.commit(
-                self.group_id,
-                [(tp.topic, tp.partition, off, metadata) for tp, off in chosen.items()],
-                member_id=self._member_id,
-                generation=generation,
-            )
-        )
-        with self._lock:
-            self._committed.update(chosen)
+        self._client.call(self._member.commit_call(chosen, generation, metadata))
+        self._member.on_committed(chosen)
 
     def committed(self) -> dict[TopicPartition, int | None]:
         """Return the group's committed offsets of the partitions this member owns."""
-        result = self._client.call(_api.group_offsets(self.group_id))
-        owned = set(self._assignment)
-        return {
-            TopicPartition(o.topic, o.partition): o.offset
-            for o in result.offsets
-            if not owned or TopicPartition(o.topic, o.partition) in owned
-        }
+        from tidelog import _api
 
-    def position(self, tp: TopicPartition) -> int | None:
+        return self._member.owned_offsets(self._client.call(_api.group_offsets(self.group_id)))
+
+    def position(self, tp: TopicPartition | tuple[str, int]) -> int | None:
         """Return the offset after the last record ``poll()`` returned from ``tp`` (None if none yet)."""
-        return self._consumed.get(TopicPartition(*tp))
+        return self._member.consumed.get(TopicPartition(*tp))
 
     def seek(self, tp: TopicPartition | tuple[str, int], offset: int) -> None:
         """Make the next poll of ``tp`` start at ``offset``."""
         self._seek(TopicPartition(*tp), "offset", offset)
-        self._consumed[TopicPartition(*tp)] = offset
 
     def seek_to_beginning(self, partitions: Sequence[TopicPartition] | None = None) -> None:
-        for tp in partitions or self._assignment:
-            self._seek(TopicPartition(*tp), "earliest", None)
-            self._consumed.pop(TopicPartition(*tp), None)
+        for tp in self._member.seek_targets(partitions):
+            self._seek(tp, "earliest", None)
 
     def seek_to_end(self, partitions: Sequence[TopicPartition] | None = None) -> None:
-        for tp in partitions or self._assignment:
-            self._seek(TopicPartition(*tp), "latest", None)
-            self._consumed.pop(TopicPartition(*tp), None)
+        for tp in self._member.seek_targets(partitions):
+            self._seek(tp, "latest", None)
 
     def seek_to_timestamp(self, tp: TopicPartition | tuple[str, int], timestamp_ms: int) -> None:
+        """Make the next poll of ``tp`` start at the first record at or after ``timestamp_ms``."""
         self._seek(TopicPartition(*tp), "timestamp", timestamp_ms)
-        self._consumed.pop(TopicPartition(*tp), None)
 
     def _seek(self, tp: TopicPartition, to: str, value: int | None) -> None:
         self._ensure_member()
-        assert self._member_id is not None
-        self._client.call(_api.seek(self.group_id, self._member_id, tp.topic, tp.partition, to, value))
+        self._client.call(self._member.seek_call(tp, to, value))
+        self._member.sought(tp, to, value)
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -447,7 +329,7 @@ class Consumer:
         if self._closed:
             return
         try:
-            if (self.enable_auto_commit if commit is None else commit) and self._member_id is not None:
+            if (self.enable_auto_commit if commit is None else commit) and self.member_id is not None:
                 self._auto_commit()
         finally:
             self._closed = True
@@ -456,23 +338,21 @@ class Consumer:
                 self._heartbeat_thread.join(timeout=5)
             if self._commit_pool is not None:
                 self._commit_pool.shutdown(wait=True)
-            member_id = self._member_id
-            if self._assignment and self.on_revoke is not None:
+            revoked, leave = self._member.leave()
+            if revoked and self.on_revoke is not None:
                 try:
-                    self.on_revoke(list(self._assignment))
+                    self.on_revoke(revoked)
                 except Exception:
                     log.exception("on_revoke raised during close")
-            self._assignment = ()
-            if member_id is not None:
+            if leave is not None:
                 try:
-                    self._client.call(_api.leave_group(self.group_id, member_id), retries=1)
+                    self._client.call(leave, retries=1)
                 except NotFoundError:
                     pass  # already expired: nothing to leave
                 except TidelogError as error:
                     log.warning(
                         "leaving group %s failed: %s (the session timeout removes it)", self.group_id, error
                     )
-            self._member_id = None
 
     def __enter__(self) -> Self:
         return self
