@@ -40,7 +40,7 @@ def _batch(n: int) -> Batch[int]:
 
 def _append(acc: Accumulator[int], tp: TopicPartition, n: int, now: float = 0.0, size: int = 10) -> None:
     for i in range(n):
-        acc.append(tp, _record(size), lambda _b: i, None, now)
+        acc.append(tp, _record(size), lambda _b, i=i: i, None, now)  # type: ignore[misc]
 
 
 def test_batches_close_on_count_size_or_linger_and_one_per_partition_is_in_flight() -> None:
