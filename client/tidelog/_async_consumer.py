@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any, Self
 from tidelog import _api
 from tidelog._consumer import MOVED_ON
 from tidelog._core.member import GroupMember, MemberOption, MemberOptions
+from tidelog._core.reader import ReaderOption, ReaderState
 from tidelog._errors import (
     ClientStateError,
     IllegalGenerationError,
     NotFoundError,
+    OffsetOutOfRangeError,
     RebalanceInProgressError,
     TidelogError,
     UnknownMemberError,
@@ -352,7 +354,10 @@ class AsyncConsumer:
 
 
 class AsyncPartitionReader:
-    """``PartitionReader`` for asyncio: one partition by offset, with long-polls, without a group."""
+    """``PartitionReader`` for asyncio: one partition by offset, with long-polls, without a group.
+
+    The same decisions (``tidelog._core.reader``); the start offset is resolved on first use.
+    """
 
     def __init__(
         self,
@@ -368,70 +373,58 @@ class AsyncPartitionReader:
         header_format: str | None = None,
         on_out_of_range: str = "earliest",
     ) -> None:
-        if on_out_of_range not in ("earliest", "latest", "error"):
-            raise ValueError("on_out_of_range must be earliest, latest or error")
         self._client = client
-        self.topic = topic
-        self.partition = partition
-        self.max_records = max_records
-        self.max_bytes = max_bytes
-        self.key_format = key_format
-        self.value_format = value_format
-        self.header_format = header_format
-        self.on_out_of_range = on_out_of_range
-        self.high_watermark: int | None = None
+        self._state = ReaderState(
+            topic,
+            partition,
+            max_records=max_records,
+            max_bytes=max_bytes,
+            key_format=key_format,
+            value_format=value_format,
+            header_format=header_format,
+            on_out_of_range=on_out_of_range,
+        )
         self._start: int | str = offset
-        self._position: int | None = None
+
+    topic: ReaderOption[str] = ReaderOption()
+    partition: ReaderOption[int] = ReaderOption()
+    max_records: ReaderOption[int] = ReaderOption()
+    max_bytes: ReaderOption[int | None] = ReaderOption()
+    key_format: ReaderOption[str | None] = ReaderOption()
+    value_format: ReaderOption[str | None] = ReaderOption()
+    header_format: ReaderOption[str | None] = ReaderOption()
+    on_out_of_range: ReaderOption[str] = ReaderOption()
+    high_watermark: ReaderOption[int | None] = ReaderOption()
 
     async def position(self) -> int:
         """The offset of the next record to read (resolving earliest/latest on first use)."""
-        if self._position is None:
+        if self._state.position is None:
             await self._client.ensure_leader(self.topic, self.partition)
-            self._position = await self._resolve(self._start)
-        return self._position
+            self._state.position = await self._resolve(self._start)
+        return self._state.position
 
     async def _resolve(self, offset: int | str) -> int:
-        if isinstance(offset, int) and offset >= 0:
-            return offset
-        offsets = await self._client.offsets(self.topic, self.partition)
-        if isinstance(offset, int):
-            return max(offsets.log_start_offset, offsets.high_watermark + offset)
-        if offset == "earliest":
-            return offsets.log_start_offset
-        if offset == "latest":
-            return offsets.high_watermark
-        raise ValueError(f"offset must be an int, 'earliest' or 'latest', not {offset!r}")
+        needs = ReaderState.needs_offsets(offset)
+        offsets = await self._client.offsets(self.topic, self.partition) if needs else None
+        return ReaderState.resolve(offset, offsets)
 
     async def seek(self, offset: int | str) -> None:
-        self._position = await self._resolve(offset)
+        self._state.position = await self._resolve(offset)
 
     async def poll(self, timeout_ms: int = 1000) -> list[Record]:
         """Return the next records, waiting up to ``timeout_ms`` for at least one."""
-        from tidelog._errors import OffsetOutOfRangeError
-
         position = await self.position()
         try:
             result = await self._client.fetch(
-                self.topic,
-                self.partition,
-                position,
-                max_records=self.max_records,
-                max_bytes=self.max_bytes,
-                max_wait_ms=max(0, int(timeout_ms)),
-                key_format=self.key_format,
-                value_format=self.value_format,
-                header_format=self.header_format,
+                self.topic, self.partition, position, **self._state.fetch_options(timeout_ms)
             )
         except OffsetOutOfRangeError as error:
-            if self.on_out_of_range == "error":
-                raise
-            target = error.log_start_offset if self.on_out_of_range == "earliest" else error.high_watermark
-            self._position = target if target is not None else await self._resolve(self.on_out_of_range)
+            target = self._state.out_of_range(error)
+            self._state.position = (
+                target if target is not None else await self._resolve(self.on_out_of_range)
+            )
             return []
-        self.high_watermark = result.high_watermark
-        records = [r for r in result.records if r.offset >= position]
-        self._position = max(position, result.next_offset)
-        return records
+        return self._state.fetched(position, result)
 
     async def read_to_end(self, *, timeout_ms: int = 1000) -> AsyncIterator[Record]:
         """Yield records up to the high watermark as it is now, then stop."""
@@ -442,14 +435,11 @@ class AsyncPartitionReader:
                 if record.offset >= end:
                     return
                 yield record
-            if (
-                not records
-                and self.high_watermark is not None
-                and await self.position() >= self.high_watermark
-            ):
+            if self._state.at_end(records):
                 return
 
     async def __aiter__(self) -> AsyncIterator[Record]:
+        """Yield records forever, following the partition as it grows."""
         while True:
             for record in await self.poll(5000):
                 yield record

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from tidelog._core.member import OFFSET_RESETS, GroupMember, MemberOption, MemberOptions
+from tidelog._core.reader import ReaderOption, ReaderState
 from tidelog._errors import (
     ClientStateError,
     IllegalGenerationError,
@@ -369,6 +370,7 @@ class PartitionReader:
     ``offset`` is an int, ``"earliest"`` or ``"latest"``; ``on_out_of_range`` says where to go when
     the position falls out of the log (``"earliest"``, ``"latest"``, or ``"error"`` to raise
     ``OffsetOutOfRangeError``), e.g. after retention deleted the records ahead of a slow reader.
+    The decisions are ``tidelog._core.reader``'s; this shell sends the requests.
 
     >>> reader = client.reader("orders", partition=0, offset="earliest")      # doctest: +SKIP
     >>> for record in reader.read_to_end():
@@ -389,78 +391,67 @@ class PartitionReader:
         header_format: str | None = None,
         on_out_of_range: str = "earliest",
     ) -> None:
-        if on_out_of_range not in ("earliest", "latest", "error"):
-            raise ValueError("on_out_of_range must be earliest, latest or error")
         self._client = client
-        self.topic = topic
-        self.partition = partition
-        self.max_records = max_records
-        self.max_bytes = max_bytes
-        self.key_format = key_format
-        self.value_format = value_format
-        self.header_format = header_format
-        self.on_out_of_range = on_out_of_range
-        self.high_watermark: int | None = None
+        self._state = ReaderState(
+            topic,
+            partition,
+            max_records=max_records,
+            max_bytes=max_bytes,
+            key_format=key_format,
+            value_format=value_format,
+            header_format=header_format,
+            on_out_of_range=on_out_of_range,
+        )
         client.ensure_leader(topic, partition)
-        self._position = self._resolve(offset)
+        self._state.position = self._resolve(offset)
+
+    topic: ReaderOption[str] = ReaderOption()
+    partition: ReaderOption[int] = ReaderOption()
+    max_records: ReaderOption[int] = ReaderOption()
+    max_bytes: ReaderOption[int | None] = ReaderOption()
+    key_format: ReaderOption[str | None] = ReaderOption()
+    value_format: ReaderOption[str | None] = ReaderOption()
+    header_format: ReaderOption[str | None] = ReaderOption()
+    on_out_of_range: ReaderOption[str] = ReaderOption()
+    high_watermark: ReaderOption[int | None] = ReaderOption()
 
     @property
     def position(self) -> int:
         """The offset of the next record to read."""
-        return self._position
+        assert self._state.position is not None
+        return self._state.position
 
     def _resolve(self, offset: int | str) -> int:
-        if isinstance(offset, int):
-            if offset < 0:
-                # Like kcat's -o -N: N records before the end.
-                end = self._client.offsets(self.topic, self.partition)
-                return max(end.log_start_offset, end.high_watermark + offset)
-            return offset
-        offsets = self._client.offsets(self.topic, self.partition)
-        if offset == "earliest":
-            return offsets.log_start_offset
-        if offset == "latest":
-            return offsets.high_watermark
-        raise ValueError(f"offset must be an int, 'earliest' or 'latest', not {offset!r}")
+        needs = ReaderState.needs_offsets(offset)
+        offsets = self._client.offsets(self.topic, self.partition) if needs else None
+        return ReaderState.resolve(offset, offsets)
 
     def seek(self, offset: int | str) -> None:
-        self._position = self._resolve(offset)
+        self._state.position = self._resolve(offset)
 
     def poll(self, timeout_ms: int = 1000) -> list[Record]:
         """Return the next records, waiting up to ``timeout_ms`` for at least one."""
+        position = self.position
         try:
             result = self._client.fetch(
-                self.topic,
-                self.partition,
-                self._position,
-                max_records=self.max_records,
-                max_bytes=self.max_bytes,
-                max_wait_ms=max(0, int(timeout_ms)),
-                key_format=self.key_format,
-                value_format=self.value_format,
-                header_format=self.header_format,
+                self.topic, self.partition, position, **self._state.fetch_options(timeout_ms)
             )
         except OffsetOutOfRangeError as error:
-            if self.on_out_of_range == "error":
-                raise
-            target = error.log_start_offset if self.on_out_of_range == "earliest" else error.high_watermark
-            self._position = target if target is not None else self._resolve(self.on_out_of_range)
+            target = self._state.out_of_range(error)
+            self._state.position = target if target is not None else self._resolve(self.on_out_of_range)
             return []
-        self.high_watermark = result.high_watermark
-        records = [r for r in result.records if r.offset >= self._position]
-        self._position = max(self._position, result.next_offset)
-        return records
+        return self._state.fetched(position, result)
 
     def read_to_end(self, *, timeout_ms: int = 1000) -> Iterator[Record]:
         """Yield records up to the high watermark as it is now, then stop."""
         end = self._client.offsets(self.topic, self.partition).high_watermark
-        while self._position < end:
+        while self.position < end:
             records = self.poll(timeout_ms)
             for record in records:
                 if record.offset >= end:
                     return
                 yield record
-            if not records and self.high_watermark is not None and self._position >= self.high_watermark:
+            if self._state.at_end(records):
                 return
 
     def __iter__(self) -> Iterator[Record]:

@@ -140,3 +140,31 @@ def test_the_async_consumer_seeks_to_a_timestamp_and_streams(
             assert sorted([r.value async for r in stream]) == list(range(10))  # type: ignore[type-var]
 
     asyncio.run(main())
+
+
+# -- the partition reader's decisions (tidelog._core.reader) ---------------------------------------
+
+
+def test_a_reader_resolves_its_start_and_where_to_go_out_of_range() -> None:
+    from tidelog import OffsetOutOfRangeError
+    from tidelog._core.reader import ReaderState
+    from tidelog._types import PartitionOffsets
+
+    offsets = PartitionOffsets.from_json(
+        {"topic": "t", "partition": 0, "log_start_offset": 5, "high_watermark": 20, "log_end_offset": 20}
+    )
+    assert not ReaderState.needs_offsets(3) and ReaderState.needs_offsets(-2)
+    assert ReaderState.resolve(3, None) == 3
+    assert [ReaderState.resolve(o, offsets) for o in ("earliest", "latest", -4, -100)] == [5, 20, 16, 5]
+    with pytest.raises(ValueError, match="earliest"):
+        ReaderState.resolve("beginning", offsets)
+    with pytest.raises(ValueError, match="on_out_of_range"):
+        ReaderState("t", 0, max_records=1, max_bytes=None, key_format=None, value_format=None,
+                    header_format=None, on_out_of_range="skip")  # fmt: skip
+    state = ReaderState("t", 0, max_records=1, max_bytes=None, key_format=None, value_format=None,
+                        header_format=None, on_out_of_range="latest")  # fmt: skip
+    gone = OffsetOutOfRangeError("x", status=416, body={"log_start_offset": 5, "high_watermark": 20})
+    assert state.out_of_range(gone) == 20
+    state.on_out_of_range = "error"
+    with pytest.raises(OffsetOutOfRangeError):
+        state.out_of_range(gone)

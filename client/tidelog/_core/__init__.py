@@ -8,5 +8,9 @@ way (threads and ``time.sleep``, or tasks and ``asyncio.sleep``), so the two API
 
     credentials  ``api_key`` / ``token`` / Basic ``username`` + ``password`` / ``auth`` → one httpx.Auth
     connection   answer decoding, transport error translation, retry decisions, leader routing
+    session      what ``Client`` and ``AsyncClient`` share (options, credentials, request building)
+    member       the consumer-group member's state machine (join, heartbeats, rebalances, commits)
+    producer     the producer's accumulator, in-flight bookkeeping, sequences, failure decisions
+    reader       a partition reader's position (start, fetch answers, out of range)
     (``tidelog._api`` builds every request as a ``Call``: method, path, query, body, how to read it)
 """
