@@ -12,5 +12,6 @@ way (threads and ``time.sleep``, or tasks and ``asyncio.sleep``), so the two API
     member       the consumer-group member's state machine (join, heartbeats, rebalances, commits)
     producer     the producer's accumulator, in-flight bookkeeping, sequences, failure decisions
     reader       a partition reader's position (start, fetch answers, out of range)
+    stream       an SSE stream's resume state (cursor, reconnects and their backoff, max_records)
     (``tidelog._api`` builds every request as a ``Call``: method, path, query, body, how to read it)
 """
