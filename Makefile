@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Both distributions, editable, in one pip call so that ./client satisfies the broker's requirement
 # on tidelog-client. A stamp per set of extras: `make run` installs only what the broker needs.
+# editable_mode=compat puts client/ on sys.path (a .pth) instead of an import hook: a stale tidelog/
+# directory left at the root by an older checkout (its __pycache__) is then never mistaken for the
+# package (a namespace package found first on the path would shadow an import-hook install).
+EDITABLE := --config-settings editable_mode=compat
 PROJECT_FILES := pyproject.toml client/pyproject.toml
 DIGEST := $(shell cat $(PROJECT_FILES) | cksum | cut -d' ' -f1)
 RUN_STAMP   := $(VENV)/.installed-run-$(DIGEST)
@@ -22,22 +26,22 @@ $(BIN)/python:
 
 # A venv made before the client had its own distribution loses bin/tidelog when pip replaces the
 # old `tidelog` distribution that owned it: the client is then reinstalled to put it back.
-RESTORE_SCRIPT := test -x $(BIN)/tidelog || $(BIN)/pip install -q --force-reinstall --no-deps -e ./client
+RESTORE_SCRIPT := test -x $(BIN)/tidelog || $(BIN)/pip install -q --force-reinstall --no-deps $(EDITABLE) -e ./client
 
 $(RUN_STAMP): $(PROJECT_FILES) $(BIN)/python
-	$(BIN)/pip install -e ./client -e .
+	$(BIN)/pip install $(EDITABLE) -e ./client -e .
 	$(RESTORE_SCRIPT)
 	rm -f $(VENV)/.installed-run-*
 	touch $(RUN_STAMP)
 
 $(STAMP): $(PROJECT_FILES) $(BIN)/python
-	$(BIN)/pip install -e ./client -e '.[dev]'
+	$(BIN)/pip install $(EDITABLE) -e ./client -e '.[dev]'
 	$(RESTORE_SCRIPT)
 	rm -f $(VENV)/.installed-dev-* $(VENV)/.installed-run-*
 	touch $(STAMP) $(RUN_STAMP)
 
 $(BENCH_STAMP): $(PROJECT_FILES) $(BIN)/python
-	$(BIN)/pip install -e ./client -e '.[dev,bench]'
+	$(BIN)/pip install $(EDITABLE) -e ./client -e '.[dev,bench]'
 	$(RESTORE_SCRIPT)
 	rm -f $(VENV)/.installed-*
 	touch $(BENCH_STAMP) $(STAMP) $(RUN_STAMP)
