@@ -10,9 +10,10 @@ WORKDIR /opt/tidelog
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY storage ./storage
-COPY tidelog ./tidelog
 COPY migrations ./migrations
-RUN pip install . && rm -rf /opt/tidelog/build
+COPY client ./client
+# Both distributions in one pip call: the local client satisfies the broker's tidelog-client requirement.
+RUN pip install ./client . && rm -rf /opt/tidelog/build /opt/tidelog/client/build
 
 # A non-root user owns the data volume (the partition logs and the SQLite catalog).
 RUN useradd --system --uid 10001 --no-create-home --home-dir /data tidelog \

@@ -12,7 +12,7 @@ Targets (issue #2, in-process on the project's 2-core machine): append >= 1,000,
 needs encoding well above that, and sequential decoded reads >= 2,000,000 records/s.
 
 The first line names the record decoder in use: "python", or "mypyc" after
-``python -m storage._accelerate`` compiled it (``--remove`` undoes that), so both can be measured.
+``python -m tidelog._codec._accelerate`` compiled it (``--remove`` undoes that), so both can be measured.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from storage import (
     iter_batches,
     validate_batch,
 )
-from storage.records import DECODER
+from tidelog._codec import DECODER
 
 ENCODE_TARGET = 1_000_000
 DECODE_TARGET = 2_000_000

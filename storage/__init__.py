@@ -1,11 +1,11 @@
 """tidelog storage engine: record batches and the partition log. No HTTP, no SQL."""
 
 from storage.cleaner import CompactionStats
-from storage.compression import Compression
 from storage.config import LogConfig
 from storage.log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, AppendResult, PartitionLog, ReadResult
 from storage.records import (
     BatchHeader,
+    Compression,
     Header,
     Record,
     RecordIn,

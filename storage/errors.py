@@ -1,31 +1,41 @@
 """The storage engine's own errors. It knows nothing of HTTP; ``app/errors.py`` translates.
 
-    StorageError
-     ├── CorruptRecordError          bytes that fail the length, magic or CRC check
-     ├── InvalidRecordError          a well-formed batch the log refuses (bad timestamp, empty, …)
+    StorageError                     (= tidelog._codec.CodecError)
+     ├── CorruptRecordError          bytes that fail the length, magic or CRC check      (codec's)
+     ├── InvalidRecordError          a well-formed batch the log refuses (bad timestamp, empty, …) (codec's)
      │    └── RecordTooLargeError    a batch over max.message.bytes
-     ├── UnsupportedCompressionError a codec this build does not read or write (snappy)
+     ├── UnsupportedCompressionError a codec this build does not read or write (snappy)  (codec's)
      ├── OffsetOutOfRangeError       an offset below log_start_offset or above log_end_offset
      ├── ProducerStateError
      │    ├── OutOfOrderSequenceError  a gap in an idempotent producer's sequences
      │    ├── ProducerFencedError      an epoch older than the producer's current one
      │    └── UnknownProducerIdError   a non-zero first sequence from a producer the log does not know
      └── LogClosedError              an operation on a closed log
+
+The record batch codec lives in the client distribution (``tidelog._codec``) and has its own error tree;
+this tree is built on it rather than translating: ``StorageError`` is the codec's ``CodecError`` and the
+three codec errors are re-exported, so an error the codec raises deep inside a log read is a
+``StorageError`` with no wrapper on the hot path, and ``app/errors.py``'s table keeps one entry per class.
 """
 
 from __future__ import annotations
 
+from tidelog._codec.errors import CodecError as StorageError
+from tidelog._codec.errors import CorruptRecordError, InvalidRecordError, UnsupportedCompressionError
 
-class StorageError(Exception):
-    """Base class of every error raised by ``storage``."""
-
-
-class CorruptRecordError(StorageError):
-    """Bytes that are not a valid record batch (short, wrong magic, length or CRC mismatch)."""
-
-
-class InvalidRecordError(StorageError):
-    """A well-formed batch that the log refuses to append."""
+__all__ = [
+    "CorruptRecordError",
+    "InvalidRecordError",
+    "LogClosedError",
+    "OffsetOutOfRangeError",
+    "OutOfOrderSequenceError",
+    "ProducerFencedError",
+    "ProducerStateError",
+    "RecordTooLargeError",
+    "StorageError",
+    "UnknownProducerIdError",
+    "UnsupportedCompressionError",
+]
 
 
 class RecordTooLargeError(InvalidRecordError):
@@ -35,10 +45,6 @@ class RecordTooLargeError(InvalidRecordError):
         super().__init__(f"record batch of {size} bytes is larger than max.message.bytes={limit}")
         self.size = size
         self.limit = limit
-
-
-class UnsupportedCompressionError(StorageError):
-    """A compression codec that this build does not support."""
 
 
 class OffsetOutOfRangeError(StorageError):

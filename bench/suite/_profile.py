@@ -38,7 +38,8 @@ def _frame_name(frame: str) -> str:
 
 
 Rows = list[tuple[str, float, float]]
-OWN_PACKAGES = ("app/", "storage/")
+# The codec is the client distribution's (client/tidelog/_codec, or tidelog/_codec when installed).
+OWN_PACKAGES = ("app/", "storage/", "client/tidelog/", "tidelog/")
 
 
 def _is_own(name: str) -> bool:

@@ -1,4 +1,8 @@
-"""The client package talks to the broker over HTTP only: it never imports the broker or the engine."""
+"""The client package talks to the broker over HTTP only: it never imports the broker or the engine.
+
+Its sans-I/O core (``tidelog._core``) and the record batch codec (``tidelog._codec``) do no I/O of their
+own: no sockets, threads, event loop or sleeping; the shells around them do.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "tidelog"
+PACKAGE = Path(__file__).resolve().parents[2] / "client" / "tidelog"
 FORBIDDEN = ("app", "storage", "fastapi", "sqlalchemy", "uvicorn", "alembic")
 
 
@@ -33,3 +37,26 @@ def test_importing_the_client_loads_no_broker_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+IO_MODULES = ("asyncio", "socket", "selectors", "concurrent", "subprocess", "http")
+
+
+def test_the_core_and_the_codec_do_no_io() -> None:
+    offenders = []
+    for folder in ("_core", "_codec"):
+        for path in (PACKAGE / folder).glob("*.py"):
+            if path.name == "_accelerate.py":
+                continue  # the build tool of the compiled decoder, never imported by the codec
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                else:
+                    names = []
+                offenders += [f"{folder}/{path.name}: {n}" for n in names if n.split(".")[0] in IO_MODULES]
+                if isinstance(node, ast.Attribute) and node.attr in ("sleep", "Thread", "create_task"):
+                    offenders.append(f"{folder}/{path.name}: .{node.attr}")
+    assert offenders == []

@@ -1,9 +1,9 @@
 """The hot loop of record decoding, apart so that it can be compiled.
 
-Plain, fully typed Python with no dynamic tricks: ``python -m storage._accelerate`` compiles a copy
-of this file with mypyc into ``storage/_decode_native`` (about three times faster), and
-``storage.records`` uses that copy when it was built from this very source. Without it, this module
-runs as it is. The record layout is documented in ``storage.records``.
+Plain, fully typed Python with no dynamic tricks: ``python -m tidelog._codec._accelerate`` compiles a copy
+of this file with mypyc into ``tidelog/_codec/_decode_native`` (about three times faster), and
+``tidelog._codec.decoder`` uses that copy when it was built from this very source. Without it, this module
+runs as it is. The record layout is documented in ``tidelog._codec.batch``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from storage._varint import read_varint
-from storage.errors import CorruptRecordError
+from tidelog._codec._varint import read_varint
+from tidelog._codec.errors import CorruptRecordError
 
 __all__ = ["decode_headers", "decode_section"]
 

@@ -1,48 +1,37 @@
-"""``Client`` and ``AsyncClient``: the connection to a broker, retries, and every endpoint as a method.
+"""``Client`` and ``AsyncClient``: the connection to a broker, and every endpoint as a method.
 
-One transport injection point (``transport=``, any ``httpx`` transport) serves tests and proxies.
-Retries: an answer whose error is ``retriable`` (429, 503, 40904) is retried after its
-``Retry-After`` or an exponential backoff with jitter; a lost answer (timeout, dropped connection)
-is retried only for requests that are safe to repeat (reads, and writes the broker de-duplicates);
-a connection that could not be opened is always retried, as nothing was sent.
-
-Clustered mode (docs/cluster.md): a request for one partition (produce to a partition, fetch,
-offsets) goes to the partition's leader when the client's ``LeaderCache`` knows it, else to the
-client's URL. A ``307`` to the leader (error_code 50304 in the body) is followed at once, up to
-``MAX_REDIRECTS`` hops, with the same method, query and body, and the leader is remembered; httpx's
-own redirect following is off, so no other request is ever redirected. A leader that cannot be
-reached or answers 50304 itself is forgotten, and the retry goes to the client's URL again, which
-redirects to the new leader. When the client's own broker cannot be reached, a retry goes to the
-next broker ``/v1/cluster`` listed as alive (Kafka's bootstrap servers), since any broker answers
-any request.
+Both are thin shells over the sans-I/O core: ``tidelog._api`` builds each request as a ``Call``,
+``tidelog._core.connection`` decides where each attempt goes (leader routing, redirects to the
+leader, the next bootstrap broker), what the answer means and whether and when to try again (its
+docstring states the rules); ``tidelog._core.credentials`` resolves what to authenticate with. The
+shells only send and sleep, with ``httpx.Client`` and ``time.sleep`` or ``httpx.AsyncClient`` and
+``asyncio.sleep``. One transport injection point (``transport=``, any ``httpx`` transport) serves
+tests and proxies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 
 from tidelog import _api
-from tidelog._errors import (
-    ConnectError,
-    NotLeaderError,
-    ProtocolError,
-    TidelogError,
-    TimeoutError,
-    TransportError,
-    error_from_response,
+from tidelog._core.connection import (
+    DEFAULT_URL,
+    MAX_REDIRECTS,
+    CallState,
+    RetryPolicy,
+    decode_answer,
+    resolve_url,
+    translate_error,
 )
-from tidelog._leaders import LeaderCache
-from tidelog._records import OutgoingRecord, check_format, encode_record
+from tidelog._core.session import ClientBase as _Base
+from tidelog._errors import TidelogError
 from tidelog._types import (
     FetchResult,
     PartitionOffsets,
@@ -57,187 +46,18 @@ if TYPE_CHECKING:
     from tidelog._producer import AsyncProducer, Producer
     from tidelog._sse import GroupStream, TopicStream
 
-__all__ = ["DEFAULT_URL", "AsyncClient", "Client", "RetryPolicy", "resolve_url"]
+__all__ = ["DEFAULT_URL", "MAX_REDIRECTS", "AsyncClient", "Client", "RetryPolicy", "resolve_url"]
 
 T = TypeVar("T")
-DEFAULT_URL = "http://127.0.0.1:8080"
-USER_AGENT = "tidelog-python"
-#: Redirects followed within one attempt: brokers whose views of a just-moved leader disagree can
-#: bounce a request between them for a moment; then it is a retriable NotLeaderError.
-MAX_REDIRECTS = 3
-
-
-def resolve_url(url: str | None) -> str:
-    """Return ``url``, else ``$TIDELOG_URL``, else the default local broker, without a trailing slash."""
-    chosen = url or os.environ.get("TIDELOG_URL") or DEFAULT_URL
-    if "://" not in chosen:
-        chosen = "http://" + chosen
-    return chosen.rstrip("/")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how long to wait before sending a request again (Kafka's retries/retry.backoff.ms)."""
-
-    retries: int = 5
-    backoff_ms: int = 100
-    backoff_max_ms: int = 5_000
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            return float(min(retry_after, self.backoff_max_ms / 1000.0 * 4))
-        base = min(self.backoff_ms * (1 << min(attempt - 1, 20)), self.backoff_max_ms) / 1000.0
-        return base * (0.8 + 0.4 * random.random())
-
-
-def _translate(exc: httpx.HTTPError) -> TransportError:
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return ConnectError(f"cannot connect to the broker: {exc}")
-    if isinstance(exc, httpx.TimeoutException):
-        return TimeoutError(f"no answer from the broker in time: {exc}")
-    return TransportError(f"{type(exc).__name__}: {exc}")
-
-
-def _decode(response: httpx.Response) -> Any:
-    if response.status_code == 204 or not response.content:
-        if response.is_success:
-            return None
-        raise error_from_response(response.status_code, None, response.headers.get("Retry-After"))
-    try:
-        body = response.json()
-    except ValueError:
-        if response.is_success:
-            raise ProtocolError(
-                f"{response.request.method} {response.request.url.path}: answer is not JSON"
-            ) from None
-        body = {"detail": response.text[:500]}
-    if response.is_success:
-        return body
-    raise error_from_response(response.status_code, body, response.headers.get("Retry-After"))
-
-
-def _origin(url: str) -> str:
-    """``scheme://host:port`` of an absolute URL."""
-    parsed = httpx.URL(url)
-    return f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
-
-
-@dataclass(slots=True)
-class _Route:
-    """Where one call's attempts go: its candidate bootstrap URLs and the broker last tried."""
-
-    origins: list[str]
-    index: int = 0
-    tried: str = ""  # base URL of the broker the last request went to
-    via_leader: bool = False  # ``tried`` came from the leader cache or a redirect
-
-    @property
-    def origin(self) -> str:
-        return self.origins[self.index % len(self.origins)]
-
-
-def _may_retry(error: TidelogError, call: _api.Call[Any]) -> bool:
-    if isinstance(error, ConnectError):
-        return True
-    if isinstance(error, TransportError):
-        return error.retriable and call.idempotent
-    return error.retriable
-
-
-class _Base:
-    def __init__(
-        self,
-        url: str | None,
-        timeout: float,
-        retries: int,
-        backoff_ms: int,
-        headers: Mapping[str, str] | None,
-    ) -> None:
-        self.url = resolve_url(url)
-        self.timeout = timeout
-        self.retry = RetryPolicy(retries=retries, backoff_ms=backoff_ms)
-        self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
-        self.leaders = LeaderCache()
-
-    # -- where a request goes (module docstring) ---------------------------------------------------
-
-    def _route(self) -> _Route:
-        others = [u for u in self.leaders.alive_broker_urls() if u != self.url]
-        return _Route([self.url, *others])
-
-    def _first_url(self, call: _api.Call[Any], route: _Route) -> str:
-        leader = self.leaders.leader_url(*call.partition_route) if call.partition_route else None
-        route.via_leader = leader is not None
-        route.tried = leader if leader is not None else route.origin
-        return route.tried + call.path
-
-    def _redirect(self, call: _api.Call[Any], response: httpx.Response, route: _Route) -> str | None:
-        """Return where to send ``call`` again if ``response`` is a redirect to follow, learning the
-        leader it names; None to read ``response`` as the answer."""
-        if call.partition_route is None or response.status_code not in (307, 308):
-            return None
-        location = response.headers.get("Location")
-        if not location or not location.startswith(("http://", "https://")):
-            return None
-        named: Any = None
-        leader_id: Any = None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, Mapping):
-            named, leader_id = body.get("leader_url"), body.get("leader_id")
-        leader_url = named.rstrip("/") if isinstance(named, str) and named else _origin(location)
-        if not location.startswith(leader_url):
-            leader_url = _origin(location)
-        self.leaders.learn(
-            *call.partition_route, leader_url, leader_id if isinstance(leader_id, int) else None
-        )
-        route.tried, route.via_leader = leader_url, True
-        return str(location)
-
-    def _after_failure(self, call: _api.Call[Any], error: TidelogError, route: _Route) -> None:
-        """Forget what the failure shows to be stale: an unreachable broker's leaderships, and the
-        leader of a partition whose broker says it no longer leads it."""
-        if isinstance(error, TransportError) and not isinstance(error, ProtocolError) and route.tried:
-            self.leaders.forget_url(route.tried)
-            if not route.via_leader and isinstance(error, ConnectError):
-                route.index += 1  # the next attempt asks another broker
-        if call.partition_route is not None and isinstance(error, NotLeaderError | TransportError):
-            self.leaders.forget(*call.partition_route)
-
-    def _timeout(self, call: _api.Call[Any], timeout: float | None) -> httpx.Timeout:
-        total = (timeout if timeout is not None else self.timeout) + call.extra_timeout
-        return httpx.Timeout(total, connect=min(total, 10.0))
-
-    @staticmethod
-    def _encode(
-        records: Sequence[Any],
-        key_format: str,
-        value_format: str,
-    ) -> tuple[list[OutgoingRecord], list[int | None]]:
-        out: list[OutgoingRecord] = []
-        partitions: list[int | None] = []
-        for item in records:
-            rec = item if isinstance(item, Mapping) else {"value": item}
-            out.append(
-                encode_record(
-                    key=rec.get("key"),
-                    value=rec.get("value"),
-                    headers=rec.get("headers"),
-                    timestamp=rec.get("timestamp"),
-                    key_format=key_format,
-                    value_format=value_format,
-                )
-            )
-            part = rec.get("partition")
-            partitions.append(part if isinstance(part, int) else None)
-        return out, partitions
 
 
 class Client(_Base):
     """A synchronous connection to a tidelog broker.
+
+    Credentials (one kind at most; ``tidelog._core.credentials``): ``api_key=`` (default
+    ``$TIDELOG_API_KEY``) or ``token=`` sent as ``Authorization: Bearer``, HTTP Basic with
+    ``username=`` and ``password=``, or any ``httpx.Auth`` as ``auth=``. They go with every request,
+    to every broker the client is routed to, and with its SSE streams.
 
     >>> with Client("http://127.0.0.1:8080") as client:           # doctest: +SKIP
     ...     client.admin.create_topic("orders", partitions=3)
@@ -255,15 +75,17 @@ class Client(_Base):
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 32,
+        api_key: str | None = None,
+        token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
     ) -> None:
-        super().__init__(url, timeout, retries, backoff_ms, headers)
-        self._http = httpx.Client(
-            base_url=self.url,
-            timeout=timeout,
-            transport=transport,
-            headers=self._headers,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+        super().__init__(
+            url, timeout, retries, backoff_ms, headers,
+            api_key=api_key, token=token, username=username, password=password, auth=auth,
+        )  # fmt: skip
+        self._http = httpx.Client(transport=transport, **self._http_options(max_connections))
         self._transport = transport
         self._admin: Admin | None = None
 
@@ -273,38 +95,29 @@ class Client(_Base):
         return self._http
 
     def call(self, call: _api.Call[T], *, timeout: float | None = None, retries: int | None = None) -> T:
-        """Send ``call``, retrying as the module docstring says; return its parsed answer."""
-        attempts = 1 + (self.retry.retries if retries is None else retries)
-        attempt = 0
-        route = self._route()
+        """Send ``call``, retrying as ``tidelog._core.connection`` says; return its parsed answer."""
+        state = self._call_state(call, retries)
         while True:
-            attempt += 1
             try:
-                return call.parse(_decode(self._send(call, timeout, route)))
+                return call.parse(decode_answer(self._send(state, timeout)))
             except TidelogError as error:
-                self._after_failure(call, error, route)
-                if attempt >= attempts or not _may_retry(error, call):
+                delay = state.failed(error)
+                if delay is None:
                     raise
-                time.sleep(self.retry.delay(attempt, getattr(error, "retry_after", None)))
+                time.sleep(delay)
 
-    def _send(self, call: _api.Call[Any], timeout: float | None, route: _Route) -> httpx.Response:
+    def _send(self, state: CallState, timeout: float | None) -> httpx.Response:
         """One attempt: to the leader or the route's broker, following redirects to the leader."""
-        url = self._first_url(call, route)
+        call = state.call
+        url = state.next_url()
         params: dict[str, Any] | None = call.params or None
+        options = self._request_options(call, timeout)
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                response = self._http.request(
-                    call.method,
-                    url,
-                    params=params,
-                    json=call.json,
-                    headers=call.headers or None,
-                    timeout=self._timeout(call, timeout),
-                    follow_redirects=False,
-                )
+                response = self._http.request(call.method, url, params=params, **options)
             except httpx.HTTPError as exc:
-                raise _translate(exc) from exc
-            location = self._redirect(call, response, route)
+                raise translate_error(exc) from exc
+            location = state.redirect(response)
             if location is None:
                 return response
             url, params = location, None  # the Location carries the query
@@ -386,20 +199,8 @@ class Client(_Base):
         ``partition``. Without ``partition`` the broker partitions by key. For batching, background
         sending and idempotence use ``producer()``.
         """
-        out, parts = self._encode(
-            records, check_format(key_format, "key_format"), check_format(value_format, "value_format")
-        )
         return self.call(
-            _api.produce(
-                topic,
-                out,
-                partition=partition,
-                acks=_api.normalize_acks(acks),
-                key_format=key_format,
-                value_format=value_format,
-                idempotency_key=idempotency_key,
-                record_partitions=parts if partition is None else None,
-            )
+            self._produce_call(topic, records, partition, acks, key_format, value_format, idempotency_key)
         )
 
     def fetch(
@@ -467,7 +268,7 @@ class Client(_Base):
 
 
 class AsyncClient(_Base):
-    """An asyncio connection to a tidelog broker; the same methods as ``Client``, awaited.
+    """An asyncio connection to a tidelog broker; the same methods (and credentials) as ``Client``, awaited.
 
     >>> async with AsyncClient() as client:                       # doctest: +SKIP
     ...     async with client.producer() as producer:
@@ -484,15 +285,17 @@ class AsyncClient(_Base):
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 32,
+        api_key: str | None = None,
+        token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
     ) -> None:
-        super().__init__(url, timeout, retries, backoff_ms, headers)
-        self._http = httpx.AsyncClient(
-            base_url=self.url,
-            timeout=timeout,
-            transport=transport,
-            headers=self._headers,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+        super().__init__(
+            url, timeout, retries, backoff_ms, headers,
+            api_key=api_key, token=token, username=username, password=password, auth=auth,
+        )  # fmt: skip
+        self._http = httpx.AsyncClient(transport=transport, **self._http_options(max_connections))
         self._admin: AsyncAdmin | None = None
 
     @property
@@ -502,38 +305,29 @@ class AsyncClient(_Base):
     async def call(
         self, call: _api.Call[T], *, timeout: float | None = None, retries: int | None = None
     ) -> T:
-        """Send ``call``, retrying as the module docstring says; return its parsed answer."""
-        attempts = 1 + (self.retry.retries if retries is None else retries)
-        attempt = 0
-        route = self._route()
+        """Send ``call``, retrying as ``tidelog._core.connection`` says; return its parsed answer."""
+        state = self._call_state(call, retries)
         while True:
-            attempt += 1
             try:
-                return call.parse(_decode(await self._send(call, timeout, route)))
+                return call.parse(decode_answer(await self._send(state, timeout)))
             except TidelogError as error:
-                self._after_failure(call, error, route)
-                if attempt >= attempts or not _may_retry(error, call):
+                delay = state.failed(error)
+                if delay is None:
                     raise
-                await asyncio.sleep(self.retry.delay(attempt, getattr(error, "retry_after", None)))
+                await asyncio.sleep(delay)
 
-    async def _send(self, call: _api.Call[Any], timeout: float | None, route: _Route) -> httpx.Response:
+    async def _send(self, state: CallState, timeout: float | None) -> httpx.Response:
         """One attempt (see ``Client._send``)."""
-        url = self._first_url(call, route)
+        call = state.call
+        url = state.next_url()
         params: dict[str, Any] | None = call.params or None
+        options = self._request_options(call, timeout)
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                response = await self._http.request(
-                    call.method,
-                    url,
-                    params=params,
-                    json=call.json,
-                    headers=call.headers or None,
-                    timeout=self._timeout(call, timeout),
-                    follow_redirects=False,
-                )
+                response = await self._http.request(call.method, url, params=params, **options)
             except httpx.HTTPError as exc:
-                raise _translate(exc) from exc
-            location = self._redirect(call, response, route)
+                raise translate_error(exc) from exc
+            location = state.redirect(response)
             if location is None:
                 return response
             url, params = location, None
@@ -605,20 +399,8 @@ class AsyncClient(_Base):
         idempotency_key: str | None = None,
     ) -> ProduceResult:
         """Produce one request of records (see ``Client.produce``)."""
-        out, parts = self._encode(
-            records, check_format(key_format, "key_format"), check_format(value_format, "value_format")
-        )
         return await self.call(
-            _api.produce(
-                topic,
-                out,
-                partition=partition,
-                acks=_api.normalize_acks(acks),
-                key_format=key_format,
-                value_format=value_format,
-                idempotency_key=idempotency_key,
-                record_partitions=parts if partition is None else None,
-            )
+            self._produce_call(topic, records, partition, acks, key_format, value_format, idempotency_key)
         )
 
     async def fetch(

@@ -10,7 +10,6 @@ in that cursor, so reconnecting is what acknowledges the records (at-least-once)
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -21,8 +20,10 @@ import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
 from tidelog._api import _seg
-from tidelog._client import _decode, _translate
-from tidelog._errors import BrokerError, TidelogError, TransportError
+from tidelog._core.connection import decode_answer as _decode
+from tidelog._core.connection import translate_error as _translate
+from tidelog._core.stream import StreamOption, StreamState
+from tidelog._errors import BrokerError, TidelogError
 from tidelog._types import Record, TopicPartition, parse_assignment
 
 if TYPE_CHECKING:
@@ -30,10 +31,11 @@ if TYPE_CHECKING:
 
 __all__ = ["GroupStream", "TopicStream"]
 
-log = logging.getLogger("tidelog.sse")
 
 
 class _Stream:
+    """The connection loops, sync and async, over one ``StreamState`` (``tidelog._core.stream``)."""
+
     def __init__(
         self,
         client: Client | AsyncClient,
@@ -49,45 +51,36 @@ class _Stream:
         max_records: int | None,
     ) -> None:
         self._client = client
-        self._path = path
-        self._params = params
-        self.cursor = cursor
-        self.reconnect = reconnect
-        self.max_reconnects = max_reconnects
-        self.read_timeout = read_timeout
-        self.key_format = key_format
-        self.value_format = value_format
-        self.max_records = max_records
-        self.connections = 0  # how many times the stream connected; > 1 after a resume
-        self._delivered = 0
+        self._state = StreamState(
+            path,
+            params,
+            cursor=cursor,
+            reconnect=reconnect,
+            max_reconnects=max_reconnects,
+            read_timeout=read_timeout,
+            key_format=key_format,
+            value_format=value_format,
+            max_records=max_records,
+        )
         self._closed = threading.Event()
         self._response: httpx.Response | None = None
-        self._retry_s = 0.25  # the server's `retry:` field replaces it
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
-        if self.cursor:
-            headers["Last-Event-ID"] = self.cursor
-        return headers
+    cursor: StreamOption[str | None] = StreamOption()
+    reconnect: StreamOption[bool] = StreamOption()
+    max_reconnects: StreamOption[int] = StreamOption()
+    read_timeout: StreamOption[float] = StreamOption()
+    key_format: StreamOption[str | None] = StreamOption()
+    value_format: StreamOption[str | None] = StreamOption()
+    max_records: StreamOption[int | None] = StreamOption()
+    connections: StreamOption[int] = StreamOption()
 
-    def _backoff(self, failures: int) -> float:
-        """Seconds before connecting again: at once-ish after a drop, then doubling, at most 2 s
-        (or the server's ``retry:`` if longer), so a restarted broker is found soon after it is up."""
-        if failures == 0:
-            return 0.05
-        return float(min(self._retry_s * (1 << min(failures - 1, 10)), max(2.0, self._retry_s)))
-
-    def _after_failure(self, error: TidelogError, got_event: bool, failures: int) -> tuple[bool, int]:
-        """Decide whether to connect again after ``error``; return (reconnect, consecutive failures)."""
-        if not self.reconnect:
-            if isinstance(error, TransportError) and not got_event and self.connections == 0:
-                raise error
-            return False, failures
-        failures = 0 if got_event else failures + 1
-        if failures > self.max_reconnects:
-            raise error
-        log.info("event stream %s dropped (%s); resuming from cursor %s", self._path, error, self.cursor)
-        return True, failures
+    def _request(self, client: Client | AsyncClient) -> dict[str, Any]:
+        state = self._state
+        return {
+            "params": state.params,
+            "headers": state.headers(),
+            "timeout": httpx.Timeout(client.timeout, read=state.read_timeout),
+        }
 
     async def _aevents(self) -> AsyncIterator[ServerSentEvent]:
         import asyncio
@@ -97,27 +90,19 @@ class _Stream:
         client = self._client
         if not isinstance(client, AsyncClient):
             raise TypeError("iterate a stream of a Client with `for`, of an AsyncClient with `async for`")
-        failures = 0
+        state, failures = self._state, 0
         while not self._closed.is_set():
             got_event = False
             try:
-                async with client.http.stream(
-                    "GET",
-                    self._path,
-                    params=self._params,
-                    headers=self._headers(),
-                    timeout=httpx.Timeout(client.timeout, read=self.read_timeout),
-                ) as response:
+                async with client.http.stream("GET", state.path, **self._request(client)) as response:
                     if not response.is_success:
                         await response.aread()
                         _decode(response)
-                    self.connections += 1
+                    state.connections += 1
                     self._on_connect()
                     async for event in EventSource(response).aiter_sse():
-                        got_event = True
-                        failures = 0
-                        if event.retry:
-                            self._retry_s = event.retry / 1000.0
+                        got_event, failures = True, 0
+                        state.heard(event)
                         yield event
                         if self._closed.is_set():
                             return
@@ -132,20 +117,19 @@ class _Stream:
             else:
                 if self._closed.is_set():
                     return
-                error = TransportError("the broker ended the stream")
-            again, failures = self._after_failure(error, got_event, failures)
+                error = state.ended()
+            again, failures = state.after_failure(error, got_event, failures)
             if not again:
                 return
-            await asyncio.sleep(self._backoff(failures))
+            await asyncio.sleep(state.backoff(failures))
 
     async def __aiter__(self) -> AsyncIterator[Record]:
         async for event in self._aevents():
             record = self._record(event)
             if record is None:
                 continue
-            self._delivered += 1
             yield record
-            if self.max_records is not None and self._delivered >= self.max_records:
+            if self._state.handed_out():
                 return
 
     def _events(self) -> Iterator[ServerSentEvent]:
@@ -154,28 +138,20 @@ class _Stream:
         client = self._client
         if not isinstance(client, Client):
             raise TypeError("iterate a stream of a Client with `for`, of an AsyncClient with `async for`")
-        failures = 0
+        state, failures = self._state, 0
         while not self._closed.is_set():
             got_event = False
             try:
-                with client.http.stream(
-                    "GET",
-                    self._path,
-                    params=self._params,
-                    headers=self._headers(),
-                    timeout=httpx.Timeout(client.timeout, read=self.read_timeout),
-                ) as response:
+                with client.http.stream("GET", state.path, **self._request(client)) as response:
                     if not response.is_success:
                         response.read()
                         _decode(response)  # raises the broker's error
                     self._response = response
-                    self.connections += 1
+                    state.connections += 1
                     self._on_connect()
                     for event in EventSource(response).iter_sse():
-                        got_event = True
-                        failures = 0
-                        if event.retry:
-                            self._retry_s = event.retry / 1000.0
+                        got_event, failures = True, 0
+                        state.heard(event)
                         yield event
                         if self._closed.is_set():
                             return
@@ -190,27 +166,22 @@ class _Stream:
             else:
                 if self._closed.is_set():
                     return
-                error = TransportError("the broker ended the stream")
+                error = state.ended()
             finally:
                 self._response = None
-            again, failures = self._after_failure(error, got_event, failures)
+            again, failures = state.after_failure(error, got_event, failures)
             if not again:
                 return
-            if self._closed.wait(self._backoff(failures)):
+            if self._closed.wait(state.backoff(failures)):
                 return
 
     def _on_connect(self) -> None:
         """Called after each (re)connection, before its first event."""
 
     def _record(self, event: ServerSentEvent) -> Record | None:
-        if event.event != "record":
+        record = self._state.record(event)
+        if record is None:
             self._other(event)
-            return None
-        record = Record.from_json(
-            json.loads(event.data), key_format=self.key_format, value_format=self.value_format
-        )
-        if event.id:
-            self.cursor = event.id
         return record
 
     def _other(self, event: ServerSentEvent) -> None:
@@ -221,9 +192,8 @@ class _Stream:
             record = self._record(event)
             if record is None:
                 continue
-            self._delivered += 1
             yield record
-            if self.max_records is not None and self._delivered >= self.max_records:
+            if self._state.handed_out():
                 return
 
     def close(self) -> None:

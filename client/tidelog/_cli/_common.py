@@ -17,6 +17,10 @@ from tidelog._errors import BrokerError, ConnectError, TidelogError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Where ``tidelog``'s global credential options (``--api-key``, ``--token``, ``--user``/``--password``)
+#: leave their values for ``make_client`` (``click.Context.meta`` is shared by every sub-command).
+CREDENTIALS = "tidelog.credentials"
+
 OUTPUTS = click.Choice(["table", "json"])
 
 
@@ -60,7 +64,10 @@ def output_option(func: F) -> F:
 
 
 def make_client(url: str | None, timeout: float) -> Client:
-    return Client(url, timeout=timeout, retries=3)
+    """The command's client, with the credentials given to ``tidelog`` (else ``$TIDELOG_API_KEY``)."""
+    ctx = click.get_current_context(silent=True)
+    credentials: dict[str, Any] = ctx.meta.get(CREDENTIALS, {}) if ctx is not None else {}
+    return Client(url, timeout=timeout, retries=3, **credentials)
 
 
 def handle_errors(func: F) -> F:

@@ -1,4 +1,5 @@
-"""The record-batch codec: Kafka's record batch v2 layout, round-trips, damage detection, patching."""
+"""The record-batch codec (tidelog._codec): Kafka's record batch v2 layout, round-trips, damage detection,
+patching, and the compiled decoder."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage import (
+from tidelog._codec import (
+    BATCH_OVERHEAD,
     BatchHeader,
     Compression,
     Header,
@@ -29,9 +31,8 @@ from storage import (
     with_base_offset,
     with_log_append_time,
 )
-from storage._varint import encode_varint, read_varint
-from storage.errors import CorruptRecordError, InvalidRecordError, UnsupportedCompressionError
-from storage.records import BATCH_OVERHEAD
+from tidelog._codec._varint import encode_varint, read_varint
+from tidelog._codec.errors import CorruptRecordError, InvalidRecordError, UnsupportedCompressionError
 
 CODECS = [Compression.NONE, Compression.GZIP, Compression.LZ4, Compression.ZSTD]
 HYPOTHESIS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -747,10 +748,10 @@ def test_record_in_behaves_as_a_frozen_dataclass() -> None:
 
 
 def test_the_worked_example_in_the_format_documentation_is_exact() -> None:
-    import storage.records
+    import tidelog._codec.batch
 
-    doc = storage.records.__doc__ or ""
-    block = doc[doc.index("Example: one record") : doc.index("Compression (``storage.compression``)")]
+    doc = tidelog._codec.batch.__doc__ or ""
+    block = doc[doc.index("Example: one record") : doc.index("Compression (``tidelog._codec.compression``)")]
     hex_bytes = []
     for line in block.splitlines()[3:]:
         # each line: hex pairs, then three or more spaces, then the comment
@@ -832,7 +833,7 @@ def test_records_survive_pickling() -> None:
     ],
 )
 def test_decompression_is_bounded_and_strict(codec, pack) -> None:  # type: ignore[no-untyped-def]
-    from storage.compression import decompress
+    from tidelog._codec.compression import decompress
 
     zeros = bytes(100_000)
     packed = pack(zeros)
@@ -850,7 +851,7 @@ def test_decompression_is_bounded_and_strict(codec, pack) -> None:  # type: igno
 
 
 def test_fallback_constructors_build_the_same_objects() -> None:
-    from storage import records as codec
+    from tidelog._codec import batch as codec
 
     made = object.__new__(RecordIn)
     codec._plain_record_in_init(made, b"v", key=b"k", timestamp=3)
@@ -865,7 +866,7 @@ def test_fallback_constructors_build_the_same_objects() -> None:
         codec._verified_builder(codec._RecordBuilder, Record, (1, 2, None, None, (), 0))
         is codec._RecordBuilder
     )
-    header = codec._new_header(*range(13))
+    header = codec.new_header(*range(13))
     assert type(header) is BatchHeader
     assert header == BatchHeader(*range(13))
 
@@ -965,37 +966,37 @@ def test_the_loader_uses_a_compiled_decoder_only_when_built_from_the_current_sou
     import types
     from pathlib import Path
 
-    from storage import _decode
-    from storage import records as codec
+    from tidelog._codec import _decode
+    from tidelog._codec import decoder as codec
 
     current = hashlib.sha256(Path(_decode.__file__).read_bytes()).hexdigest()
 
     def fake(sha: str, file: str) -> types.ModuleType:
-        module = types.ModuleType("storage._decode_native")
+        module = types.ModuleType("tidelog._codec._decode_native")
         module.__file__ = file
         module.SOURCE_SHA256 = sha  # type: ignore[attr-defined]
         module.decode_section = lambda *args: ["compiled"]  # type: ignore[attr-defined]
         return module
 
     monkeypatch.setitem(
-        sys.modules, "storage._decode_native", fake(current, "/x/_decode_native.cpython-311.so")
+        sys.modules, "tidelog._codec._decode_native", fake(current, "/x/_decode_native.cpython-311.so")
     )
     decode, name = codec._load_decoder()
     assert name == "mypyc"
     assert decode() == ["compiled"]
     monkeypatch.setitem(
-        sys.modules, "storage._decode_native", fake("0" * 64, "/x/_decode_native.cpython-311.so")
+        sys.modules, "tidelog._codec._decode_native", fake("0" * 64, "/x/_decode_native.cpython-311.so")
     )
     assert codec._load_decoder() == (_decode.decode_section, "python")  # stale: built from another source
-    monkeypatch.setitem(sys.modules, "storage._decode_native", fake(current, "/x/_decode_native.py"))
+    monkeypatch.setitem(sys.modules, "tidelog._codec._decode_native", fake(current, "/x/_decode_native.py"))
     assert codec._load_decoder() == (_decode.decode_section, "python")  # not compiled at all
-    monkeypatch.setitem(sys.modules, "storage._decode_native", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "tidelog._codec._decode_native", None)  # makes the import fail
     assert codec._load_decoder() == (_decode.decode_section, "python")
 
 
 @pytest.fixture(scope="module")
 def compiled_decoder(tmp_path_factory: pytest.TempPathFactory) -> object:
-    """``storage/_decode.py`` compiled with mypyc into a throwaway package, as ``_accelerate`` does."""
+    """``tidelog/_codec/_decode.py`` compiled with mypyc into a throwaway package, as ``_accelerate`` does."""
     import importlib
     import shutil
     import sys
@@ -1006,7 +1007,7 @@ def compiled_decoder(tmp_path_factory: pytest.TempPathFactory) -> object:
         pytest.skip("no C compiler: the compiled decoder is optional")
     if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
         pytest.skip("no Python headers: the compiled decoder is optional")
-    from storage import _accelerate
+    from tidelog._codec import _accelerate
 
     root = tmp_path_factory.mktemp("accel")
     package = root / "tidelog_accel_probe"
@@ -1031,8 +1032,8 @@ def _section(batch: bytes) -> tuple[bytes, int, int, int, int, int]:
 def test_the_compiled_decoder_matches_the_python_one(
     compiled_decoder: object, records: list[RecordIn], garbage: bytes
 ) -> None:
-    from storage import _decode
-    from storage.records import _new_record
+    from tidelog._codec import _decode
+    from tidelog._codec.batch import new_record as _new_record
 
     native = compiled_decoder.decode_section  # type: ignore[attr-defined]
     batch, pos, end, count, base, base_ts = _section(encode_batch(records, base_offset=7, now_ms=NOW))

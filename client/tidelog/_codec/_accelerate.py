@@ -1,14 +1,16 @@
-"""`python -m storage._accelerate`: compile the record decoder with mypyc (optional, about 3x faster).
+"""`python -m tidelog._codec._accelerate`: compile the record decoder with mypyc (optional, about 3x faster).
 
-Copies ``storage/_decode.py`` to ``storage/_decode_native.py`` with the SHA-256 of its source
-appended, compiles that with mypyc (from the ``dev`` extra; it needs a C compiler and the Python
-headers) into ``storage/_decode_native.<abi>.so`` plus mypyc's runtime for it, and removes the copy.
-``storage.records`` loads the compiled module only while its recorded hash matches the current
+Copies ``tidelog/_codec/_decode.py`` to ``_decode_native.py`` beside it with the SHA-256 of its source
+appended, compiles that with mypyc (mypy ships it; the broker's ``dev`` extra has it; it needs a C
+compiler and the Python headers) into ``tidelog/_codec/_decode_native.<abi>.so`` plus mypyc's runtime
+for it, and removes the copy.
+``tidelog._codec.decoder`` loads the compiled module only while its recorded hash matches the current
 ``_decode.py``, so a later edit of the source falls back to Python instead of running stale code.
 ``--remove`` deletes the build.
 
-Nothing in the install or the tests depends on it: without a compiled copy the same source runs as
-Python. Run from anywhere; it works in the checkout that holds this file.
+Nothing in the install or the tests depends on it (installing tidelog-client needs no compiler):
+without a compiled copy the same source runs as Python. Run from anywhere; it works in the tree that
+holds this file.
 """
 
 from __future__ import annotations
@@ -33,14 +35,17 @@ def built_files(directory: Path = PACKAGE) -> list[Path]:
 
 
 def build(directory: Path = PACKAGE) -> Path:
-    """Compile the decoder into the package at ``directory`` (default: ``storage``); return the module.
+    """Compile the decoder into the package at ``directory`` (default: ``tidelog._codec``); return the module.
 
     Another directory (a package of its own) lets the tests compile a copy without touching the
     checkout.
     """
     from mypyc.build import mypycify  # the dev extra's mypy ships mypyc
 
-    setup = importlib.import_module("setuptools").setup  # setuptools ships no type stubs
+    # setuptools ships no type stubs. Its Distribution is driven directly rather than through setup(),
+    # which would read (and, with an older setuptools than the build's, refuse) the pyproject.toml of
+    # the directory it runs in.
+    distribution = importlib.import_module("setuptools").Distribution
 
     source = SOURCE.read_bytes()
     digest = hashlib.sha256(source).hexdigest()
@@ -50,20 +55,23 @@ def build(directory: Path = PACKAGE) -> Path:
         old.unlink()
     here = Path.cwd()
     search_path = os.environ.get("MYPYPATH")
-    # mypy must see the real ``storage`` package (which the decoder imports) from any directory.
-    os.environ["MYPYPATH"] = os.pathsep.join(p for p in (str(PACKAGE.parent), search_path) if p)
+    # mypy must see the real ``tidelog`` package (which the decoder imports) from any directory.
+    os.environ["MYPYPATH"] = os.pathsep.join(p for p in (str(PACKAGE.parents[1]), search_path) if p)
+    # mypyc names the module after its path, so build from the directory above the top package.
+    top = directory
+    while (top.parent / "__init__.py").exists():
+        top = top.parent
+    module_path = directory.relative_to(top.parent) / f"{NATIVE}.py"
     try:
         with tempfile.TemporaryDirectory(prefix="tidelog-mypyc-") as tmp:
-            # mypyc names the module after its path, so build from the directory above the package.
-            os.chdir(directory.parent)
+            os.chdir(top.parent)
             # Imported modules are type-checked for their signatures, their own findings left to mypy.
             options = ["--follow-imports=silent"]
-            extensions = mypycify([*options, f"{directory.name}/{NATIVE}.py"], opt_level="3", target_dir=tmp)
-            setup(
-                name="tidelog-decode-native",
-                ext_modules=extensions,
-                script_args=["build_ext", "--inplace", "--build-temp", tmp, "--build-lib", tmp, "--quiet"],
-            )
+            extensions = mypycify([*options, str(module_path)], opt_level="3", target_dir=tmp)
+            dist = distribution({"name": "tidelog-decode-native", "ext_modules": extensions})
+            dist.script_args = ["build_ext", "--inplace", "--build-temp", tmp, "--build-lib", tmp, "--quiet"]
+            dist.parse_command_line()
+            dist.run_commands()
     finally:
         os.chdir(here)
         if search_path is None:
@@ -79,7 +87,7 @@ def build(directory: Path = PACKAGE) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m storage._accelerate", description=__doc__.splitlines()[0]
+        prog="python -m tidelog._codec._accelerate", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--remove", action="store_true", help="delete the compiled decoder instead")
     args = parser.parse_args(argv)
@@ -89,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"removed {path}")
         return 0
     path = build()
-    print(f"built {path}; storage.records will use it while storage/_decode.py is unchanged")
+    print(f"built {path}; tidelog._codec.decoder will use it while _decode.py is unchanged")
     return 0
 
 

@@ -5,13 +5,13 @@ magnitudes of either sign are small (0→0, -1→1, 1→2, -2→3, …), then wr
 significant group first, with the high bit of each byte set while more bytes follow. An int32 takes at
 most 5 bytes, an int64 at most 10.
 
-The hot loops of ``storage.records`` inline the one- and two-byte cases; these functions are the
+The hot loops of ``tidelog._codec`` inline the one- and two-byte cases; these functions are the
 general (and slow) path, plus the tables that make encoding a lookup.
 """
 
 from __future__ import annotations
 
-from storage.errors import CorruptRecordError
+from tidelog._codec.errors import CorruptRecordError
 
 __all__ = [
     "INT32_MAX",

@@ -16,6 +16,8 @@ Exception tree::
         ├── BadRequestError (400)
         │   ├── InvalidRequestError            40001
         │   └── InvalidRecordError             40002
+        ├── AuthenticationError (401)      no or a refused credential (see Client's credentials)
+        ├── AuthorizationError (403)       the credential's principal may not do this
         ├── NotFoundError (404)
         │   ├── UnknownTopicError              40401
         │   ├── UnknownPartitionError          40402
@@ -67,6 +69,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
+    "AuthenticationError",
+    "AuthorizationError",
     "BadRequestError",
     "BrokerError",
     "ClientStateError",
@@ -191,6 +195,18 @@ class InvalidRequestError(BadRequestError):
 
 class InvalidRecordError(BadRequestError):
     pass
+
+
+class AuthenticationError(BrokerError):
+    """401: the request had no credential, or one the broker refused (expired, revoked, wrong)."""
+
+    status = 401
+
+
+class AuthorizationError(BrokerError):
+    """403: the caller is known but may not do this (an ACL denies it)."""
+
+    status = 403
 
 
 class NotFoundError(BrokerError):
@@ -409,6 +425,8 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
 
 _STATUS_CLASSES: dict[int, type[BrokerError]] = {
     400: BadRequestError,
+    401: AuthenticationError,
+    403: AuthorizationError,
     404: NotFoundError,
     405: MethodNotAllowedError,
     406: NotAcceptableError,

@@ -1,21 +1,12 @@
-"""tidelog: the Python client of the tidelog broker, and the ``tidelog`` command.
-
->>> from tidelog import Client
->>> with Client("http://127.0.0.1:8080") as client:              # doctest: +SKIP
-...     client.admin.create_topic("orders", partitions=3)
-...     with client.producer() as producer:
-...         producer.send("orders", {"id": 1}, key="customer-7")
-...     with client.consumer("billing", ["orders"], auto_offset_reset="earliest") as consumer:
-...         records = consumer.poll(1000)
-
-The client talks to the broker over HTTP only (``httpx``); ``docs/python-client.md`` has more.
-"""
+"""The public names of ``tidelog``, imported at once; ``tidelog/__init__.py`` loads this on first use."""
 
 from tidelog._admin import Admin, AsyncAdmin
 from tidelog._async_consumer import AsyncConsumer, AsyncPartitionReader
 from tidelog._client import DEFAULT_URL, AsyncClient, Client, RetryPolicy
 from tidelog._consumer import Consumer, PartitionReader
 from tidelog._errors import (
+    AuthenticationError,
+    AuthorizationError,
     BadRequestError,
     BrokerError,
     ClientStateError,
@@ -95,6 +86,8 @@ __all__ = [
     "AsyncConsumer",
     "AsyncPartitionReader",
     "AsyncProducer",
+    "AuthenticationError",
+    "AuthorizationError",
     "BadRequestError",
     "BrokerError",
     "Client",

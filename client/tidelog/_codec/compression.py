@@ -30,7 +30,7 @@ from enum import IntEnum
 import lz4.frame
 import zstandard
 
-from storage.errors import CorruptRecordError, UnsupportedCompressionError
+from tidelog._codec.errors import CorruptRecordError, UnsupportedCompressionError
 
 __all__ = [
     "MAX_DECOMPRESSED_BYTES",
