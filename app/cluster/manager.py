@@ -38,7 +38,12 @@ from app.catalog import Catalog
 from app.catalog import cluster as cluster_catalog
 from app.catalog.cluster import BrokerRow, PartitionLeadership
 from app.cluster.controller import decide
-from app.cluster.errors import NotEnoughReplicasError, NotLeaderError, ReplicaOffsetOutOfRangeError
+from app.cluster.errors import (
+    NotEnoughReplicasAfterAppendError,
+    NotEnoughReplicasError,
+    NotLeaderError,
+    ReplicaOffsetOutOfRangeError,
+)
 from app.cluster.placement import ReplicaPlacer
 from app.cluster.replica import FollowerState, Replica, Role
 from app.config import Settings
@@ -697,9 +702,24 @@ class ClusterManager:
         handle.notify()  # followers long-polling at the old log end
 
     async def wait_replicated(self, handle: PartitionHandle, end_offset: int) -> None:
+        """Wait until the ISR has the records below ``end_offset`` (the high watermark covers them).
+
+        Called after the append, so every failure here is ``NotEnoughReplicasAfterAppendError``:
+        the records are in this log and may survive, and the answer must never be a redirect.
+        """
         replica = self.replicas.get((handle.topic, handle.partition))
+        where = f"{handle.topic}-{handle.partition}"
+
+        def after_append(detail: str, **extra: object) -> NotEnoughReplicasAfterAppendError:
+            leader = replica.leader_id if replica is not None else None
+            return NotEnoughReplicasAfterAppendError(
+                f"{detail}; the records were appended on broker {self.me} and may have been written: "
+                "an idempotent producer's retry (or one with the same Idempotency-Key) is not duplicated",
+                leader_id=leader, leader_url=self._url_of(leader), **extra,
+            )
+
         if replica is None or replica.role is not Role.LEADER:
-            raise self._not_leader(handle, replica, "acknowledge writes for")
+            raise after_append(f"broker {self.me} stopped leading {where} before the write was replicated")
         epoch = replica.leader_epoch
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._lag_max_s + self._session_s
@@ -708,25 +728,20 @@ class ClusterManager:
         try:
             while True:
                 if replica.role is not Role.LEADER or replica.leader_epoch != epoch:
-                    raise NotLeaderError(
-                        f"leadership of {handle.topic}-{handle.partition} moved before the write was "
-                        "replicated: retry (an idempotent producer's retry is not duplicated)",
-                        leader_id=replica.leader_id, leader_url=self._url_of(replica.leader_id),
-                    )
+                    raise after_append(f"leadership of {where} moved before the write was replicated")
                 if handle.log.high_watermark >= end_offset:
                     needed = self.min_insync.get(handle.topic, self.settings.min_insync_replicas)
                     if len(replica.isr) < needed:
-                        raise NotEnoughReplicasError(
-                            f"the write is on the leader but the ISR {list(replica.isr)} shrank below "
-                            f"min.insync.replicas={needed} before it was replicated",
+                        raise after_append(
+                            f"the ISR {list(replica.isr)} shrank below min.insync.replicas={needed} "
+                            "before the write was replicated",
                             isr=list(replica.isr), min_insync_replicas=needed,
                         )
                     return
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    raise NotEnoughReplicasError(
-                        f"the ISR {list(replica.isr)} of {handle.topic}-{handle.partition} did not "
-                        "replicate the write in time",
+                    raise after_append(
+                        f"the ISR {list(replica.isr)} of {where} did not replicate the write in time",
                         isr=list(replica.isr),
                     )
                 with contextlib.suppress(TimeoutError):
