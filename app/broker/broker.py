@@ -567,6 +567,8 @@ class Broker:
         acks: Acks,
         config: LogConfig,
     ) -> tuple[list[RecordResult], int]:
+        if self.cluster is not None:
+            await self.cluster.ensure_known(handle)
         await handle.write_lock.acquire()
         if self.cluster is not None:
             try:
@@ -707,6 +709,7 @@ class Broker:
         loop = asyncio.get_running_loop()
         handle = await self.partition(topic, partition)
         if self.cluster is not None:
+            await self.cluster.ensure_known(handle)
             self.cluster.check_fetch(handle, offset)
         log = handle.log
         deadline = loop.time() + max_wait_ms / 1000.0

@@ -10,6 +10,9 @@ __all__ = ["ReplicationHooks"]
 
 
 class ReplicationHooks(Protocol):
+    async def ensure_known(self, handle: PartitionHandle) -> None:
+        """Refresh this broker's metadata at once if it has not heard of the partition yet."""
+
     def check_append(self, handle: PartitionHandle, *, acks_all: bool) -> None:
         """Raise NotLeaderError / NotEnoughReplicasError unless this broker may append now
         (called with the partition's write lock held)."""

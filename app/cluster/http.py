@@ -98,6 +98,15 @@ def _manager(request: Request) -> Any:
     return manager
 
 
+@router.get("/{topic}/readiness")
+async def readiness(request: Request, topic: str, partitions: Annotated[int, Query(ge=1, le=100_000)]) -> Any:
+    """Which partitions of a new topic this broker cannot serve yet (``wait_ready`` of the creator).
+
+    Declared before the replica fetch route, whose ``/{topic}/{partition}`` would match it too.
+    """
+    return {"not_ready": await _manager(request).local_not_ready(topic, partitions)}
+
+
 @router.get("/{topic}/{partition}")
 async def replica_fetch(
     request: Request,

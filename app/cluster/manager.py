@@ -102,6 +102,8 @@ class ClusterManager:
         self._lag_max_s = settings.replica_lag_time_max_ms / 1000
         self._refresh_s = max(0.05, min(self._heartbeat_s / 2, 0.5))
         self._refresh_wanted = asyncio.Event()
+        #: One metadata refresh at a time (the loop's, or one a request asked for at once).
+        self._refresh_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._closing = False
@@ -269,7 +271,8 @@ class ClusterManager:
                 await asyncio.wait_for(self._refresh_wanted.wait(), self._refresh_s)
             self._refresh_wanted.clear()
             try:
-                await self._refresh()
+                async with self._refresh_lock:
+                    await self._refresh()
                 self._shrink_isrs()
             except asyncio.CancelledError:
                 raise
@@ -654,6 +657,74 @@ class ClusterManager:
         )
 
     # -- Broker hooks -------------------------------------------------------------------------------
+
+    async def ensure_known(self, handle: PartitionHandle) -> None:
+        """Read the catalog at once when this broker has not heard of the partition yet.
+
+        A partition created (or grown) through another broker a moment ago: rather than answering
+        "unknown leader, retry", the request waits for one metadata refresh (shared by concurrent
+        requests) and is then served or redirected.
+        """
+        replica = self.replicas.get((handle.topic, handle.partition))
+        if replica is not None and replica.handle is handle and replica.leader_id is not None:
+            return
+        async with self._refresh_lock:
+            replica = self.replicas.get((handle.topic, handle.partition))
+            if replica is not None and replica.handle is handle and replica.leader_id is not None:
+                return  # a refresh that ran meanwhile brought it
+            await self._refresh()
+
+    def partition_ready(self, topic: str, partition: int) -> bool:
+        """True once this broker can serve the partition as a new topic's first request expects:
+        as its leader accepting ``acks=all`` (ISR >= min.insync.replicas), else knowing the leader."""
+        replica = self.replicas.get((topic, partition))
+        if replica is None or replica.leader_id is None:
+            return False
+        if replica.leader_id != self.me:
+            return True
+        needed = self.min_insync.get(topic, self.settings.min_insync_replicas)
+        return replica.role is Role.LEADER and len(replica.isr) >= needed and not self.fenced
+
+    async def local_not_ready(self, topic: str, partitions: int) -> list[int]:
+        """The partitions of ``topic`` below ``partitions`` this broker cannot serve yet."""
+        missing = []
+        for p in range(partitions):
+            try:
+                handle = await self.broker.partition(topic, p)
+            except (UnknownTopicError, UnknownPartitionError):
+                missing.append(p)
+                continue
+            await self.ensure_known(handle)
+            if not self.partition_ready(topic, p):
+                missing.append(p)
+        return missing
+
+    async def wait_ready(self, topic: str, partitions: int, timeout_ms: int) -> list[int]:
+        """Wait until every live broker can serve every partition of a new topic; return the
+        partitions still not ready after ``timeout_ms`` (empty once all are)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
+        assert self._client is not None
+        while True:
+            not_ready = set(await self.local_not_ready(topic, partitions))
+            for row in list(self.brokers.values()):
+                if row.broker_id == self.me or row.fenced:
+                    continue
+                try:
+                    answer = await self._client.get(
+                        f"{row.url}{INTERNAL_PREFIX}/{topic}/readiness",
+                        params={"partitions": partitions}, timeout=5,
+                    )
+                    if answer.status_code == 200:
+                        not_ready.update(int(p) for p in answer.json().get("not_ready", []))
+                    else:
+                        not_ready.update(range(partitions))
+                except (httpx.HTTPError, ValueError):
+                    not_ready.update(range(partitions))  # a broker that does not answer is not ready
+            if not not_ready or loop.time() >= deadline:
+                return sorted(not_ready)
+            self._refresh_wanted.set()
+            await asyncio.sleep(0.05)
 
     def _url_of(self, broker_id: int | None) -> str | None:
         if broker_id is None or broker_id == self.me:
