@@ -23,5 +23,9 @@ class ReplicationHooks(Protocol):
     async def wait_replicated(self, handle: PartitionHandle, end_offset: int) -> None:
         """Return once every ISR replica has the offsets below ``end_offset`` (acks=all)."""
 
-    def check_fetch(self, handle: PartitionHandle, offset: int | None) -> None:
-        """Raise NotLeaderError unless this broker holds a replica it may serve ``offset`` from."""
+    def check_fetch(self, handle: PartitionHandle, offset: int | None, *, leader_only: bool = False) -> None:
+        """Raise NotLeaderError unless this broker holds a replica it may serve ``offset`` from
+        (with ``leader_only``: unless it leads the partition)."""
+
+    async def read_index(self, handle: PartitionHandle) -> int:
+        """The high watermark a read here may serve: the local one once it covers the leader's."""

@@ -134,6 +134,13 @@ async def replica_fetch(
     )
 
 
+@router.get("/{topic}/{partition}/high-watermark")
+async def high_watermark(request: Request, topic: str, partition: int) -> Any:
+    """The leader's high watermark now: a follower serving a stream or a group poll waits until its
+    own log covers it (ReadIndex) before it answers."""
+    return {"high_watermark": _manager(request).leader_high_watermark(topic, partition)}
+
+
 @router.get("/{topic}/{partition}/epoch-end")
 async def epoch_end(
     request: Request,

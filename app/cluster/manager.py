@@ -821,10 +821,14 @@ class ClusterManager:
         finally:
             handle.remove_waiter(event)
 
-    def check_fetch(self, handle: PartitionHandle, offset: int | None) -> None:
+    def check_fetch(self, handle: PartitionHandle, offset: int | None, *, leader_only: bool = False) -> None:
         replica = self.replicas.get((handle.topic, handle.partition))
         if replica is None or replica.handle is not handle or replica.role is Role.NONE:
             raise self._not_leader(handle, replica, "serve reads of")
+        if leader_only and replica.role is not Role.LEADER:
+            # Read-your-writes: a follower's high watermark lags the leader's, so by default a
+            # partition read goes to the leader (replica=any opts into follower reads, KIP-392).
+            raise self._not_leader(handle, replica, "serve leader reads (replica=leader) of")
         if not replica.servable:
             raise self._not_leader(handle, replica, "yet serve reads (catching up) of")
         if replica.role is Role.FOLLOWER and offset is not None and offset > handle.log.high_watermark:
@@ -832,6 +836,54 @@ class ClusterManager:
             # has not reached yet: the leader answers it, rather than this replica calling it out
             # of range (KIP-392's OFFSET_NOT_AVAILABLE, as a redirect).
             raise self._not_leader(handle, replica, f"yet serve offset {offset} of")
+
+    async def read_index(self, handle: PartitionHandle, timeout_s: float = 2.0) -> int:
+        """The high watermark a read through this broker may serve so that it sees every write
+        acknowledged before it: the local one, once (on a follower) it covers the leader's high
+        watermark as of now (Raft's ReadIndex), which is cheaper than proxying a stream.
+
+        A leader, a replica without a known leader, or a leader that does not answer (a failover
+        in progress): the local high watermark, as before.
+        """
+        log = handle.log
+        replica = self.replicas.get((handle.topic, handle.partition))
+        if replica is None or replica.role is not Role.FOLLOWER or replica.leader_id is None:
+            return log.high_watermark
+        url = self._url_of(replica.leader_id)
+        if url is None or self._client is None:
+            return log.high_watermark
+        try:
+            answer = await self._client.get(
+                f"{url}{INTERNAL_PREFIX}/{handle.topic}/{handle.partition}/high-watermark", timeout=timeout_s
+            )
+            target = int(answer.json()["high_watermark"]) if answer.status_code == 200 else log.high_watermark
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return log.high_watermark
+        if log.high_watermark >= target:
+            return log.high_watermark
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        event = asyncio.Event()
+        handle.add_waiter(event)
+        try:
+            while log.high_watermark < target and loop.time() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), max(0.0, min(0.1, deadline - loop.time())))
+                event.clear()
+        finally:
+            handle.remove_waiter(event)
+        return log.high_watermark
+
+    def leader_high_watermark(self, topic: str, partition: int) -> int:
+        """The high watermark of a partition this broker leads (for a follower's ReadIndex)."""
+        replica = self.replicas.get((topic, partition))
+        if replica is None or replica.role is not Role.LEADER:
+            raise NotLeaderError(
+                f"broker {self.me} does not lead {topic}-{partition}",
+                leader_id=None if replica is None else replica.leader_id,
+                leader_url=None if replica is None else self._url_of(replica.leader_id),
+            )
+        return replica.handle.log.high_watermark
 
     # -- reassignment -------------------------------------------------------------------------------
 
