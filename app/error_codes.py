@@ -57,6 +57,9 @@ class ErrorCode(IntEnum):
     NOT_READY = 50302  # starting up or shutting down
     OVERLOADED = 50303
     NOT_LEADER = 50304  # the partition is led by another broker
+    # Appended on the leader but not acknowledged by the ISR (leadership moved, the ISR shrank, or
+    # replication timed out): the records may have been written. Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND = 50305
 
     @property
     def http_status(self) -> int:

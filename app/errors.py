@@ -82,7 +82,8 @@ _STATUS_CODES: Mapping[int, ErrorCode] = {
 }
 
 _RETRIABLE = frozenset({ErrorCode.NOT_READY, ErrorCode.OVERLOADED, ErrorCode.NOT_ENOUGH_REPLICAS,
-                        ErrorCode.NOT_LEADER, ErrorCode.TOO_MANY_REQUESTS, ErrorCode.REBALANCE_IN_PROGRESS})
+                        ErrorCode.NOT_LEADER, ErrorCode.TOO_MANY_REQUESTS, ErrorCode.REBALANCE_IN_PROGRESS,
+                        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND})
 
 
 class Problem(BaseModel):

@@ -97,6 +97,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             broker.forwarder = forwarder
             state.cluster = cluster
             state.topic_service.placer = cluster.placer
+            state.topic_service.readiness = cluster
         metrics.set_partition_source(broker.partition_sizes)
         from app.groups.service import GroupService
 

@@ -154,7 +154,7 @@ async def _deliver(
     from app.groups.service import FetchedRecord
 
     for tp in sorted(positions, key=lambda tp: (tp[1], tp[0])):
-        if (await broker.partition(*tp)).high_watermark <= positions[tp]:
+        if await broker.confirmed_high_watermark(await broker.partition(*tp)) <= positions[tp]:
             continue
         try:
             result = await broker.fetch(

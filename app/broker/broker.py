@@ -567,6 +567,8 @@ class Broker:
         acks: Acks,
         config: LogConfig,
     ) -> tuple[list[RecordResult], int]:
+        if self.cluster is not None:
+            await self.cluster.ensure_known(handle)
         await handle.write_lock.acquire()
         if self.cluster is not None:
             try:
@@ -697,8 +699,13 @@ class Broker:
         max_bytes: int,
         max_wait_ms: int,
         min_bytes: int = 1,
+        leader_only: bool = False,
     ) -> FetchResult:
         """Records of one partition from ``offset`` (None: the log start), never past the high watermark.
+
+        In a cluster, ``leader_only`` refuses (redirects) a read on a follower: a partition read
+        sees every acknowledged write (read-your-writes); streams and group polls use
+        ``confirmed_high_watermark`` (ReadIndex) instead.
 
         Long-poll: answers as soon as at least ``min_bytes`` of record batches are readable, or after
         ``max_wait_ms`` with whatever there is. Raises ``OffsetOutOfRangeError`` (with
@@ -707,7 +714,8 @@ class Broker:
         loop = asyncio.get_running_loop()
         handle = await self.partition(topic, partition)
         if self.cluster is not None:
-            self.cluster.check_fetch(handle, offset)
+            await self.cluster.ensure_known(handle)
+            self.cluster.check_fetch(handle, offset, leader_only=leader_only)
         log = handle.log
         deadline = loop.time() + max_wait_ms / 1000.0
         # Read in steps rather than max_bytes at once: a read copies every byte it covers, and a
@@ -818,6 +826,14 @@ class Broker:
         finally:
             for handle, _ in handles:
                 handle.remove_waiter(event)
+
+    async def confirmed_high_watermark(self, handle: PartitionHandle) -> int:
+        """The high watermark a stream or group poll served by this broker may read up to: in a
+        cluster, on a follower, the local one once it covers the leader's (ReadIndex)."""
+        if self.cluster is None:
+            return handle.log.high_watermark
+        await self.cluster.ensure_known(handle)
+        return await self.cluster.read_index(handle)
 
     # -- offsets ------------------------------------------------------------------------------------
 

@@ -5,7 +5,11 @@
     TidelogError
      ├── NotLeaderError            50304 the partition is led by another broker (retriable; the
      │                                   answer carries leader_id and leader_url, see docs/cluster.md)
-     ├── NotEnoughReplicasError    50301 the ISR is smaller than min.insync.replicas (retriable)
+     ├── NotEnoughReplicasError    50301 the ISR is smaller than min.insync.replicas (retriable;
+     │                                   nothing was appended)
+     ├── NotEnoughReplicasAfterAppendError 50305 appended on the leader, not acknowledged by the
+     │                                   ISR: the records may have been written (retriable; names
+     │                                   the leader as data, never a redirect)
      └── OffsetOutOfRangeError     41601 a follower asked for an offset the leader does not have
 """
 
@@ -14,7 +18,12 @@ from __future__ import annotations
 from app.error_codes import ErrorCode
 from app.errors_base import TidelogError
 
-__all__ = ["NotEnoughReplicasError", "NotLeaderError", "ReplicaOffsetOutOfRangeError"]
+__all__ = [
+    "NotEnoughReplicasAfterAppendError",
+    "NotEnoughReplicasError",
+    "NotLeaderError",
+    "ReplicaOffsetOutOfRangeError",
+]
 
 
 class NotLeaderError(TidelogError):
@@ -33,6 +42,18 @@ class NotLeaderError(TidelogError):
 
 class NotEnoughReplicasError(TidelogError):
     code = ErrorCode.NOT_ENOUGH_REPLICAS
+    retriable = True
+
+
+class NotEnoughReplicasAfterAppendError(TidelogError):
+    """The leader appended the records but could not get them acknowledged by the ISR.
+
+    Never answered as a redirect: a 307 would tell an HTTP client that nothing was done and to send
+    the request again, which appends it twice. The body carries ``leader_id`` and ``leader_url`` as
+    data (KIP-951's idea), for a client that wants to route its retry.
+    """
+
+    code = ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
     retriable = True
 
 

@@ -17,9 +17,11 @@ are unaffected (a 207 answer):
 - the leader answered an error (e.g. 503 50301 NotEnoughReplicas, 404 a partition it has not loaded
   yet): its ``error_code`` and ``detail``;
 - the leader moved meanwhile: its 307 is followed (at most ``_MAX_REDIRECTS`` times);
-- the leader is unreachable (killed, partitioned) or did not answer in time: 50304 NOT_LEADER, which
-  is retriable — a new leader is elected after ``broker.session.timeout.ms``. After a timeout the
-  records may have been appended (the answer says so), as with any produce whose answer was lost.
+- the leader is unreachable (killed, partitioned; nothing was sent): 50304 NOT_LEADER, which is
+  retriable — a new leader is elected after ``broker.session.timeout.ms``;
+- the leader did not answer in time, or the connection broke after the records were sent: 50305
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND — the records may have been appended, as with any produce whose
+  answer was lost; never a redirect (the leader's own 50305 passes through as it is).
 
 The wait for an answer is bounded by the leader's own ``acks=all`` bound
 (``replica.lag.time.max.ms`` + ``broker.session.timeout.ms``) plus a margin, so that a slow
@@ -144,23 +146,37 @@ class ProduceForwarder:
             answer = await self._client.post(
                 url, params={"acks": acks}, content=body, headers={"content-type": "application/json"}
             )
-        except httpx.TimeoutException as exc:
+        except httpx.ConnectTimeout:
             return failed(
                 int(ErrorCode.NOT_LEADER),
+                f"the leader of {where}, broker {leader_id} at {base}, did not accept a connection in "
+                "time: nothing was sent; retry: a new leader is elected once its session lapses",
+            )
+        except httpx.TimeoutException as exc:
+            return failed(
+                int(ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND),
                 f"the leader of {where}, broker {leader_id} at {base}, did not answer the forwarded "
-                f"records in time ({type(exc).__name__}); they may have been appended: retry",
+                f"records in time ({type(exc).__name__}); they may have been appended",
             )
         except httpx.TooManyRedirects:
             return failed(
                 int(ErrorCode.NOT_LEADER),
                 f"the leadership of {where} is moving (more than {_MAX_REDIRECTS} redirects): retry",
             )
-        except httpx.HTTPError as exc:
+        except httpx.ConnectError as exc:
             logger.info("forward of %s to broker %d failed: %s", where, leader_id, exc)
             return failed(
                 int(ErrorCode.NOT_LEADER),
                 f"the leader of {where}, broker {leader_id} at {base}, is unreachable "
                 f"({type(exc).__name__}); retry: a new leader is elected once its session lapses",
+            )
+        except httpx.HTTPError as exc:
+            # Sent, then the connection broke: the leader may have appended the records.
+            logger.info("forward of %s to broker %d failed after sending: %s", where, leader_id, exc)
+            return failed(
+                int(ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND),
+                f"the connection to broker {leader_id}, the leader of {where}, broke after the records "
+                f"were sent ({type(exc).__name__}); they may have been appended",
             )
         return _results_of(answer, partition, len(run), where, leader_id, failed)
 

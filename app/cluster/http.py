@@ -98,6 +98,15 @@ def _manager(request: Request) -> Any:
     return manager
 
 
+@router.get("/{topic}/readiness")
+async def readiness(request: Request, topic: str, partitions: Annotated[int, Query(ge=1, le=100_000)]) -> Any:
+    """Which partitions of a new topic this broker cannot serve yet (``wait_ready`` of the creator).
+
+    Declared before the replica fetch route, whose ``/{topic}/{partition}`` would match it too.
+    """
+    return {"not_ready": await _manager(request).local_not_ready(topic, partitions)}
+
+
 @router.get("/{topic}/{partition}")
 async def replica_fetch(
     request: Request,
@@ -123,6 +132,13 @@ async def replica_fetch(
             "X-Leader-Epoch": str(result.leader_epoch),
         },
     )
+
+
+@router.get("/{topic}/{partition}/high-watermark")
+async def high_watermark(request: Request, topic: str, partition: int) -> Any:
+    """The leader's high watermark now: a follower serving a stream or a group poll waits until its
+    own log covers it (ReadIndex) before it answers."""
+    return {"high_watermark": _manager(request).leader_high_watermark(topic, partition)}
 
 
 @router.get("/{topic}/{partition}/epoch-end")

@@ -38,7 +38,12 @@ from app.catalog import Catalog
 from app.catalog import cluster as cluster_catalog
 from app.catalog.cluster import BrokerRow, PartitionLeadership
 from app.cluster.controller import decide
-from app.cluster.errors import NotEnoughReplicasError, NotLeaderError, ReplicaOffsetOutOfRangeError
+from app.cluster.errors import (
+    NotEnoughReplicasAfterAppendError,
+    NotEnoughReplicasError,
+    NotLeaderError,
+    ReplicaOffsetOutOfRangeError,
+)
 from app.cluster.placement import ReplicaPlacer
 from app.cluster.replica import FollowerState, Replica, Role
 from app.config import Settings
@@ -97,6 +102,8 @@ class ClusterManager:
         self._lag_max_s = settings.replica_lag_time_max_ms / 1000
         self._refresh_s = max(0.05, min(self._heartbeat_s / 2, 0.5))
         self._refresh_wanted = asyncio.Event()
+        #: One metadata refresh at a time (the loop's, or one a request asked for at once).
+        self._refresh_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._closing = False
@@ -264,7 +271,8 @@ class ClusterManager:
                 await asyncio.wait_for(self._refresh_wanted.wait(), self._refresh_s)
             self._refresh_wanted.clear()
             try:
-                await self._refresh()
+                async with self._refresh_lock:
+                    await self._refresh()
                 self._shrink_isrs()
             except asyncio.CancelledError:
                 raise
@@ -650,6 +658,74 @@ class ClusterManager:
 
     # -- Broker hooks -------------------------------------------------------------------------------
 
+    async def ensure_known(self, handle: PartitionHandle) -> None:
+        """Read the catalog at once when this broker has not heard of the partition yet.
+
+        A partition created (or grown) through another broker a moment ago: rather than answering
+        "unknown leader, retry", the request waits for one metadata refresh (shared by concurrent
+        requests) and is then served or redirected.
+        """
+        replica = self.replicas.get((handle.topic, handle.partition))
+        if replica is not None and replica.handle is handle and replica.leader_id is not None:
+            return
+        async with self._refresh_lock:
+            replica = self.replicas.get((handle.topic, handle.partition))
+            if replica is not None and replica.handle is handle and replica.leader_id is not None:
+                return  # a refresh that ran meanwhile brought it
+            await self._refresh()
+
+    def partition_ready(self, topic: str, partition: int) -> bool:
+        """True once this broker can serve the partition as a new topic's first request expects:
+        as its leader accepting ``acks=all`` (ISR >= min.insync.replicas), else knowing the leader."""
+        replica = self.replicas.get((topic, partition))
+        if replica is None or replica.leader_id is None:
+            return False
+        if replica.leader_id != self.me:
+            return True
+        needed = self.min_insync.get(topic, self.settings.min_insync_replicas)
+        return replica.role is Role.LEADER and len(replica.isr) >= needed and not self.fenced
+
+    async def local_not_ready(self, topic: str, partitions: int) -> list[int]:
+        """The partitions of ``topic`` below ``partitions`` this broker cannot serve yet."""
+        missing = []
+        for p in range(partitions):
+            try:
+                handle = await self.broker.partition(topic, p)
+            except (UnknownTopicError, UnknownPartitionError):
+                missing.append(p)
+                continue
+            await self.ensure_known(handle)
+            if not self.partition_ready(topic, p):
+                missing.append(p)
+        return missing
+
+    async def wait_ready(self, topic: str, partitions: int, timeout_ms: int) -> list[int]:
+        """Wait until every live broker can serve every partition of a new topic; return the
+        partitions still not ready after ``timeout_ms`` (empty once all are)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
+        assert self._client is not None
+        while True:
+            not_ready = set(await self.local_not_ready(topic, partitions))
+            for row in list(self.brokers.values()):
+                if row.broker_id == self.me or row.fenced:
+                    continue
+                try:
+                    answer = await self._client.get(
+                        f"{row.url}{INTERNAL_PREFIX}/{topic}/readiness",
+                        params={"partitions": partitions}, timeout=5,
+                    )
+                    if answer.status_code == 200:
+                        not_ready.update(int(p) for p in answer.json().get("not_ready", []))
+                    else:
+                        not_ready.update(range(partitions))
+                except (httpx.HTTPError, ValueError):
+                    not_ready.update(range(partitions))  # a broker that does not answer is not ready
+            if not not_ready or loop.time() >= deadline:
+                return sorted(not_ready)
+            self._refresh_wanted.set()
+            await asyncio.sleep(0.05)
+
     def _url_of(self, broker_id: int | None) -> str | None:
         if broker_id is None or broker_id == self.me:
             return None
@@ -697,9 +773,24 @@ class ClusterManager:
         handle.notify()  # followers long-polling at the old log end
 
     async def wait_replicated(self, handle: PartitionHandle, end_offset: int) -> None:
+        """Wait until the ISR has the records below ``end_offset`` (the high watermark covers them).
+
+        Called after the append, so every failure here is ``NotEnoughReplicasAfterAppendError``:
+        the records are in this log and may survive, and the answer must never be a redirect.
+        """
         replica = self.replicas.get((handle.topic, handle.partition))
+        where = f"{handle.topic}-{handle.partition}"
+
+        def after_append(detail: str, **extra: object) -> NotEnoughReplicasAfterAppendError:
+            leader = replica.leader_id if replica is not None else None
+            return NotEnoughReplicasAfterAppendError(
+                f"{detail}; the records were appended on broker {self.me} and may have been written: "
+                "an idempotent producer's retry (or one with the same Idempotency-Key) is not duplicated",
+                leader_id=leader, leader_url=self._url_of(leader), **extra,
+            )
+
         if replica is None or replica.role is not Role.LEADER:
-            raise self._not_leader(handle, replica, "acknowledge writes for")
+            raise after_append(f"broker {self.me} stopped leading {where} before the write was replicated")
         epoch = replica.leader_epoch
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._lag_max_s + self._session_s
@@ -708,25 +799,20 @@ class ClusterManager:
         try:
             while True:
                 if replica.role is not Role.LEADER or replica.leader_epoch != epoch:
-                    raise NotLeaderError(
-                        f"leadership of {handle.topic}-{handle.partition} moved before the write was "
-                        "replicated: retry (an idempotent producer's retry is not duplicated)",
-                        leader_id=replica.leader_id, leader_url=self._url_of(replica.leader_id),
-                    )
+                    raise after_append(f"leadership of {where} moved before the write was replicated")
                 if handle.log.high_watermark >= end_offset:
                     needed = self.min_insync.get(handle.topic, self.settings.min_insync_replicas)
                     if len(replica.isr) < needed:
-                        raise NotEnoughReplicasError(
-                            f"the write is on the leader but the ISR {list(replica.isr)} shrank below "
-                            f"min.insync.replicas={needed} before it was replicated",
+                        raise after_append(
+                            f"the ISR {list(replica.isr)} shrank below min.insync.replicas={needed} "
+                            "before the write was replicated",
                             isr=list(replica.isr), min_insync_replicas=needed,
                         )
                     return
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    raise NotEnoughReplicasError(
-                        f"the ISR {list(replica.isr)} of {handle.topic}-{handle.partition} did not "
-                        "replicate the write in time",
+                    raise after_append(
+                        f"the ISR {list(replica.isr)} of {where} did not replicate the write in time",
                         isr=list(replica.isr),
                     )
                 with contextlib.suppress(TimeoutError):
@@ -735,10 +821,14 @@ class ClusterManager:
         finally:
             handle.remove_waiter(event)
 
-    def check_fetch(self, handle: PartitionHandle, offset: int | None) -> None:
+    def check_fetch(self, handle: PartitionHandle, offset: int | None, *, leader_only: bool = False) -> None:
         replica = self.replicas.get((handle.topic, handle.partition))
         if replica is None or replica.handle is not handle or replica.role is Role.NONE:
             raise self._not_leader(handle, replica, "serve reads of")
+        if leader_only and replica.role is not Role.LEADER:
+            # Read-your-writes: a follower's high watermark lags the leader's, so by default a
+            # partition read goes to the leader (replica=any opts into follower reads, KIP-392).
+            raise self._not_leader(handle, replica, "serve leader reads (replica=leader) of")
         if not replica.servable:
             raise self._not_leader(handle, replica, "yet serve reads (catching up) of")
         if replica.role is Role.FOLLOWER and offset is not None and offset > handle.log.high_watermark:
@@ -746,6 +836,54 @@ class ClusterManager:
             # has not reached yet: the leader answers it, rather than this replica calling it out
             # of range (KIP-392's OFFSET_NOT_AVAILABLE, as a redirect).
             raise self._not_leader(handle, replica, f"yet serve offset {offset} of")
+
+    async def read_index(self, handle: PartitionHandle, timeout_s: float = 2.0) -> int:
+        """The high watermark a read through this broker may serve so that it sees every write
+        acknowledged before it: the local one, once (on a follower) it covers the leader's high
+        watermark as of now (Raft's ReadIndex), which is cheaper than proxying a stream.
+
+        A leader, a replica without a known leader, or a leader that does not answer (a failover
+        in progress): the local high watermark, as before.
+        """
+        log = handle.log
+        replica = self.replicas.get((handle.topic, handle.partition))
+        if replica is None or replica.role is not Role.FOLLOWER or replica.leader_id is None:
+            return log.high_watermark
+        url = self._url_of(replica.leader_id)
+        if url is None or self._client is None:
+            return log.high_watermark
+        try:
+            answer = await self._client.get(
+                f"{url}{INTERNAL_PREFIX}/{handle.topic}/{handle.partition}/high-watermark", timeout=timeout_s
+            )
+            target = int(answer.json()["high_watermark"]) if answer.status_code == 200 else log.high_watermark
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return log.high_watermark
+        if log.high_watermark >= target:
+            return log.high_watermark
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        event = asyncio.Event()
+        handle.add_waiter(event)
+        try:
+            while log.high_watermark < target and loop.time() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), max(0.0, min(0.1, deadline - loop.time())))
+                event.clear()
+        finally:
+            handle.remove_waiter(event)
+        return log.high_watermark
+
+    def leader_high_watermark(self, topic: str, partition: int) -> int:
+        """The high watermark of a partition this broker leads (for a follower's ReadIndex)."""
+        replica = self.replicas.get((topic, partition))
+        if replica is None or replica.role is not Role.LEADER:
+            raise NotLeaderError(
+                f"broker {self.me} does not lead {topic}-{partition}",
+                leader_id=None if replica is None else replica.leader_id,
+                leader_url=None if replica is None else self._url_of(replica.leader_id),
+            )
+        return replica.handle.log.high_watermark
 
     # -- reassignment -------------------------------------------------------------------------------
 

@@ -226,7 +226,10 @@ class GroupService:
         """
         order = []
         for tp in sorted(positions):
-            if (await self.broker.partition(*tp)).high_watermark > positions[tp]:
+            handle = await self.broker.partition(*tp)
+            # Through a follower: only once its log covers the leader's high watermark (ReadIndex),
+            # so a poll never returns less than the leader would.
+            if await self.broker.confirmed_high_watermark(handle) > positions[tp]:
                 order.append(tp)
         if not order:
             return []

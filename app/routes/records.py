@@ -485,6 +485,14 @@ async def fetch(
     key_format: Annotated[FormatParam | None, Query(description="Default: as produced.")] = None,
     value_format: Annotated[FormatParam | None, Query(description="Default: as produced.")] = None,
     header_format: Annotated[Literal["string", "binary"], Query()] = "string",
+    replica: Annotated[
+        Literal["leader", "any"],
+        Query(
+            description="Clustered mode: `leader` (default) reads from the partition's leader (a follower "
+            "redirects, 307), so every acknowledged write is seen; `any` lets a follower answer from its "
+            "own log (KIP-392), which may lag the leader's high watermark by the replication delay."
+        ),
+    ] = "leader",
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Records of one partition from ``offset``; 416 (41601) outside [log start, log end]."""
@@ -505,6 +513,7 @@ async def fetch(
         max_bytes=max_bytes,
         max_wait_ms=max_wait_ms,
         min_bytes=min_bytes,
+        leader_only=replica == "leader",
     )
     rendered = render_records_json(
         topic,

@@ -11,6 +11,7 @@ from app.deps import JsonBody, TopicServiceDep
 from app.error_codes import ErrorCode
 from app.errors import error_responses
 from app.topics import TopicConfigs, TopicInfo
+from app.topics.service import TopicService
 
 # JsonBody lives in app.deps; re-exported here for routes that imported it from this module first.
 __all__ = ["JsonBody", "router"]
@@ -50,6 +51,23 @@ class TopicOut(BaseModel):
     partitions: list[PartitionOut]
     configs: dict[str, ConfigValueOut] = Field(description="Effective value of every topic config.")
     defaults: list[str] = Field(description="The configs at the broker default (not set on the topic).")
+    not_ready_partitions: list[int] | None = Field(
+        None,
+        description="Only in a 202 answer (clustered mode): the partitions that some live broker could not "
+        "serve yet when `timeout_ms` ran out. They become usable once their leader is elected.",
+    )
+
+
+READY_TIMEOUT = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=300_000,
+        description="Clustered mode: how long to wait until every new partition has a leader accepting "
+        "acks=all and every live broker knows it (201); past it the answer is 202 with "
+        "`not_ready_partitions`. A single node answers at once.",
+    ),
+]
 
 
 class TopicConfigsOut(BaseModel):
@@ -101,9 +119,14 @@ def _topic_out(info: TopicInfo) -> TopicOut:
         replication_factor=info.replication_factor,
         partitions=[
             PartitionOut(
-                partition=p.partition, leader=p.leader, replicas=p.replicas, isr=p.isr,
-                leader_epoch=p.leader_epoch, log_start_offset=p.log_start_offset,
-                high_watermark=p.high_watermark, log_end_offset=p.log_end_offset,
+                partition=p.partition,
+                leader=p.leader,
+                replicas=p.replicas,
+                isr=p.isr,
+                leader_epoch=p.leader_epoch,
+                log_start_offset=p.log_start_offset,
+                high_watermark=p.high_watermark,
+                log_end_offset=p.log_end_offset,
             )
             for p in info.partitions
         ],
@@ -122,8 +145,12 @@ async def list_topics(service: TopicServiceDep) -> TopicList:
     topics = await service.list_topics()
     return TopicList(
         topics=[
-            TopicSummary(name=t.name, topic_id=t.topic_id, partition_count=t.partition_count,
-                         replication_factor=t.replication_factor)
+            TopicSummary(
+                name=t.name,
+                topic_id=t.topic_id,
+                partition_count=t.partition_count,
+                replication_factor=t.replication_factor,
+            )
             for t in topics
         ]
     )
@@ -136,10 +163,19 @@ async def list_topics(service: TopicServiceDep) -> TopicList:
     dependencies=[JsonBody],
     responses={
         200: {"model": TopicOut, "description": "validate_only: what would be created (nothing was)."},
+        202: {
+            "model": TopicOut,
+            "description": "Created, but some partitions were not ready within timeout_ms.",
+        },
         **error_responses(
-            ErrorCode.INVALID_REQUEST, ErrorCode.TOPIC_EXISTS, ErrorCode.INVALID_CONFIG,
-            ErrorCode.INVALID_TOPIC_NAME, ErrorCode.INVALID_PARTITIONS, ErrorCode.INVALID_REPLICATION_FACTOR,
-            ErrorCode.REQUEST_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode.INVALID_REQUEST,
+            ErrorCode.TOPIC_EXISTS,
+            ErrorCode.INVALID_CONFIG,
+            ErrorCode.INVALID_TOPIC_NAME,
+            ErrorCode.INVALID_PARTITIONS,
+            ErrorCode.INVALID_REPLICATION_FACTOR,
+            ErrorCode.REQUEST_TOO_LARGE,
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         ),
     },
 )
@@ -148,8 +184,10 @@ async def create_topic(
     service: TopicServiceDep,
     response: Response,
     validate_only: Annotated[bool, Query(description="Validate and answer 200 without creating.")] = False,
+    timeout_ms: READY_TIMEOUT = 30_000,
 ) -> TopicOut:
-    """Create a topic: 201 with its description, or 200 with what would be created under validate_only."""
+    """Create a topic: 201 once it is usable through every broker, 202 if that took longer than
+    `timeout_ms`, or 200 with what would be created under validate_only."""
     info = await service.create_topic(
         body.name,
         partitions=body.partitions,
@@ -159,7 +197,20 @@ async def create_topic(
     )
     if validate_only:
         response.status_code = status.HTTP_200_OK
-    return _topic_out(info)
+        return _topic_out(info)
+    return await _when_ready(service, info, timeout_ms, response)
+
+
+async def _when_ready(
+    service: TopicService, info: TopicInfo, timeout_ms: int, response: Response
+) -> TopicOut:
+    pending = await service.wait_ready(info.name, info.partition_count, timeout_ms)
+    if not pending:
+        return _topic_out(await service.get_topic(info.name))
+    response.status_code = status.HTTP_202_ACCEPTED
+    out = _topic_out(info)
+    out.not_ready_partitions = pending
+    return out
 
 
 @router.get("/{topic}", response_model=TopicOut, responses=error_responses(ErrorCode.UNKNOWN_TOPIC))
@@ -173,13 +224,27 @@ async def get_topic(topic: str, service: TopicServiceDep) -> TopicOut:
     response_model=TopicOut,
     dependencies=[JsonBody],
     responses=error_responses(
-        ErrorCode.INVALID_REQUEST, ErrorCode.UNKNOWN_TOPIC, ErrorCode.INVALID_PARTITIONS,
-        ErrorCode.REQUEST_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode.INVALID_REQUEST,
+        ErrorCode.UNKNOWN_TOPIC,
+        ErrorCode.INVALID_PARTITIONS,
+        ErrorCode.REQUEST_TOO_LARGE,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     ),
 )
-async def update_topic(topic: str, body: UpdateTopic, service: TopicServiceDep) -> TopicOut:
-    """Raise the partition count (lowering it is 422, error_code 42203; the same count changes nothing)."""
-    return _topic_out(await service.add_partitions(topic, body.partitions))
+async def update_topic(
+    topic: str,
+    body: UpdateTopic,
+    service: TopicServiceDep,
+    response: Response,
+    timeout_ms: READY_TIMEOUT = 30_000,
+) -> TopicOut:
+    """Raise the partition count (lowering it is 422, error_code 42203; the same count changes nothing).
+
+    In clustered mode the answer waits, as a creation does, until the new partitions are usable
+    through every broker (200), or answers 202 with `not_ready_partitions` after `timeout_ms`.
+    """
+    info = await service.add_partitions(topic, body.partitions)
+    return await _when_ready(service, info, timeout_ms, response)
 
 
 @router.delete(
@@ -207,8 +272,11 @@ async def get_topic_configs(topic: str, service: TopicServiceDep) -> TopicConfig
     response_model=TopicConfigsOut,
     dependencies=[JsonBody],
     responses=error_responses(
-        ErrorCode.INVALID_REQUEST, ErrorCode.UNKNOWN_TOPIC, ErrorCode.INVALID_CONFIG,
-        ErrorCode.REQUEST_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode.INVALID_REQUEST,
+        ErrorCode.UNKNOWN_TOPIC,
+        ErrorCode.INVALID_CONFIG,
+        ErrorCode.REQUEST_TOO_LARGE,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     ),
 )
 async def update_topic_configs(

@@ -55,6 +55,12 @@ class PartitionOffsets(Protocol):
     log_end_offset: int
 
 
+class TopicReadiness(Protocol):
+    """Clustered mode: wait until every live broker can serve a new topic's partitions."""
+
+    async def wait_ready(self, topic: str, partitions: int, timeout_ms: int) -> list[int]: ...
+
+
 class TopicHooks(Protocol):
     """What TopicService needs of the Broker."""
 
@@ -159,6 +165,8 @@ class TopicService:
         self._changes = asyncio.Lock()
         #: Clustered mode's replica placement (app/cluster/placement.py), set by the lifespan.
         self.placer: ReplicaPlacer | None = None
+        #: Clustered mode's readiness of new partitions (the cluster manager), set by the lifespan.
+        self.readiness: TopicReadiness | None = None
 
     # --- reads
 
@@ -214,6 +222,18 @@ class TopicService:
             record = await to_thread.run_sync(self._create, name, count, replicas, overrides)
             self.broker.open_topic(name, count, log_config)
         return self._info(record, with_offsets=True)
+
+    async def wait_ready(self, name: str, partitions: int, timeout_ms: int) -> list[int]:
+        """The partitions not yet servable by every live broker after up to ``timeout_ms``.
+
+        A single node serves a partition the moment its log is open: always empty there. In a
+        cluster a new partition needs a leader that took up its leadership (with ISR >=
+        min.insync.replicas) and every other broker knowing it, so that the first produce through
+        any broker succeeds.
+        """
+        if self.readiness is None:
+            return []
+        return await self.readiness.wait_ready(name, partitions, timeout_ms)
 
     async def add_partitions(self, name: str, partitions: int) -> TopicInfo:
         """Raise the topic's partition count to ``partitions`` (the same count is a no-op)."""

@@ -57,7 +57,8 @@ Exception tree::
             ├── NotEnoughReplicasError         50301
             ├── NotReadyError                  50302
             ├── OverloadedError                50303
-            └── NotLeaderError                 50304
+            ├── NotLeaderError                 50304
+            └── NotEnoughReplicasAfterAppendError 50305  appended, not acknowledged: may be written
 
 The numbers are the broker's ``error_code`` values (``docs/errors.md``); an answer whose code this
 client does not know maps to the class of its HTTP status.
@@ -93,6 +94,7 @@ __all__ = [
     "MethodNotAllowedError",
     "NoCommittedOffsetError",
     "NotAcceptableError",
+    "NotEnoughReplicasAfterAppendError",
     "NotEnoughReplicasError",
     "NotFoundError",
     "NotLeaderError",
@@ -383,6 +385,14 @@ class NotLeaderError(ServiceUnavailableError):
     pass
 
 
+class NotEnoughReplicasAfterAppendError(ServiceUnavailableError):
+    """The leader appended the records but the ISR did not acknowledge them: they may be written.
+
+    Retriable for idempotent producers (the retry is recognised); a plain producer that retries
+    may write the records twice.
+    """
+
+
 # The broker's app/error_codes.py, copied by number: the client never imports the broker.
 ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40001: InvalidRequestError,
@@ -421,6 +431,7 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     50302: NotReadyError,
     50303: OverloadedError,
     50304: NotLeaderError,
+    50305: NotEnoughReplicasAfterAppendError,
 }
 
 _STATUS_CLASSES: dict[int, type[BrokerError]] = {

@@ -154,7 +154,8 @@ class Cluster:
         while True:
             answer = self.http.get(
                 f"{self.url(via)}/v1/topics/{topic}/partitions/{partition}/records",
-                params={"offset": offset, "max_records": 10_000, "max_wait_ms": 0},
+                # replica=any: this broker's own log, even when it only follows the partition.
+                params={"offset": offset, "max_records": 10_000, "max_wait_ms": 0, "replica": "any"},
             )
             assert answer.status_code == 200, answer.text
             body = answer.json()

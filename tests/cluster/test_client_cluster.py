@@ -78,7 +78,7 @@ def _replicated_topic(cluster: Cluster, name: str) -> dict[int, int]:
             while True:
                 answer = cluster.http.get(
                     f"{cluster.url(broker)}/v1/topics/{name}/partitions/{partition}/records",
-                    params={"offset": 0, "max_wait_ms": 0},
+                    params={"offset": 0, "max_wait_ms": 0, "replica": "any"},
                 )
                 if answer.status_code == 200:
                     break

@@ -76,10 +76,13 @@ def _run_producer(cluster: Cluster, producer: Producer, stop: threading.Event) -
                 continue
             code = str(answer.json().get("error_code", answer.status_code))
             producer.errors[code] = producer.errors.get(code, 0) + 1
-            if code not in {"50301", "50302", "50303", "50304"}:  # only retriable refusals expected
+            if code not in {"50301", "50302", "50303", "50304", "50305"}:  # only retriable refusals
                 producer.unexpected.append(answer.text)
                 return
-            if code == "50304":
+            if answer.status_code == 307 or answer.headers.get("location"):
+                producer.unexpected.append(f"a redirect after the append: {answer.text}")
+                return
+            if code in ("50304", "50305"):  # 50305: appended, not acknowledged; the retry is recognised
                 target += 1
             time.sleep(0.05)
 

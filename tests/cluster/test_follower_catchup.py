@@ -60,7 +60,7 @@ def _records_from(cluster: Cluster, broker_id: int, offset: int) -> list[tuple[i
     while True:
         answer = cluster.http.get(
             f"{cluster.url(broker_id)}/v1/topics/{TOPIC}/partitions/0/records",
-            params={"offset": offset, "max_records": 10_000, "max_wait_ms": 0},
+            params={"offset": offset, "max_records": 10_000, "max_wait_ms": 0, "replica": "any"},
         )
         assert answer.status_code == 200, answer.text
         body = answer.json()

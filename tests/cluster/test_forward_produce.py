@@ -47,7 +47,7 @@ def _topic_with_spread_leaders(cluster: Cluster) -> dict[int, int]:
             while True:
                 answer = cluster.http.get(
                     f"{cluster.url(broker)}/v1/topics/{TOPIC}/partitions/{p}/records",
-                    params={"offset": 0, "max_wait_ms": 0},
+                    params={"offset": 0, "max_wait_ms": 0, "replica": "any"},
                 )
                 if answer.status_code == 200:
                     break
@@ -69,7 +69,8 @@ def _fetch(
     while True:
         answer = cluster.http.get(
             f"{cluster.url(broker)}/v1/topics/{TOPIC}/partitions/{partition}/records",
-            params={"offset": 0, "max_records": 1000, "max_wait_ms": 0, "header_format": header_format},
+            params={"offset": 0, "max_records": 1000, "max_wait_ms": 0, "header_format": header_format,
+                    "replica": "any"},
         )
         assert answer.status_code == 200, answer.text
         records: list[dict[str, Any]] = answer.json()["records"]
