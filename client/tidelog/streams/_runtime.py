@@ -42,7 +42,7 @@ from tidelog._errors import IllegalGenerationError, RebalanceInProgressError, Ti
 from tidelog.streams._context import TaskId
 from tidelog.streams._local import LocalState
 from tidelog.streams._stores import KeyValueStore, Store, VersionedStore, decode_key, encode_key
-from tidelog.streams._task import StreamTask
+from tidelog.streams._task import StreamTask, next_input
 from tidelog.streams._topology import StoreSpec, SubTopology, TopologyError
 from tidelog.streams._windows import Windowed
 
@@ -291,17 +291,13 @@ class Runtime:
         idle_s = self.app.max_task_idle_ms / 1000.0
         for running in self.tasks.values():
             while True:
-                heads = [(buf[0].timestamp, tp) for tp, buf in running.buffers.items() if buf]
-                if not heads:
-                    running.idle_since = None
+                heads = {tp: buf[0].timestamp for tp, buf in running.buffers.items() if buf}
+                tp, running.idle_since = next_input(
+                    heads, len(running.inputs), idle_since=running.idle_since, now=time.monotonic(),
+                    max_idle_s=idle_s,
+                )
+                if tp is None:
                     break
-                if len(heads) < len(running.inputs) and idle_s > 0:
-                    now = time.monotonic()
-                    if running.idle_since is None:
-                        running.idle_since = now
-                    if now - running.idle_since < idle_s:
-                        break  # KIP-353: give the empty input a chance before going on without it
-                _, tp = min(heads)
                 self._process(running, running.buffers[tp].popleft())
             self._send_output(running)
 

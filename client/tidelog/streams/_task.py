@@ -23,7 +23,7 @@ from tidelog.streams._nodes import Node
 from tidelog.streams._stores import Store
 from tidelog.streams._topology import SubTopology
 
-__all__ = ["DeadLetter", "ProcessingError", "ProcessingErrors", "StreamTask"]
+__all__ = ["DeadLetter", "ProcessingError", "ProcessingErrors", "StreamTask", "next_input"]
 
 ProcessingErrors = Literal["fail", "skip", "dead-letter"]
 
@@ -168,3 +168,29 @@ class StreamTask:
             for node in self.sub.nodes:
                 node.close(self.ctx)
         self._initialised = False
+
+
+def next_input(
+    heads: dict[Any, int], inputs: int, *, idle_since: float | None, now: float, max_idle_s: float
+) -> tuple[Any | None, float | None]:
+    """Which input a task takes its next record from, and the new start of its idle wait.
+
+    ``heads`` maps each input partition with buffered records to its first record's timestamp;
+    ``inputs`` is how many input partitions the task has. The oldest head goes first (ties by
+    partition), so records of co-partitioned inputs are processed in timestamp order. While an
+    input has nothing buffered, the task waits up to ``max_idle_s`` for it (Kafka's
+    ``max.task.idle.ms``, KIP-353/695) before going on without it; ``(None, idle_since)`` means
+    wait. The wait starts again once every input has records.
+    """
+    if not heads:
+        return None, None
+    if len(heads) >= inputs:
+        idle_since = None
+    elif max_idle_s > 0:
+        if idle_since is None:
+            idle_since = now
+        if now - idle_since < max_idle_s:
+            return None, idle_since
+    chosen = min(heads, key=lambda tp: (heads[tp], tp))
+    return chosen, idle_since
+
