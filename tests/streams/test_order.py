@@ -43,3 +43,27 @@ def test_draining_buffers_processes_records_in_timestamp_order(inputs: list[list
             break
         out.append(buffers[tp].pop(0))
     assert out == sorted(t for stamps in inputs for t in stamps)
+
+
+def test_streams_uses_only_the_public_client() -> None:
+    """tidelog.streams builds on the client's public names, never on its private modules or the broker."""
+    import ast
+    from pathlib import Path
+
+    import tidelog.streams
+
+    package = Path(tidelog.streams.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                top, _, rest = node.module.partition(".")
+                if top in ("app", "storage", "migrations") or (
+                    top == "tidelog" and rest and not rest.startswith("streams")
+                ):
+                    offenders.append(f"{path.name}: {node.module}")
+            elif isinstance(node, ast.Import):
+                offenders += [
+                    f"{path.name}: {a.name}" for a in node.names if a.name.split(".")[0] in ("app", "storage")
+                ]
+    assert offenders == []

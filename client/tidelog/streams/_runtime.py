@@ -37,8 +37,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tidelog import Client, PartitionReader, Record, TopicPartition
-from tidelog._errors import IllegalGenerationError, RebalanceInProgressError, TidelogError, UnknownMemberError
+from tidelog import (
+    Client,
+    IllegalGenerationError,
+    PartitionReader,
+    RebalanceInProgressError,
+    Record,
+    TidelogError,
+    TopicPartition,
+    UnknownMemberError,
+)
 from tidelog.streams._context import TaskId
 from tidelog.streams._local import LocalState
 from tidelog.streams._stores import KeyValueStore, Store, VersionedStore, decode_key, encode_key
