@@ -51,11 +51,15 @@ class ErrorCode(IntEnum):
     # 500
     INTERNAL_ERROR = 50001
     STORAGE_ERROR = 50002
+    STORAGE_WRITE_FAILED = 50003  # a write failed with an I/O error; nothing was written (retriable)
+    PARTITION_READ_ONLY = 50004  # an fsync failed: writes refused until the log is re-validated (retriable)
     # 503
     NOT_ENOUGH_REPLICAS = 50301
     NOT_READY = 50302  # starting up or shutting down
     OVERLOADED = 50303
     NOT_LEADER = 50304  # the partition is led by another broker
+    # 507
+    INSUFFICIENT_STORAGE = 50701  # the data directory's or the catalog's disk is full (retriable)
 
     @property
     def http_status(self) -> int:

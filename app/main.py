@@ -18,7 +18,9 @@ from typing import Any
 from anyio import to_thread
 from fastapi import FastAPI
 
+from app.broker.storage_health import StorageHealth
 from app.catalog import Catalog
+from app.catalog.db import sqlite_directory
 from app.config import Settings
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.metrics import Metrics
@@ -81,7 +83,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await to_thread.run_sync(catalog.migrate)
         from app.broker import Broker
 
-        broker = Broker(settings, catalog)
+        broker = Broker(settings, catalog, state.storage_health)
         await broker.start()
         state.broker = broker
         state.topic_service = TopicService(settings, catalog, broker)
@@ -151,6 +153,15 @@ def _problem_only_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _storage_health(settings: Settings) -> StorageHealth:
+    """The data directory and, when it is elsewhere, the SQLite catalog's directory."""
+    directories = [settings.data_dir]
+    catalog_dir = sqlite_directory(settings.effective_catalog_url)
+    if catalog_dir is not None:
+        directories.append(catalog_dir)
+    return StorageHealth(directories)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The broker application for ``settings`` (default: from ``TIDELOG_*`` variables)."""
     settings = settings if settings is not None else Settings()
@@ -164,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.storage_health = _storage_health(settings)
     app.state.phase = "created"
     app.state.cluster = None
     install_error_handlers(app)

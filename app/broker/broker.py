@@ -25,6 +25,12 @@ exactly one writer appends to a partition (its ``asyncio.Lock``, taken in arriva
 On a single node the high watermark is the log end after every append, so records are visible
 to consumers as soon as they are appended, before they are fsynced: a machine crash can take back
 acks=1 records a consumer has already seen.
+
+A full or failing disk (docs/durability.md): an append whose write fails changes nothing and answers
+507 (full) or 500 50003 (I/O error), retriable; a partition whose fsync failed answers 50004 to
+writes until it is re-validated. Either marks ``StorageHealth`` as failing (``/readyz`` 503); a
+watcher task probes the disk every second meanwhile, clears the failure once a probe write works
+and re-validates the read-only partitions, so writes resume by themselves.
 """
 
 from __future__ import annotations
@@ -41,11 +47,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.broker.errors import (
+    InsufficientStorageError,
     InvalidRecordError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
+    PartitionReadOnlyError,
     ProducerFencedError,
     RecordTooLargeError,
+    StorageWriteFailedError,
     UnknownProducerError,
 )
 from app.broker.fetch import FetchResult, decode_fetched
@@ -54,6 +63,7 @@ from app.broker.memory import freeze_startup_heap, tune_allocator
 from app.broker.partitioner import StickyPartitioner, partition_for_key
 from app.broker.partitions import PartitionHandle, PartitionState
 from app.broker.produce import ParsedRecords, RecordResult, estimated_size
+from app.broker.storage_health import StorageHealth
 from app.catalog import Catalog
 from app.catalog import producers as producers_catalog
 from app.config import Settings
@@ -81,6 +91,7 @@ _BATCH_OVERHEAD = 61  # bytes of a record batch header, offset and length prefix
 #: Batches of at most this many records are appended on the event loop, larger ones in a thread.
 _INLINE_APPEND_RECORDS = 64
 _FETCH_STEP_BYTES = 256 * 1024  # first read of a fetch; later reads double it, up to max_bytes
+_STORAGE_PROBE_INTERVAL_S = 1.0  # while storage fails: how often the disk is probed
 
 
 class Acks(Enum):
@@ -141,6 +152,14 @@ def _translate(exc: BaseException, closing: bool = False) -> BaseException:
             f"{exc}; the partition has no state for this producer: start again at sequence 0 with a new "
             "producer id (POST /v1/producers)"
         )
+    if isinstance(exc, storage_errors.StorageFullError):
+        return InsufficientStorageError(f"{exc}: the broker's disk is full; retry once space is freed")
+    if isinstance(exc, storage_errors.StorageWriteError):
+        return StorageWriteFailedError(f"{exc}; retry")
+    if isinstance(exc, storage_errors.LogReadOnlyError):
+        return PartitionReadOnlyError(
+            f"{exc}; the partition takes writes again once the broker has re-validated it: retry"
+        )
     if isinstance(exc, storage_errors.LogClosedError):
         if closing:
             return NotReadyError("the broker is shutting down; retry")
@@ -171,9 +190,12 @@ def _error_of(exc: BaseException) -> tuple[int, str]:
 class Broker:
     """The partition logs of one broker process and the operations of the data path."""
 
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, storage_health: StorageHealth) -> None:
         self.settings = settings
         self.catalog = catalog
+        #: Whether writes work (shared with ``/readyz`` and, in a cluster, the ClusterManager).
+        self.storage_health = storage_health
+        self._storage_watcher: asyncio.Task[None] | None = None
         self.data_dir = Path(settings.data_dir)
         self._topics: dict[str, _Topic] = {}
         self._admin_lock = threading.Lock()
@@ -200,6 +222,7 @@ class Broker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self._open_catalog_topics)
         self._flush_ticker = asyncio.get_running_loop().create_task(self._flush_on_schedule())
+        self._storage_watcher = asyncio.get_running_loop().create_task(self._watch_storage())
         freeze_startup_heap()
 
     def _open_catalog_topics(self) -> None:
@@ -217,10 +240,11 @@ class Broker:
     async def close(self) -> None:
         """Finish queued acks=0 appends, then close every log cleanly."""
         self._closed = True
-        if self._flush_ticker is not None:
-            self._flush_ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flush_ticker
+        for task in (self._flush_ticker, self._storage_watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         with self._admin_lock:
@@ -260,8 +284,54 @@ class Broker:
                         await asyncio.to_thread(handle.log.flush_if_due)
                     except storage_errors.LogClosedError:
                         continue
+                    except storage_errors.StorageError as exc:
+                        self.note_storage_failure(handle, exc)
                     except Exception:
                         logger.exception("flush.ms flush of %s-%d failed", handle.topic, handle.partition)
+
+    # -- storage failures ---------------------------------------------------------------------------
+
+    def note_storage_failure(self, handle: PartitionHandle, exc: BaseException) -> None:
+        """Record a failed write or fsync of ``handle``'s log in ``storage_health``."""
+        if isinstance(exc, storage_errors.LogReadOnlyError):
+            self.storage_health.partition_read_only(handle.topic, handle.partition, str(exc))
+        elif isinstance(exc, storage_errors.StorageWriteError):
+            self.storage_health.write_failed("the data directory", str(exc))
+
+    async def _watch_storage(self) -> None:
+        """While storage fails: probe the disk; once a probe works, clear the failure and
+        re-validate the read-only partitions (so writes resume without anyone retrying)."""
+        health = self.storage_health
+        while True:
+            await asyncio.sleep(_STORAGE_PROBE_INTERVAL_S)
+            if not health.failing:
+                continue
+            try:
+                if not await asyncio.to_thread(health.probe):
+                    continue
+                health.write_succeeded()
+                for topic, partition in health.read_only_partitions():
+                    await self._revalidate(topic, partition)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("storage watcher pass failed")
+
+    async def _revalidate(self, topic: str, partition: int) -> None:
+        found = self._topics.get(topic)
+        if found is None or partition >= len(found.partitions):
+            self.storage_health.partition_writable(topic, partition)  # deleted meanwhile
+            return
+        handle = found.partitions[partition]
+        async with handle.write_lock:
+            try:
+                await asyncio.to_thread(handle.log.revalidate)
+            except storage_errors.LogClosedError:
+                pass
+            except storage_errors.LogReadOnlyError as exc:
+                logger.warning("%s-%d is still read-only: %s", topic, partition, exc)
+                return
+        self.storage_health.partition_writable(topic, partition)
 
     # -- topic admin hooks (called by TopicService after its catalog transaction commits) ------------
 
@@ -582,7 +652,11 @@ class Broker:
             return [RecordResult(handle.partition)] * n, 0
         appended, n_bytes = await asyncio.shield(task)
         if acks is Acks.ALL and appended:
-            await handle.wait_durable(appended[-1].last_offset + 1)
+            try:
+                await handle.wait_durable(appended[-1].last_offset + 1)
+            except storage_errors.StorageError as exc:
+                self.note_storage_failure(handle, exc)
+                raise _translate(exc, self._closed) from exc
             if self.cluster is not None:
                 await self.cluster.wait_replicated(handle, appended[-1].last_offset + 1)
         log_append_time = config.message_timestamp_type == TimestampType.LOG_APPEND_TIME
@@ -650,7 +724,9 @@ class Broker:
                 else:
                     self.cluster.after_append(handle)
         except storage_errors.StorageError as exc:
+            self.note_storage_failure(handle, exc)
             raise _translate(exc, self._closed) from exc
+        self.storage_health.write_succeeded()
         return results, max(0, log.size_bytes - size_before)
 
     # -- producers ----------------------------------------------------------------------------------
