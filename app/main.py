@@ -27,6 +27,7 @@ from app.metrics import Metrics
 from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
 from app.scheduler import RetentionScheduler
 from app.topics import TopicService
+from storage.dirlock import DirectoryLock
 
 __all__ = ["begin_shutdown", "create_app", "operation_id"]
 
@@ -71,7 +72,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.loop = asyncio.get_running_loop()
     state.stopping = asyncio.Event()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(settings.effective_catalog_url)
+    # Before anything touches the data directory: two brokers must never share it.
+    held: DirectoryLock | None = state.data_dir_lock
+    own_lock = held is None
+    data_dir_lock = DirectoryLock.acquire(settings.data_dir) if held is None else held
+    try:
+        catalog = Catalog(settings.effective_catalog_url)
+    except BaseException:
+        if own_lock:
+            data_dir_lock.release()
+        raise
     state.catalog = catalog
     broker: Any = None
     scheduler: RetentionScheduler | None = None
@@ -129,6 +139,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await broker.close()
         finally:
             catalog.close()
+            if own_lock:
+                data_dir_lock.release()
             state.phase = "stopped"
             logger.info("broker %d stopped", settings.broker_id)
 
@@ -162,8 +174,13 @@ def _storage_health(settings: Settings) -> StorageHealth:
     return StorageHealth(directories)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The broker application for ``settings`` (default: from ``TIDELOG_*`` variables)."""
+def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock | None = None) -> FastAPI:
+    """The broker application for ``settings`` (default: from ``TIDELOG_*`` variables).
+
+    ``data_dir_lock`` is the lock on ``settings.data_dir`` when the caller took it already
+    (``tidelog serve`` does, to refuse a second broker with one line before uvicorn starts) and
+    keeps it for the process's life; otherwise the lifespan takes it and releases it at the end.
+    """
     settings = settings if settings is not None else Settings()
     metrics = Metrics()
     app = FastAPI(
@@ -176,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.storage_health = _storage_health(settings)
+    app.state.data_dir_lock = data_dir_lock
     app.state.phase = "created"
     app.state.cluster = None
     install_error_handlers(app)
