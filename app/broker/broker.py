@@ -1,9 +1,16 @@
 """The Broker: every open partition log of this process, and produce/fetch/offsets over them.
 
-Lifecycle: ``create_app``'s lifespan builds ``Broker(settings, catalog)``, awaits ``start()`` (opens
-the log of every partition of every topic in the catalog, under ``<data_dir>/<topic>-<partition>/``)
-and ``close()`` on the way out (every log closed cleanly: flush, producer-state snapshot,
-clean-shutdown marker, so the next start skips recovery).
+Lifecycle: ``create_app``'s lifespan builds ``Broker(settings, catalog, storage_health)``, awaits
+``start()`` (removes what the catalog does not know from the data directory, then opens the log of
+every partition of every topic in the catalog, under ``<data_dir>/<topic>-<partition>/``) and
+``close()`` on the way out (every log closed cleanly: flush, producer-state snapshot, clean-shutdown
+marker, so the next start skips recovery).
+
+Deleted data never comes back (storage/layout.py): every partition directory carries its topic's id
+(``partition.metadata``, KIP-516); deleting a topic renames each directory to a ``-delete`` tombstone,
+removed in the background; at start tombstones, directories of topics the catalog does not know and
+directories whose topic id is not the catalog's are removed before anything is opened, and a
+directory with another topic's id is never opened.
 
 Topic metadata (partition count, ``LogConfig``) is cached in memory: produce and fetch never touch
 the catalog. The topic admin hooks (``open_topic``/``delete_topic``/``update_topic_config``) keep the
@@ -76,8 +83,9 @@ from app.errors_base import (
     UnknownTopicError,
 )
 from app.topics.configs import log_config_for
-from storage import AppendResult, LogConfig, PartitionLog, RecordIn, TimestampType
+from storage import AppendResult, LogConfig, PartitionLog, RecordIn, TimestampType, layout
 from storage import errors as storage_errors
+from storage.checkpoint import fsync_dir
 
 if TYPE_CHECKING:
     from app.cluster.forward import ProduceForwarder
@@ -129,6 +137,7 @@ class RetentionStats:
 @dataclass(frozen=True, slots=True)
 class _Topic:
     name: str
+    topic_id: str
     config: LogConfig
     partitions: tuple[PartitionHandle, ...]
 
@@ -230,12 +239,46 @@ class Broker:
 
         with self.catalog.read() as session:
             rows = [
-                (row.name, len(row.partitions), dict(row.config_overrides))
+                (row.name, row.topic_uuid, len(row.partitions), dict(row.config_overrides))
                 for row in topics_catalog.list_topics(session)
             ]
-        for name, partitions, overrides in rows:
-            self.open_topic(name, partitions, log_config_for(self.settings, overrides))
+        self._remove_unknown_directories({name: (topic_id, count) for name, topic_id, count, _ in rows})
+        for name, topic_id, partitions, overrides in rows:
+            self.open_topic(name, partitions, log_config_for(self.settings, overrides), topic_id)
         logger.info("opened %d topics", len(rows))
+
+    def _remove_unknown_directories(self, known: Mapping[str, tuple[str, int]]) -> None:
+        """Tombstone every partition directory the catalog does not know (a topic deleted while
+        this broker was down, or by a delete a crash interrupted) or that carries another topic id
+        (deleted and re-created meanwhile); remove them and the old tombstones in the background."""
+        live, tombstones = layout.scan_data_dir(self.data_dir)
+        doomed = []
+        for found in live:
+            entry = known.get(found.topic)
+            why = None
+            if entry is None:
+                why = "its topic is not in the catalog"
+            elif found.partition >= entry[1]:
+                why = f"the topic has {entry[1]} partitions"
+            else:
+                try:
+                    topic_id = layout.read_topic_id(found.path)
+                except ValueError as exc:
+                    topic_id, why = None, f"its {layout.PARTITION_METADATA_FILE} is unreadable ({exc})"
+                if topic_id is not None and topic_id != entry[0]:
+                    why = f"it belongs to topic id {topic_id}, not the catalog's {entry[0]}"
+            if why is not None:
+                logger.warning("removing %s: %s", found.path, why)
+                doomed.append(found.path)
+        self._remove_in_background([*tombstones, *layout.tombstone_all(doomed, self.data_dir)])
+
+    @staticmethod
+    def _remove_in_background(tombstones: list[Path]) -> None:
+        if tombstones:
+            # A daemon thread: a shutdown does not wait for it, and the next start finishes the job.
+            threading.Thread(
+                target=layout.remove_tombstones, args=(tombstones,), name="remove-deleted", daemon=True
+            ).start()
 
     async def close(self) -> None:
         """Finish queued acks=0 appends, then close every log cleanly."""
@@ -338,33 +381,84 @@ class Broker:
     def partition_dir(self, topic: str, partition: int) -> Path:
         return self.data_dir / f"{topic}-{partition}"
 
-    def open_topic(self, topic: str, partitions: int, config: LogConfig) -> None:
-        """Open (creating if needed) partitions ``0..partitions-1``; idempotent, opens only new ones."""
+    def open_topic(self, topic: str, partitions: int, config: LogConfig, topic_id: str) -> None:
+        """Open (creating if needed) partitions ``0..partitions-1`` of topic id ``topic_id``;
+        idempotent, opens only new ones. Open logs of another id (the topic was deleted and
+        re-created through another broker process) are deleted first."""
         with self._admin_lock:
             existing = self._topics.get(topic)
+            if existing is not None and existing.topic_id != topic_id:
+                logger.info("topic %s was re-created (id %s, was %s): removing the old logs",
+                            topic, topic_id, existing.topic_id)
+                self._topics = {k: v for k, v in self._topics.items() if k != topic}
+                self._delete_logs(existing)
+                existing = None
             handles = list(existing.partitions) if existing else []
+            created = False
             for p in range(len(handles), partitions):
                 directory = self.partition_dir(topic, p)
+                created |= self._claim_directory(directory, topic_id)
                 log = PartitionLog.open(directory, config)
                 handles.append(PartitionHandle(topic, p, directory, log))
+            if created:
+                fsync_dir(self.data_dir)  # the new directories' entries, before any write is acknowledged
             if existing is not None and existing.config != config:
                 for handle in existing.partitions:
                     handle.log.update_config(config)
-            self._topics = {**self._topics, topic: _Topic(topic, config, tuple(handles))}
+            self._topics = {**self._topics, topic: _Topic(topic, topic_id, config, tuple(handles))}
+
+    def _claim_directory(self, directory: Path, topic_id: str) -> bool:
+        """Make ``directory`` a partition directory of ``topic_id``: a directory of another id is
+        tombstoned (never opened), a new one gets ``partition.metadata`` before any segment.
+        True when the directory was created."""
+        if directory.exists():
+            try:
+                found = layout.read_topic_id(directory)
+            except ValueError as exc:
+                found = f"unreadable ({exc})"
+            if found is None:
+                layout.write_topic_id(directory, topic_id)  # a directory from before topic ids
+                return False
+            if found == topic_id:
+                return False
+            logger.warning("%s belongs to topic id %s, not %s: removing it", directory, found, topic_id)
+            self._remove_in_background(layout.tombstone_all([directory], self.data_dir))
+        directory.mkdir(parents=True)
+        layout.write_topic_id(directory, topic_id)
+        return True
+
+    def topic_id(self, topic: str) -> str:
+        """The id of the open topic; raises ``UnknownTopicError``."""
+        return self._cached_topic(topic).topic_id
 
     def delete_topic(self, topic: str) -> None:
-        """Close the topic's logs and remove their data. Unknown topics are ignored."""
+        """Close the topic's logs and tombstone their directories (removed in the background).
+        A topic this broker has not opened still loses its directories."""
         with self._admin_lock:
             existing = self._topics.get(topic)
-            if existing is None:
-                return
-            self._topics = {k: v for k, v in self._topics.items() if k != topic}
+            if existing is not None:
+                self._topics = {k: v for k, v in self._topics.items() if k != topic}
+            self._delete_logs(existing, topic)
         self._sticky.forget(topic)
-        for handle in existing.partitions:
+        self.storage_health.forget_topic(topic)
+
+    def _delete_logs(self, existing: _Topic | None, name: str | None = None) -> None:
+        """Let go of the topic's logs (no flush: the data is going) and tombstone every directory of
+        it, the open ones and any other ``<topic>-<n>`` on disk, in one rename each."""
+        topic = existing.name if existing is not None else name
+        handles = existing.partitions if existing is not None else ()
+        for handle in handles:
             try:
-                handle.log.delete()
+                handle.log.abandon()
             except Exception:
-                logger.exception("deleting %s-%d failed", topic, handle.partition)
+                logger.exception("closing %s-%d failed", handle.topic, handle.partition)
+        live, _ = layout.scan_data_dir(self.data_dir)
+        directories = [found.path for found in live if found.topic == topic]
+        try:
+            self._remove_in_background(layout.tombstone_all(directories, self.data_dir))
+        except OSError:
+            logger.exception("deleting the directories of topic %s failed (retried at the next start)", topic)
+        for handle in handles:
             self._wake_threadsafe(handle)
 
     def update_topic_config(self, topic: str, config: LogConfig) -> None:
@@ -375,7 +469,8 @@ class Broker:
                 raise UnknownTopicError(f"topic {topic!r} does not exist")
             for handle in existing.partitions:
                 handle.log.update_config(config)
-            self._topics = {**self._topics, topic: _Topic(topic, config, existing.partitions)}
+            updated = _Topic(topic, existing.topic_id, config, existing.partitions)
+            self._topics = {**self._topics, topic: updated}
 
     def _wake_threadsafe(self, handle: PartitionHandle) -> None:
         # Waiters of a deleted partition wake up and find the topic gone.
@@ -436,10 +531,10 @@ class Broker:
 
         with self.catalog.read() as session:
             row = topics_catalog.get_topic(session, name=topic)
-            found = None if row is None else (len(row.partitions), dict(row.config_overrides))
+            found = None if row is None else (len(row.partitions), dict(row.config_overrides), row.topic_uuid)
         if found is None:
             raise UnknownTopicError(f"topic {topic!r} does not exist")
-        self.open_topic(topic, found[0], log_config_for(self.settings, found[1]))
+        self.open_topic(topic, found[0], log_config_for(self.settings, found[1]), found[2])
         return self._cached_topic(topic)
 
     @staticmethod
