@@ -9,8 +9,6 @@ mount fails the test instead of skipping it.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import httpx
 import pytest
 
 from tests.broker_process import BrokerProcess
+from tests.tmpfs import fill, mounted_tmpfs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -32,21 +31,8 @@ FILL_BUDGET_S = 180.0
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE}", "tmpfs", str(mount_point)],
-        capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0:
-        message = f"cannot mount a tmpfs at {mount_point}: {result.stderr.strip() or result.returncode}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: the full-disk test must run)")
-        pytest.skip(message)
-    try:
+    with mounted_tmpfs(tmp_path / "disk", DISK_SIZE) as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
 
 
 def _produce(http: httpx.Client, start: int, n: int = 25) -> httpx.Response:
@@ -169,14 +155,7 @@ def test_produce_answers_are_never_500_on_a_full_disk(small_disk: Path, tmp_path
     try:
         with broker.client(timeout=30) as http:
             assert http.post("/v1/topics", json={"name": "full", "partitions": 2}).status_code == 201
-            with open(small_disk / "filler", "wb") as f:
-                chunk = b"\0" * 65536
-                try:
-                    while True:
-                        f.write(chunk)
-                        f.flush()
-                except OSError:
-                    pass
+            fill(small_disk / "filler")
             answers: list[Any] = [
                 _produce(http, 0),
                 http.post(
