@@ -139,7 +139,7 @@ async def list_topics(service: TopicServiceDep) -> TopicList:
         **error_responses(
             ErrorCode.INVALID_REQUEST, ErrorCode.TOPIC_EXISTS, ErrorCode.INVALID_CONFIG,
             ErrorCode.INVALID_TOPIC_NAME, ErrorCode.INVALID_PARTITIONS, ErrorCode.INVALID_REPLICATION_FACTOR,
-            ErrorCode.REQUEST_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode.REQUEST_TOO_LARGE, ErrorCode.UNSUPPORTED_MEDIA_TYPE, ErrorCode.INSUFFICIENT_STORAGE,
         ),
     },
 )
