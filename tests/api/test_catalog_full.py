@@ -6,6 +6,7 @@ full") exactly as a full disk does, on any machine.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
@@ -29,6 +30,11 @@ def _limit_pages(catalog: Any, pages: int | None) -> None:
 
 def test_sqlite_full_answers_507_and_readiness_follows(client: Any) -> None:
     catalog = client.app.state.catalog
+    raw = sqlite3.connect(catalog.engine.url.database, isolation_level=None)
+    try:
+        raw.execute("VACUUM")  # no free pages left for the inserts to reuse
+    finally:
+        raw.close()
     with catalog.engine.connect() as connection:
         pages = int(connection.execute(text("PRAGMA page_count")).scalar_one())
     _limit_pages(catalog, pages)
