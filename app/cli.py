@@ -101,8 +101,17 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
     import uvicorn
 
     from app.main import begin_shutdown, create_app
+    from storage.dirlock import DirectoryInUseError, DirectoryLock
 
-    app = create_app(settings)
+    try:
+        # Held until the process exits: a second broker on this directory is refused here, in one line.
+        data_dir_lock = DirectoryLock.acquire(settings.data_dir)
+    except DirectoryInUseError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        detail = f"cannot use the data directory {settings.data_dir}: {exc.strerror}"
+        raise click.ClickException(detail) from None
+    app = create_app(settings, data_dir_lock=data_dir_lock)
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:

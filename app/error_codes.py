@@ -52,6 +52,8 @@ class ErrorCode(IntEnum):
     # 500
     INTERNAL_ERROR = 50001
     STORAGE_ERROR = 50002
+    STORAGE_WRITE_FAILED = 50003  # a write failed with an I/O error; nothing was written (retriable)
+    PARTITION_READ_ONLY = 50004  # an fsync failed: writes refused until the log is re-validated (retriable)
     # 503
     NOT_ENOUGH_REPLICAS = 50301
     NOT_READY = 50302  # starting up or shutting down
@@ -60,6 +62,8 @@ class ErrorCode(IntEnum):
     # Appended on the leader but not acknowledged by the ISR (leadership moved, the ISR shrank, or
     # replication timed out): the records may have been written. Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND.
     NOT_ENOUGH_REPLICAS_AFTER_APPEND = 50305
+    # 507
+    INSUFFICIENT_STORAGE = 50701  # the data directory's or the catalog's disk is full (retriable)
 
     @property
     def http_status(self) -> int:

@@ -9,13 +9,19 @@ Every error answer is ``application/problem+json`` (RFC 9457) with ``type``, ``t
 - ``storage.errors`` classes map through ``STORAGE_ERROR_CODES`` (the most specific class wins).
 - Request validation: malformed JSON → 400 40001; any other validation failure → 422 42204.
 - Unknown routes → 404 40499; wrong method → 405 40501; any other Starlette HTTPException by status.
+- A full disk → 507 50701, whether the log (``StorageFullError``, an ``OSError`` ENOSPC) or the
+  catalog (SQLITE_FULL, PostgreSQL's disk_full) found it; an I/O error of the catalog → 500 50003.
+  Both mark the broker's ``StorageHealth`` as failing (``/readyz`` answers 503 until a probe write
+  succeeds).
 - Anything else → 500 50001, logged with its traceback (bad input never gets here).
-Retriable answers (503) carry ``Retry-After``.
+Retriable answers (503, 507 and the storage 500s 50003/50004) carry ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -56,6 +63,9 @@ class RequestTooLargeError(TidelogError):
 
 #: storage error class → error code; looked up along the exception's MRO, so subclasses come first.
 STORAGE_ERROR_CODES: Mapping[type[Exception], ErrorCode] = {
+    storage_errors.StorageFullError: ErrorCode.INSUFFICIENT_STORAGE,
+    storage_errors.StorageWriteError: ErrorCode.STORAGE_WRITE_FAILED,
+    storage_errors.LogReadOnlyError: ErrorCode.PARTITION_READ_ONLY,
     storage_errors.RecordTooLargeError: ErrorCode.RECORD_TOO_LARGE,
     storage_errors.InvalidRecordError: ErrorCode.INVALID_RECORD,
     storage_errors.UnsupportedCompressionError: ErrorCode.INVALID_PARAMETER,
@@ -83,7 +93,16 @@ _STATUS_CODES: Mapping[int, ErrorCode] = {
 
 _RETRIABLE = frozenset({ErrorCode.NOT_READY, ErrorCode.OVERLOADED, ErrorCode.NOT_ENOUGH_REPLICAS,
                         ErrorCode.NOT_LEADER, ErrorCode.TOO_MANY_REQUESTS, ErrorCode.REBALANCE_IN_PROGRESS,
-                        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND})
+                        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                        ErrorCode.INSUFFICIENT_STORAGE, ErrorCode.STORAGE_WRITE_FAILED,
+                        ErrorCode.PARTITION_READ_ONLY})
+#: Seconds a client should wait before retrying a write refused by a full or failing disk.
+STORAGE_RETRY_AFTER_S = 5
+_STORAGE_CODES = frozenset({ErrorCode.INSUFFICIENT_STORAGE, ErrorCode.STORAGE_WRITE_FAILED,
+                            ErrorCode.PARTITION_READ_ONLY})
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL (named in the module only from Python 3.11 on some builds)
+_SQLITE_IOERR = 10
+_PG_DISK_FULL = "53100"  # SQLSTATE disk_full
 
 
 class Problem(BaseModel):
@@ -143,7 +162,8 @@ def problem_response(
     """The problem+json answer for ``code``; retriable codes get ``Retry-After``."""
     all_headers = dict(headers or {})
     if code in _RETRIABLE:
-        all_headers.setdefault("Retry-After", str(retry_after_s))
+        wait = max(retry_after_s, STORAGE_RETRY_AFTER_S) if code in _STORAGE_CODES else retry_after_s
+        all_headers.setdefault("Retry-After", str(wait))
     return JSONResponse(
         jsonable_encoder(problem_body(code, detail, **(extra or {}))),
         status_code=code.http_status,
@@ -184,6 +204,50 @@ def _describe(errors: list[dict[str, Any]]) -> str:
         parts.append(f"{loc}: {error['msg']}" if loc else error["msg"])
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more
+
+
+def catalog_storage_failure(exc: DBAPIError) -> ErrorCode | None:
+    """INSUFFICIENT_STORAGE for a catalog error that says the disk is full, STORAGE_WRITE_FAILED for
+    one that says it cannot write, None for any other database error."""
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)
+        primary = None if code is None else code & 0xFF
+        if primary == _SQLITE_FULL or "database or disk is full" in str(orig):
+            return ErrorCode.INSUFFICIENT_STORAGE
+        if primary == _SQLITE_IOERR or "disk I/O error" in str(orig):
+            return ErrorCode.STORAGE_WRITE_FAILED
+        return None
+    if getattr(orig, "sqlstate", None) == _PG_DISK_FULL:
+        return ErrorCode.INSUFFICIENT_STORAGE
+    return None
+
+
+def _note_storage_failure(request: Request, where: str, detail: str) -> None:
+    request.app.state.storage_health.write_failed(where, detail)  # set by create_app
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DBAPIError)
+    code = catalog_storage_failure(exc)
+    if code is None:
+        return await _unexpected_error(request, exc)
+    detail = str(exc.orig).strip() or type(exc.orig).__name__
+    _note_storage_failure(request, "the catalog", detail)
+    logger.error("catalog write failed on %s %s: %s", request.method, request.url.path, detail)
+    full = code is ErrorCode.INSUFFICIENT_STORAGE
+    what = "the catalog's disk is full" if full else "the catalog cannot write"
+    return problem_response(code, f"{what} ({detail}); nothing was changed: retry once space is freed")
+
+
+async def _os_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OSError)
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return await _unexpected_error(request, exc)
+    _note_storage_failure(request, "the data directory", exc.strerror or "no space left")
+    return problem_response(
+        ErrorCode.INSUFFICIENT_STORAGE, "no space left on the broker's disk; retry once space is freed"
+    )
 
 
 async def _tidelog_error(request: Request, exc: Exception) -> Response:
@@ -236,6 +300,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(storage_errors.StorageError, _storage_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

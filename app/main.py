@@ -18,13 +18,16 @@ from typing import Any
 from anyio import to_thread
 from fastapi import FastAPI
 
+from app.broker.storage_health import StorageHealth
 from app.catalog import Catalog
+from app.catalog.db import sqlite_directory
 from app.config import Settings
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.metrics import Metrics
 from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
 from app.scheduler import RetentionScheduler
 from app.topics import TopicService
+from storage.dirlock import DirectoryLock
 
 __all__ = ["begin_shutdown", "create_app", "operation_id"]
 
@@ -69,7 +72,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.loop = asyncio.get_running_loop()
     state.stopping = asyncio.Event()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(settings.effective_catalog_url)
+    # Before anything touches the data directory: two brokers must never share it.
+    held: DirectoryLock | None = state.data_dir_lock
+    own_lock = held is None
+    data_dir_lock = DirectoryLock.acquire(settings.data_dir) if held is None else held
+    try:
+        catalog = Catalog(settings.effective_catalog_url)
+    except BaseException:
+        if own_lock:
+            data_dir_lock.release()
+        raise
     state.catalog = catalog
     broker: Any = None
     scheduler: RetentionScheduler | None = None
@@ -81,7 +93,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await to_thread.run_sync(catalog.migrate)
         from app.broker import Broker
 
-        broker = Broker(settings, catalog)
+        broker = Broker(settings, catalog, state.storage_health)
         await broker.start()
         state.broker = broker
         state.topic_service = TopicService(settings, catalog, broker)
@@ -128,6 +140,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await broker.close()
         finally:
             catalog.close()
+            if own_lock:
+                data_dir_lock.release()
             state.phase = "stopped"
             logger.info("broker %d stopped", settings.broker_id)
 
@@ -152,8 +166,22 @@ def _problem_only_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The broker application for ``settings`` (default: from ``TIDELOG_*`` variables)."""
+def _storage_health(settings: Settings) -> StorageHealth:
+    """The data directory and, when it is elsewhere, the SQLite catalog's directory."""
+    directories = [settings.data_dir]
+    catalog_dir = sqlite_directory(settings.effective_catalog_url)
+    if catalog_dir is not None:
+        directories.append(catalog_dir)
+    return StorageHealth(directories)
+
+
+def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock | None = None) -> FastAPI:
+    """The broker application for ``settings`` (default: from ``TIDELOG_*`` variables).
+
+    ``data_dir_lock`` is the lock on ``settings.data_dir`` when the caller took it already
+    (``tidelog serve`` does, to refuse a second broker with one line before uvicorn starts) and
+    keeps it for the process's life; otherwise the lifespan takes it and releases it at the end.
+    """
     settings = settings if settings is not None else Settings()
     metrics = Metrics()
     app = FastAPI(
@@ -165,6 +193,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.storage_health = _storage_health(settings)
+    app.state.data_dir_lock = data_dir_lock
     app.state.phase = "created"
     app.state.cluster = None
     install_error_handlers(app)

@@ -9,11 +9,14 @@ survives a power loss.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
 
 import crc32c
+
+from storage.fileops import OS_FILE_OPS, FileOps, write_all
 
 __all__ = ["fsync_dir", "read_offset_checkpoint", "write_atomic", "write_offset_checkpoint"]
 
@@ -22,36 +25,44 @@ log = logging.getLogger(__name__)
 _VERSION = 0
 
 
-def fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path, ops: FileOps = OS_FILE_OPS) -> None:
     """Fsync a directory so renames, creations and unlinks in it are durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        ops.fsync(fd)
     finally:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
-    """Replace ``path`` with ``data`` in one rename (fsynced first when asked)."""
+def write_atomic(path: Path, data: bytes, *, fsync: bool = True, ops: FileOps = OS_FILE_OPS) -> None:
+    """Replace ``path`` with ``data`` in one rename (fsynced first when asked).
+
+    A failed write (a full disk) leaves ``path`` as it was and removes the temporary file.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = ops.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            write_all(ops, fd, data)
+            if fsync:
+                ops.fsync(fd)
+        finally:
+            os.close(fd)
+        ops.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     if fsync:
-        fsync_dir(path.parent)
+        fsync_dir(path.parent, ops)
 
 
-def write_offset_checkpoint(path: Path, value: int, *, fsync: bool = True) -> None:
+def write_offset_checkpoint(
+    path: Path, value: int, *, fsync: bool = True, ops: FileOps = OS_FILE_OPS
+) -> None:
     """Write one integer checkpoint (see the module docstring for the format)."""
     body = f"{_VERSION} {value}"
-    write_atomic(path, f"{body} {crc32c.crc32c(body.encode()):08x}\n".encode(), fsync=fsync)
+    write_atomic(path, f"{body} {crc32c.crc32c(body.encode()):08x}\n".encode(), fsync=fsync, ops=ops)
 
 
 def read_offset_checkpoint(path: Path) -> int | None:

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from storage.checkpoint import write_atomic
+from storage.fileops import OS_FILE_OPS, FileOps
 
 __all__ = ["UNDEFINED_EPOCH", "UNDEFINED_EPOCH_OFFSET", "LeaderEpochCache"]
 
@@ -29,8 +30,9 @@ FILE_NAME = "leader-epoch-checkpoint"
 class LeaderEpochCache:
     """Epoch → start offset entries, persisted in ``leader-epoch-checkpoint``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, ops: FileOps = OS_FILE_OPS) -> None:
         self.path = directory / FILE_NAME
+        self._ops = ops
         self.entries: list[tuple[int, int]] = self._read()
 
     def _read(self) -> list[tuple[int, int]]:
@@ -55,7 +57,7 @@ class LeaderEpochCache:
 
     def _write(self) -> None:
         body = "0\n" + f"{len(self.entries)}\n" + "".join(f"{e} {o}\n" for e, o in self.entries)
-        write_atomic(self.path, body.encode("ascii"))
+        write_atomic(self.path, body.encode("ascii"), ops=self._ops)
 
     @property
     def latest_epoch(self) -> int:

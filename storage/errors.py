@@ -10,7 +10,12 @@
      │    ├── OutOfOrderSequenceError  a gap in an idempotent producer's sequences
      │    ├── ProducerFencedError      an epoch older than the producer's current one
      │    └── UnknownProducerIdError   a non-zero first sequence from a producer the log does not know
-     └── LogClosedError              an operation on a closed log
+     ├── LogClosedError              an operation on a closed log
+     ├── StorageWriteError           a write of an append failed (EIO, …); the log is as it was before
+     │    │                          the append, nothing of it is readable (retriable)
+     │    └── StorageFullError       … because the disk is full (ENOSPC/EDQUOT): retry once space is freed
+     └── LogReadOnlyError            an fsync failed (or a failed write could not be undone): the log
+                                     refuses writes until ``PartitionLog.revalidate`` succeeds
 
 The record batch codec lives in the client distribution (``tidelog._codec``) and has its own error tree;
 this tree is built on it rather than translating: ``StorageError`` is the codec's ``CodecError`` and the
@@ -27,12 +32,15 @@ __all__ = [
     "CorruptRecordError",
     "InvalidRecordError",
     "LogClosedError",
+    "LogReadOnlyError",
     "OffsetOutOfRangeError",
     "OutOfOrderSequenceError",
     "ProducerFencedError",
     "ProducerStateError",
     "RecordTooLargeError",
     "StorageError",
+    "StorageFullError",
+    "StorageWriteError",
     "UnknownProducerIdError",
     "UnsupportedCompressionError",
 ]
@@ -77,3 +85,24 @@ class UnknownProducerIdError(ProducerStateError):
 
 class LogClosedError(StorageError):
     """An operation on a log that has been closed."""
+
+
+class StorageWriteError(StorageError):
+    """A write of an append failed; the log was put back as it was before the append (retriable)."""
+
+    def __init__(self, message: str, *, errno_: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno_
+
+
+class StorageFullError(StorageWriteError):
+    """A write failed for want of space (ENOSPC, EDQUOT); retrying succeeds once space is freed."""
+
+
+class LogReadOnlyError(StorageError):
+    """The log refuses writes: an fsync failed, so what the page cache holds may never reach the disk.
+
+    Retrying the fsync would report success for data that may be lost (PostgreSQL's "fsyncgate"),
+    so the log stays read-only until ``PartitionLog.revalidate`` re-reads it from its recovery point,
+    writes the unflushed tail again and fsyncs it successfully.
+    """

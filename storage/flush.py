@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from storage.errors import LogClosedError
+from storage.errors import LogClosedError, LogReadOnlyError, StorageError
 
 __all__ = ["BackgroundFlusher", "GroupCommit"]
 
@@ -68,6 +68,13 @@ class GroupCommit:
                 self._running = False
                 cond.notify_all()
 
+    def reset(self, durable_offset: int) -> None:
+        """Start over at ``durable_offset`` (the log was re-opened from disk after a failed fsync)."""
+        with self._cond:
+            self._generation += 1
+            self._durable = durable_offset
+            self._cond.notify_all()
+
     def truncated(self, end: int) -> None:
         """The log was cut at ``end``: nothing at or past it is durable any more."""
         with self._cond:
@@ -106,7 +113,9 @@ class BackgroundFlusher:
                 self._flush(up_to)
             except LogClosedError:
                 pass
-            except OSError:
+            except LogReadOnlyError as exc:
+                log.error("background flush of %s failed: %s", self._name, exc)
+            except (OSError, StorageError):
                 log.exception("background flush of %s failed", self._name)
 
     def wait_idle(self) -> None:

@@ -32,6 +32,8 @@ from bisect import bisect_left, bisect_right
 from pathlib import Path
 from typing import ClassVar
 
+from storage.fileops import OS_FILE_OPS, FileOps, write_all
+
 __all__ = ["OFFSET_ENTRY", "TIME_ENTRY", "OffsetIndex", "TimeIndex"]
 
 OFFSET_ENTRY = struct.Struct(">II")  # relative offset, position
@@ -56,14 +58,17 @@ class _ColumnIndex:
     fields are the two columns, in order), the columns' array typecodes, and how it loads.
     """
 
-    __slots__ = ("_cols", "_written", "base_offset", "path")
+    __slots__ = ("_cols", "_ops", "_written", "base_offset", "path")
 
     _ENTRY: ClassVar[struct.Struct]
     _TYPECODES: ClassVar[tuple[str, str]]
 
-    def __init__(self, path: Path, base_offset: int, *, load: bool = False) -> None:
+    def __init__(
+        self, path: Path, base_offset: int, *, load: bool = False, ops: FileOps = OS_FILE_OPS
+    ) -> None:
         self.path = path
         self.base_offset = base_offset
+        self._ops = ops
         self._cols: tuple[array[int], array[int]] | None = None
         self._written = 0  # entries already in the file
         if load:
@@ -81,25 +86,28 @@ class _ColumnIndex:
         """Forget every entry, in memory and on disk (before a rebuild)."""
         self._cols = (array(self._TYPECODES[0]), array(self._TYPECODES[1]))
         self._written = 0
-        with open(self.path, "wb"):
-            pass
+        os.close(self._ops.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
 
     def __len__(self) -> int:
         return len(self._load()[0])
 
     def persist(self, *, fsync: bool = False) -> None:
-        """Write entries not yet on disk (and fsync the file when asked)."""
+        """Write entries not yet on disk (and fsync the file when asked).
+
+        A failed write (a full disk) cuts the file back to the entries it held before, so a later
+        persist appends the same entries again instead of after a torn one.
+        """
         cols = self._cols
         if cols is None:
             if fsync and self.path.exists():
-                _fsync_path(self.path)
+                _fsync_path(self.path, self._ops)
             return
         first, second = cols
         n = len(first)
         if n > self._written or fsync or not self.path.exists():
             pack = self._ENTRY.pack
             buf = b"".join(pack(first[i], second[i]) for i in range(self._written, n))
-            _append_file(self.path, buf, fsync=fsync)
+            _append_file(self.path, buf, self._written * self._ENTRY.size, fsync=fsync, ops=self._ops)
             self._written = n
 
     def _keep_first(self, keep: int) -> None:
@@ -109,7 +117,7 @@ class _ColumnIndex:
             return
         self._cols = (first[:keep], second[:keep])
         self._written = min(self._written, keep)
-        _truncate_file(self.path, self._written * self._ENTRY.size)
+        _truncate_file(self.path, self._written * self._ENTRY.size, self._ops)
 
 
 class OffsetIndex(_ColumnIndex):
@@ -120,9 +128,17 @@ class OffsetIndex(_ColumnIndex):
     _ENTRY = OFFSET_ENTRY
     _TYPECODES = ("I", "I")
 
-    def __init__(self, path: Path, base_offset: int, max_entries: int, *, load: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        base_offset: int,
+        max_entries: int,
+        *,
+        load: bool = False,
+        ops: FileOps = OS_FILE_OPS,
+    ) -> None:
         self.max_entries = max_entries
-        super().__init__(path, base_offset, load=load)
+        super().__init__(path, base_offset, load=load, ops=ops)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -216,7 +232,7 @@ class TimeIndex(_ColumnIndex):
         self._written = len(data) // TIME_ENTRY.size
         if len(ts_col) != self._written:
             self._written = len(ts_col)
-            _truncate_file(self.path, self._written * TIME_ENTRY.size)
+            _truncate_file(self.path, self._written * TIME_ENTRY.size, self._ops)
         cols = (ts_col, rel_col)
         self._cols = cols
         return cols
@@ -274,29 +290,31 @@ class TimeIndex(_ColumnIndex):
         self._keep_first(bisect_left(self._load()[1], offset - self.base_offset))
 
 
-def _append_file(path: Path, data: bytes, *, fsync: bool) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+def _append_file(path: Path, data: bytes, known_size: int, *, fsync: bool, ops: FileOps) -> None:
+    fd = ops.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        try:
+            write_all(ops, fd, data)
+        except OSError:
+            ops.ftruncate(fd, known_size)  # no torn entry stays behind
+            raise
         if fsync:
-            os.fsync(fd)
+            ops.fsync(fd)
     finally:
         os.close(fd)
 
 
-def _truncate_file(path: Path, size: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+def _truncate_file(path: Path, size: int, ops: FileOps) -> None:
+    fd = ops.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        os.ftruncate(fd, size)
+        ops.ftruncate(fd, size)
     finally:
         os.close(fd)
 
 
-def _fsync_path(path: Path) -> None:
+def _fsync_path(path: Path, ops: FileOps) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        ops.fsync(fd)
     finally:
         os.close(fd)

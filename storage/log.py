@@ -23,6 +23,13 @@ after ``flush(up_to)`` returns for an ``up_to`` past it — the acks=all path �
 which everything is fsynced, segment indexes included) is checkpointed in
 ``recovery-point-offset-checkpoint``; an unclean start re-validates only from the segment that
 contains it.
+
+A full or failing disk (see docs/durability.md): an append whose write fails (ENOSPC, EIO, a short
+write) leaves the log exactly as it was — the segment is cut back to its known size, no index entry,
+no offset used — and raises ``StorageFullError``/``StorageWriteError``; the next append simply tries
+again. A failed fsync is never retried as if it had succeeded: the log becomes read-only
+(``LogReadOnlyError`` for every write and flush) until ``revalidate`` has re-opened it from disk,
+recovered it from its recovery point, written the unflushed tail again and fsynced it.
 """
 
 from __future__ import annotations
@@ -47,10 +54,14 @@ from storage.epoch import LeaderEpochCache
 from storage.errors import (
     InvalidRecordError,
     LogClosedError,
+    LogReadOnlyError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
     StorageError,
+    StorageFullError,
+    StorageWriteError,
 )
+from storage.fileops import OS_FILE_OPS, FileOps, is_out_of_space
 from storage.flush import BackgroundFlusher, GroupCommit
 from storage.producer_state import ProducerStateManager
 from storage.records import (
@@ -157,8 +168,13 @@ def _lock_directory(directory: Path) -> int:
 class PartitionLog:
     """One partition's log on disk. Build it with ``PartitionLog.open``."""
 
-    def __init__(self, directory: Path, config: LogConfig, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, directory: Path, config: LogConfig, clock: Callable[[], float], file_ops: FileOps = OS_FILE_OPS
+    ) -> None:
         self._dir = directory
+        self._ops = file_ops
+        #: Why the log refuses writes (a failed fsync), or None while it is writable.
+        self._read_only: str | None = None
         self._config = config
         self._clock = clock
         self._lock = threading.RLock()
@@ -174,7 +190,7 @@ class PartitionLog:
         self._last_flush_ms = 0
         self._last_checkpoint_s = 0.0
         self._dir_dirty = False  # a segment file was created and the directory not fsynced since
-        self._producers = ProducerStateManager(directory)
+        self._producers = ProducerStateManager(directory, file_ops)
         self._epochs: LeaderEpochCache
         self._dir_lock = -1
         self.recovery: RecoveryStats
@@ -183,12 +199,20 @@ class PartitionLog:
 
     @classmethod
     def open(
-        cls, directory: Path, config: LogConfig, *, clock: Callable[[], float] = time.time
+        cls,
+        directory: Path,
+        config: LogConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        file_ops: FileOps = OS_FILE_OPS,
     ) -> PartitionLog:
-        """Open (creating if needed) the log in ``directory``, recovering it after a crash."""
+        """Open (creating if needed) the log in ``directory``, recovering it after a crash.
+
+        ``file_ops`` makes the write path's system calls (tests hand a faulty one).
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self = cls(directory, config, clock)
+        self = cls(directory, config, clock, file_ops)
         self._dir_lock = _lock_directory(directory)
         try:
             self._load()
@@ -209,7 +233,8 @@ class PartitionLog:
         log_start = read_offset_checkpoint(directory / LOG_START_OFFSET_FILE) or 0
         recovery_point = read_offset_checkpoint(directory / RECOVERY_POINT_FILE) or 0
         segments, stats = load_segments(
-            directory, self._config, log_start=log_start, recovery_point=recovery_point, clean=clean
+            directory, self._config, log_start=log_start, recovery_point=recovery_point, clean=clean,
+            ops=self._ops,
         )
         if not segments:
             segments = [self._new_segment(log_start)]
@@ -220,7 +245,7 @@ class PartitionLog:
         self._view = _View.of(segments)
         self._commit = GroupCommit(min(recovery_point, self._log_end) if not clean else self._log_end)
         self._hw = self._log_end
-        self._epochs = LeaderEpochCache(directory)
+        self._epochs = LeaderEpochCache(directory, self._ops)
         self._epochs.truncate_from_end(self._log_end)
         self._epochs.truncate_from_start(self._log_start)
         self._rebuild_producer_state()
@@ -277,6 +302,7 @@ class PartitionLog:
             index_interval_bytes=self._config.index_interval_bytes,
             max_index_entries=max(1, self._config.segment_index_bytes // 8),
             create=True,
+            ops=self._ops,
         )
         seg.next_offset = base_offset
         seg.created_ms = self._now_ms()
@@ -346,6 +372,27 @@ class PartitionLog:
         if self._closed:
             raise LogClosedError(f"the log in {self._dir} is closed")
 
+    @property
+    def read_only(self) -> bool:
+        """True after a failed fsync, until ``revalidate`` succeeds."""
+        return self._read_only is not None
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._read_only is not None:
+            raise LogReadOnlyError(self._read_only)
+
+    def _go_read_only(self, reason: str) -> LogReadOnlyError:
+        if self._read_only is None:
+            self._read_only = reason
+            log.error("%s is read-only until it is re-validated: %s", self._dir, reason)
+        return LogReadOnlyError(reason)
+
+    def _write_failed(self, exc: OSError, what: str) -> StorageWriteError:
+        """The storage error for an ``OSError`` of the write path (the log itself is unchanged)."""
+        kind = StorageFullError if is_out_of_space(exc) else StorageWriteError
+        return kind(f"{what} in {self._dir} failed: {exc.strerror}; nothing was appended", errno_=exc.errno)
+
     def update_config(self, config: LogConfig) -> None:
         """Apply a new topic configuration (takes effect for the next append, roll and cleanup)."""
         with self._lock:
@@ -378,7 +425,7 @@ class PartitionLog:
         now = self._now_ms()
         config = self._config
         with self._lock:
-            self._check_open()
+            self._check_writable()
             idempotent = producer_id >= 0 and base_sequence >= 0
             if idempotent:
                 last_seq = _next_sequence(base_sequence, len(records) - 1)
@@ -403,6 +450,10 @@ class PartitionLog:
                 raise RecordTooLargeError(len(batch), config.max_message_bytes)
             header = parse_header(batch)
             last = base + len(records) - 1
+            if leader_epoch is not None and leader_epoch > self._epochs.latest_epoch:
+                # before the batch: a failure here leaves the log unchanged (an epoch starting at the
+                # log end with no batch yet is valid)
+                self._assign_epoch_for_append(leader_epoch, base)
             self._append_locked(batch, base, last, header.max_timestamp, now, len(records))
             if idempotent:
                 self._producers.update(
@@ -414,8 +465,6 @@ class PartitionLog:
                     last,
                     max(header.max_timestamp, now),
                 )
-            if leader_epoch is not None and leader_epoch > self._epochs.latest_epoch:
-                self._epochs.assign(leader_epoch, base)
             log_append_time = now if ts_type == TimestampType.LOG_APPEND_TIME else -1
         self._maybe_flush(now)
         return AppendResult(base, last, log_append_time)
@@ -441,7 +490,7 @@ class PartitionLog:
             raise InvalidRecordError("transactional and control batches are not supported")
         now = self._now_ms()
         with self._lock:
-            self._check_open()
+            self._check_writable()
             pid, pepoch, bseq = header.producer_id, header.producer_epoch, header.base_sequence
             idempotent = pid >= 0 and bseq >= 0
             last_seq = _next_sequence(bseq, header.last_offset_delta) if idempotent else -1
@@ -471,7 +520,7 @@ class PartitionLog:
                     )
                 max_ts = header.max_timestamp
                 if header.partition_leader_epoch > self._epochs.latest_epoch:
-                    self._epochs.assign(header.partition_leader_epoch, base)
+                    self._assign_epoch_for_append(header.partition_leader_epoch, base)
             last = base + header.last_offset_delta
             self._append_locked(batch, base, last, max_ts, now, header.record_count)
             if idempotent:
@@ -498,17 +547,33 @@ class PartitionLog:
                 last = result.last_offset
         return AppendResult(first, last, -1)
 
+    def _assign_epoch_for_append(self, epoch: int, start_offset: int) -> None:
+        try:
+            self._epochs.assign(epoch, start_offset)
+        except OSError as exc:
+            raise self._write_failed(exc, "writing the leader-epoch checkpoint") from exc
+
     def _append_locked(self, batch: bytes, base: int, last: int, max_ts: int, now: int, count: int) -> None:
+        """Write one batch at the log end (rolling first when due): all of it or nothing.
+
+        Nothing in memory changes until the batch is whole in the file: a failed roll or write
+        raises with the log end, the indexes and the producer state as they were.
+        """
         seg = self._view.segments[-1]
         config = self._config
-        if seg.size > 0 and (
-            seg.size + len(batch) > config.segment_bytes
-            or seg.offset_index.is_full
-            or last - seg.base_offset > _INT32_MAX
-            or seg.time_waited_for_roll(now, max_ts) > config.segment_ms - seg.roll_jitter_ms
-        ):
-            seg = self._roll(base)
-        seg.append(batch, base, last, max_ts)
+        try:
+            if seg.size > 0 and (
+                seg.size + len(batch) > config.segment_bytes
+                or seg.offset_index.is_full
+                or last - seg.base_offset > _INT32_MAX
+                or seg.time_waited_for_roll(now, max_ts) > config.segment_ms - seg.roll_jitter_ms
+            ):
+                seg = self._roll(base)
+            seg.append(batch, base, last, max_ts)
+        except LogReadOnlyError as exc:
+            raise self._go_read_only(str(exc)) from exc
+        except OSError as exc:  # the roll's index or segment files
+            raise self._write_failed(exc, "rolling a new segment") from exc
         self._log_end = last + 1
         self._unflushed_messages += count
 
@@ -519,7 +584,11 @@ class PartitionLog:
         old.seal_indexes()
         seg = self._new_segment(new_base)
         self._view = _View.of((*view.segments, seg))
-        self._producers.write_snapshot(new_base, fsync=False)
+        try:
+            self._producers.write_snapshot(new_base, fsync=False)
+        except OSError as exc:
+            # A snapshot only shortens the replay at the next open: a full disk must not fail the roll.
+            log.warning("no producer snapshot at offset %d of %s: %s", new_base, self._dir, exc.strerror)
         self._producers.delete_old_snapshots()
         self._roll_flusher.schedule(new_base)
         log.debug("rolled %s to a new segment at offset %d", self._dir, new_base)
@@ -528,9 +597,12 @@ class PartitionLog:
     def roll(self) -> None:
         """Force a new active segment (when the current one is not empty)."""
         with self._lock:
-            self._check_open()
+            self._check_writable()
             if self._view.segments[-1].size > 0:
-                self._roll(self._log_end)
+                try:
+                    self._roll(self._log_end)
+                except OSError as exc:
+                    raise self._write_failed(exc, "rolling a new segment") from exc
 
     # ------------------------------------------------------------------------------------ read
 
@@ -646,6 +718,8 @@ class PartitionLog:
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"the log in {self._dir} is closed")
+            if self._read_only is not None:
+                raise LogReadOnlyError(self._read_only)
             generation = self._commit.generation
             target = self._log_end
             view = self._view
@@ -661,21 +735,30 @@ class PartitionLog:
             elif seg.flushed_size >= seg.size and i < len(segments) - 1:
                 break
             dirty.append(seg)
-        for seg in reversed(dirty):
-            if seg.needs_index_sync:
-                seg.sync_index_files()
-            if seg.flushed_size < seg.size:
-                seg.fsync()
-        if self._dir_dirty:
-            # a segment created since the last flush: its directory entry must be durable too
-            self._dir_dirty = False
-            fsync_dir(self._dir)
+        try:
+            for seg in reversed(dirty):
+                if seg.needs_index_sync:
+                    seg.sync_index_files()
+                if seg.flushed_size < seg.size:
+                    seg.fsync()
+            if self._dir_dirty:
+                # a segment created since the last flush: its directory entry must be durable too
+                self._dir_dirty = False
+                fsync_dir(self._dir, self._ops)
+        except OSError as exc:
+            # Never retried as if it had worked: the kernel may have dropped the dirty pages, and a
+            # second fsync would report success for data that is not on disk (fsyncgate).
+            raise self._go_read_only(f"fsync failed: {exc.strerror}") from exc
         now_s = time.monotonic()
         if sealed or now_s - self._last_checkpoint_s >= _CHECKPOINT_INTERVAL_S:
             with self._lock:
                 if not self._closed and generation == self._commit.generation:
-                    write_offset_checkpoint(self._dir / RECOVERY_POINT_FILE, target)
-                    self._last_checkpoint_s = now_s
+                    try:
+                        write_offset_checkpoint(self._dir / RECOVERY_POINT_FILE, target, ops=self._ops)
+                        self._last_checkpoint_s = now_s
+                    except OSError as exc:
+                        # The data is durable; a stale recovery point only lengthens the next recovery.
+                        log.warning("recovery point of %s not checkpointed: %s", self._dir, exc.strerror)
         return target, generation
 
     def _maybe_flush(self, now_ms: int) -> None:
@@ -704,7 +787,7 @@ class PartitionLog:
         """
         self._roll_flusher.wait_idle()
         with self._lock:
-            self._check_open()
+            self._check_writable()
             if offset >= self._log_end:
                 return
             segments = list(self._view.segments)
@@ -761,7 +844,7 @@ class PartitionLog:
             raise ValueError(f"a log cannot start at a negative offset ({offset})")
         self._roll_flusher.wait_idle()
         with self._lock:
-            self._check_open()
+            self._check_writable()
             old = list(self._view.segments)
             write_offset_checkpoint(self._dir / LOG_START_OFFSET_FILE, offset)
             self._producers.delete_snapshots_after(-1)
@@ -888,11 +971,24 @@ class PartitionLog:
     # ------------------------------------------------------------------------- lifecycle
 
     def close(self) -> None:
-        """Flush everything, snapshot producer state, write the clean-shutdown marker."""
+        """Flush everything, snapshot producer state, write the clean-shutdown marker.
+
+        A log that cannot be closed cleanly (read-only, or a disk too full for the checkpoints) is
+        let go without the marker, so the next open recovers it from its recovery point.
+        """
         if self._closed:
             return
         self._roll_flusher.wait_idle()
-        self.flush()
+        try:
+            self.flush()
+            self._close_cleanly()
+        except (OSError, StorageError) as exc:
+            self.abandon()
+            if isinstance(exc, StorageError):
+                raise
+            raise self._write_failed(exc, "closing the log cleanly") from exc
+
+    def _close_cleanly(self) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -909,6 +1005,56 @@ class PartitionLog:
             self._producers.delete_old_snapshots()
             write_atomic(self._dir / CLEAN_SHUTDOWN_FILE, b"")
             self._release()
+
+    def revalidate(self) -> None:
+        """Make a read-only log writable again (after a failed fsync), or raise ``LogReadOnlyError``.
+
+        The log is re-opened from disk as after a crash: every batch from the segment holding the
+        recovery point on is checked (CRC, offsets) and the files are cut at the first invalid byte.
+        Those segments are then written again and fsynced, so bytes the kernel may have marked
+        clean without writing reach the disk now; only when that fsync succeeds does the log take
+        writes again. Readers keep reading the old segment objects meanwhile. A writable log is
+        left alone.
+        """
+        self._roll_flusher.wait_idle()
+        with self._lock:
+            self._check_open()
+            if self._read_only is None:
+                return
+            recovery_point = self._commit.durable_offset
+            try:
+                segments, _stats = load_segments(
+                    self._dir, self._config, log_start=self._log_start, recovery_point=recovery_point,
+                    clean=False, ops=self._ops,
+                )
+                if not segments:
+                    segments = [self._new_segment(self._log_start)]
+                for seg in segments:
+                    if seg.flushed_size < seg.size or seg.needs_index_sync:
+                        seg.rewrite_and_fsync()
+                        seg.sync_index_files()
+                fsync_dir(self._dir, self._ops)
+            except OSError as exc:
+                raise LogReadOnlyError(
+                    f"{self._read_only}; re-validation failed too: {exc.strerror}"
+                ) from exc
+            active = segments[-1]
+            active.created_ms = self._now_ms()
+            before = self._log_end
+            self._log_end = max(active.next_offset, active.base_offset)
+            self._view = _View.of(segments)
+            self._hw = min(self._hw, self._log_end)
+            self._commit.reset(self._log_end)
+            self._epochs.truncate_from_end(self._log_end)
+            self._rebuild_producer_state()
+            self._unflushed_messages = 0
+            self._dir_dirty = False
+            reason, self._read_only = self._read_only, None
+        lost = before - self._log_end
+        log.warning(
+            "%s re-validated after %r: writable again at log end %d (%d offsets past the recovery point "
+            "were invalid and dropped)", self._dir, reason, self._log_end, lost,
+        )
 
     def abandon(self) -> None:
         """Let go of the log without flushing or marking a clean shutdown (as a crash would)."""

@@ -39,6 +39,7 @@ import crc32c
 
 from storage.checkpoint import write_atomic
 from storage.errors import OutOfOrderSequenceError, ProducerFencedError, UnknownProducerIdError
+from storage.fileops import OS_FILE_OPS, FileOps
 
 __all__ = [
     "MAX_CACHED_BATCHES",
@@ -87,8 +88,9 @@ def _next_seq(seq: int) -> int:
 class ProducerStateManager:
     """Producer id → epoch and recent batches, with snapshots on disk."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, ops: FileOps = OS_FILE_OPS) -> None:
         self.directory = directory
+        self._ops = ops
         self.producers: dict[int, ProducerEntry] = {}
 
     # -- checks and updates ---------------------------------------------------------------------
@@ -187,7 +189,8 @@ class ProducerStateManager:
                 parts.append(_SNAP_BATCH.pack(b.first_seq, b.last_seq, b.base_offset, b.last_offset))
         body = struct.pack(">hi", _VERSION, len(self.producers)) + b"".join(parts)
         write_atomic(
-            snapshot_path(self.directory, offset), struct.pack(">I", crc32c.crc32c(body)) + body, fsync=fsync
+            snapshot_path(self.directory, offset), struct.pack(">I", crc32c.crc32c(body)) + body, fsync=fsync,
+            ops=self._ops,
         )
 
     def load_latest_snapshot(self, max_offset: int) -> int | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage.config import LogConfig
+from storage.fileops import OS_FILE_OPS, FileOps
 from storage.segment import LogSegment
 
 __all__ = ["RecoveryStats", "load_segments"]
@@ -40,7 +41,13 @@ class RecoveryStats:
 
 
 def load_segments(
-    directory: Path, config: LogConfig, *, log_start: int, recovery_point: int, clean: bool
+    directory: Path,
+    config: LogConfig,
+    *,
+    log_start: int,
+    recovery_point: int,
+    clean: bool,
+    ops: FileOps = OS_FILE_OPS,
 ) -> tuple[list[LogSegment], RecoveryStats]:
     """Open every segment of ``directory`` in offset order, recovering it when ``clean`` is False."""
     bases: list[int] = []
@@ -61,7 +68,11 @@ def load_segments(
     max_entries = max(1, config.segment_index_bytes // 8)
     segments = [
         LogSegment(
-            directory, base, index_interval_bytes=config.index_interval_bytes, max_index_entries=max_entries
+            directory,
+            base,
+            index_interval_bytes=config.index_interval_bytes,
+            max_index_entries=max_entries,
+            ops=ops,
         )
         for base in bases
     ]

@@ -20,7 +20,8 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from storage.errors import CorruptRecordError
+from storage.errors import CorruptRecordError, LogReadOnlyError, StorageFullError, StorageWriteError
+from storage.fileops import OS_FILE_OPS, FileOps, is_out_of_space, write_all
 from storage.index import OffsetIndex, TimeIndex
 from storage.records import BatchHeader, parse_header, validate_batch
 
@@ -97,6 +98,7 @@ class LogSegment:
         "needs_index_sync",
         "next_offset",
         "offset_index",
+        "ops",
         "roll_jitter_ms",
         "size",
         "time_index",
@@ -111,22 +113,34 @@ class LogSegment:
         max_index_entries: int,
         create: bool = False,
         suffix: str = "",
+        ops: FileOps = OS_FILE_OPS,
     ) -> None:
         self.directory = directory
         self.base_offset = base_offset
         self.index_interval_bytes = index_interval_bytes
+        self.ops = ops
         flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
         path = Path(str(log_path(directory, base_offset)) + suffix)
-        self._fd = _Fd(os.open(path, flags, 0o644))
+        self._fd = _Fd(ops.open(path, flags, 0o644))
         self.size = os.fstat(self._fd.fd).st_size
         self.flushed_size = self.size if not create else 0
         self.offset_index = OffsetIndex(
-            Path(str(index_path(directory, base_offset)) + suffix), base_offset, max_index_entries
+            Path(str(index_path(directory, base_offset)) + suffix), base_offset, max_index_entries, ops=ops
         )
-        self.time_index = TimeIndex(Path(str(time_index_path(directory, base_offset)) + suffix), base_offset)
+        self.time_index = TimeIndex(
+            Path(str(time_index_path(directory, base_offset)) + suffix), base_offset, ops=ops
+        )
         if create:
-            self.offset_index.reset()
-            self.time_index.reset()
+            try:
+                self.offset_index.reset()
+                self.time_index.reset()
+            except OSError:
+                # A full disk while rolling: leave no half-created segment behind.
+                self._fd.close()
+                for stray in (path, self.offset_index.path, self.time_index.path):
+                    with contextlib.suppress(OSError):
+                        stray.unlink()
+                raise
         self.next_offset = base_offset  # offset after the last batch; unknown until loaded
         self.max_timestamp = -1
         self.first_batch_timestamp: int | None = None
@@ -244,16 +258,34 @@ class LogSegment:
     # -- writes ------------------------------------------------------------------------------------
 
     def append(self, batch: bytes, base_offset: int, last_offset: int, max_timestamp: int) -> None:
-        """Append one whole batch (one write) and index it when due."""
+        """Append one whole batch and index it when due; all of it, or nothing.
+
+        A failed write (ENOSPC, EIO, a short write followed by a failure) is undone: the file is
+        cut back to the size it had, and neither the index nor any in-memory state has changed,
+        so the segment is exactly as before (``StorageFullError``/``StorageWriteError``). If even
+        the cut fails, ``LogReadOnlyError``: the file's tail holds bytes the log cannot vouch for.
+        The index entry is added only once the whole batch is in the file.
+        """
         position = self.size
+        try:
+            write_all(self.ops, self._fd.fd, batch)
+        except OSError as exc:
+            try:
+                self.ops.ftruncate(self._fd.fd, position)
+            except OSError as undo:
+                raise LogReadOnlyError(
+                    f"a failed write to {self.log_path} ({exc.strerror}) could not be undone "
+                    f"({undo.strerror}): the log is read-only until it is re-validated"
+                ) from exc
+            kind = StorageFullError if is_out_of_space(exc) else StorageWriteError
+            raise kind(
+                f"writing {len(batch)} bytes to {self.log_path} failed: {exc.strerror}; nothing was appended",
+                errno_=exc.errno,
+            ) from exc
         if self.bytes_since_index > self.index_interval_bytes:
             self.offset_index.append(base_offset, position)
             self.time_index.append(max(max_timestamp, self.max_timestamp), base_offset)
             self.bytes_since_index = 0
-        view = memoryview(batch)
-        written = os.write(self._fd.fd, view)
-        while written < len(batch):
-            written += os.write(self._fd.fd, view[written:])
         self.bytes_since_index += len(batch)
         if self.first_batch_timestamp is None:
             self.first_batch_timestamp = max_timestamp
@@ -264,9 +296,34 @@ class LogSegment:
 
     def fsync(self) -> None:
         size = self.size
-        os.fsync(self._fd.fd)
+        self.ops.fsync(self._fd.fd)
         if size > self.flushed_size:
             self.flushed_size = size
+
+    def rewrite_and_fsync(self) -> None:
+        """Write every byte of the file again, then fsync it (re-validation after a failed fsync).
+
+        After a failed fsync the kernel may have marked the pages clean without writing them, and
+        a later fsync then succeeds without putting them on disk. Writing the same bytes again makes
+        them dirty, so the fsync that follows really writes them, or fails again.
+        """
+        fd = self.ops.open(self.log_path, os.O_WRONLY)
+        try:
+            position = 0
+            while position < self.size:
+                chunk = memoryview(self.pread(min(_VALIDATE_WINDOW, self.size - position), position))
+                if not chunk:
+                    break
+                while chunk:
+                    written = self.ops.pwrite(fd, chunk, position)
+                    if written <= 0:
+                        raise OSError(28, "No space left on device")
+                    chunk = chunk[written:]
+                    position += written
+            self.ops.fsync(fd)
+        finally:
+            os.close(fd)
+        self.flushed_size = self.size
 
     def persist_indexes(self, *, fsync: bool) -> None:
         self.offset_index.persist(fsync=fsync)
@@ -295,7 +352,7 @@ class LogSegment:
             except FileNotFoundError:
                 continue
             try:
-                os.fsync(fd)
+                self.ops.fsync(fd)
             finally:
                 os.close(fd)
         self.needs_index_sync = False
@@ -317,7 +374,7 @@ class LogSegment:
             self.load_tail()
             return None
         position = found[0]
-        os.ftruncate(self._fd.fd, position)
+        self.ops.ftruncate(self._fd.fd, position)
         self.size = position
         self.flushed_size = min(self.flushed_size, position)
         self.offset_index.truncate_to_position(position)
@@ -326,7 +383,7 @@ class LogSegment:
         return found[1]
 
     def truncate_to_position(self, position: int) -> None:
-        os.ftruncate(self._fd.fd, position)
+        self.ops.ftruncate(self._fd.fd, position)
         self.size = position
         self.flushed_size = min(self.flushed_size, position)
 

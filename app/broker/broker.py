@@ -1,9 +1,16 @@
 """The Broker: every open partition log of this process, and produce/fetch/offsets over them.
 
-Lifecycle: ``create_app``'s lifespan builds ``Broker(settings, catalog)``, awaits ``start()`` (opens
-the log of every partition of every topic in the catalog, under ``<data_dir>/<topic>-<partition>/``)
-and ``close()`` on the way out (every log closed cleanly: flush, producer-state snapshot,
-clean-shutdown marker, so the next start skips recovery).
+Lifecycle: ``create_app``'s lifespan builds ``Broker(settings, catalog, storage_health)``, awaits
+``start()`` (removes what the catalog does not know from the data directory, then opens the log of
+every partition of every topic in the catalog, under ``<data_dir>/<topic>-<partition>/``) and
+``close()`` on the way out (every log closed cleanly: flush, producer-state snapshot, clean-shutdown
+marker, so the next start skips recovery).
+
+Deleted data never comes back (storage/layout.py): every partition directory carries its topic's id
+(``partition.metadata``, KIP-516); deleting a topic renames each directory to a ``-delete`` tombstone,
+removed in the background; at start tombstones, directories of topics the catalog does not know and
+directories whose topic id is not the catalog's are removed before anything is opened, and a
+directory with another topic's id is never opened.
 
 Topic metadata (partition count, ``LogConfig``) is cached in memory: produce and fetch never touch
 the catalog. The topic admin hooks (``open_topic``/``delete_topic``/``update_topic_config``) keep the
@@ -25,6 +32,12 @@ exactly one writer appends to a partition (its ``asyncio.Lock``, taken in arriva
 On a single node the high watermark is the log end after every append, so records are visible
 to consumers as soon as they are appended, before they are fsynced: a machine crash can take back
 acks=1 records a consumer has already seen.
+
+A full or failing disk (docs/durability.md): an append whose write fails changes nothing and answers
+507 (full) or 500 50003 (I/O error), retriable; a partition whose fsync failed answers 50004 to
+writes until it is re-validated. Either marks ``StorageHealth`` as failing (``/readyz`` 503); a
+watcher task probes the disk every second meanwhile, clears the failure once a probe write works
+and re-validates the read-only partitions, so writes resume by themselves.
 """
 
 from __future__ import annotations
@@ -41,12 +54,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.broker.errors import (
+    InsufficientStorageError,
     InvalidRecordError,
     InvalidTimestampError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
+    PartitionReadOnlyError,
     ProducerFencedError,
     RecordTooLargeError,
+    StorageWriteFailedError,
     UnknownProducerError,
 )
 from app.broker.fetch import FetchResult, decode_fetched
@@ -55,6 +71,7 @@ from app.broker.memory import freeze_startup_heap, tune_allocator
 from app.broker.partitioner import StickyPartitioner, partition_for_key
 from app.broker.partitions import PartitionHandle, PartitionState
 from app.broker.produce import ParsedRecords, RecordResult, estimated_size
+from app.broker.storage_health import StorageHealth
 from app.catalog import Catalog
 from app.catalog import groups as groups_catalog
 from app.catalog import producers as producers_catalog
@@ -68,8 +85,9 @@ from app.errors_base import (
     UnknownTopicError,
 )
 from app.topics.configs import log_config_for
-from storage import AppendResult, LogConfig, PartitionLog, RecordIn, TimestampType
+from storage import AppendResult, LogConfig, PartitionLog, RecordIn, TimestampType, layout
 from storage import errors as storage_errors
+from storage.checkpoint import fsync_dir
 
 if TYPE_CHECKING:
     from app.cluster.forward import ProduceForwarder
@@ -83,6 +101,7 @@ _BATCH_OVERHEAD = 61  # bytes of a record batch header, offset and length prefix
 #: Batches of at most this many records are appended on the event loop, larger ones in a thread.
 _INLINE_APPEND_RECORDS = 64
 _FETCH_STEP_BYTES = 256 * 1024  # first read of a fetch; later reads double it, up to max_bytes
+_STORAGE_PROBE_INTERVAL_S = 1.0  # while storage fails: how often the disk is probed
 
 
 class Acks(Enum):
@@ -120,6 +139,7 @@ class RetentionStats:
 @dataclass(frozen=True, slots=True)
 class _Topic:
     name: str
+    topic_id: str
     config: LogConfig
     partitions: tuple[PartitionHandle, ...]
 
@@ -142,6 +162,14 @@ def _translate(exc: BaseException, closing: bool = False) -> BaseException:
         return UnknownProducerError(
             f"{exc}; the partition has no state for this producer: start again at sequence 0 with a new "
             "producer id (POST /v1/producers)"
+        )
+    if isinstance(exc, storage_errors.StorageFullError):
+        return InsufficientStorageError(f"{exc}: the broker's disk is full; retry once space is freed")
+    if isinstance(exc, storage_errors.StorageWriteError):
+        return StorageWriteFailedError(f"{exc}; retry")
+    if isinstance(exc, storage_errors.LogReadOnlyError):
+        return PartitionReadOnlyError(
+            f"{exc}; the partition takes writes again once the broker has re-validated it: retry"
         )
     if isinstance(exc, storage_errors.LogClosedError):
         if closing:
@@ -173,9 +201,12 @@ def _error_of(exc: BaseException) -> tuple[int, str]:
 class Broker:
     """The partition logs of one broker process and the operations of the data path."""
 
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, storage_health: StorageHealth) -> None:
         self.settings = settings
         self.catalog = catalog
+        #: Whether writes work (shared with ``/readyz`` and, in a cluster, the ClusterManager).
+        self.storage_health = storage_health
+        self._storage_watcher: asyncio.Task[None] | None = None
         self.data_dir = Path(settings.data_dir)
         self._topics: dict[str, _Topic] = {}
         self._admin_lock = threading.Lock()
@@ -202,6 +233,7 @@ class Broker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self._open_catalog_topics)
         self._flush_ticker = asyncio.get_running_loop().create_task(self._flush_on_schedule())
+        self._storage_watcher = asyncio.get_running_loop().create_task(self._watch_storage())
         freeze_startup_heap()
 
     def _open_catalog_topics(self) -> None:
@@ -209,20 +241,55 @@ class Broker:
 
         with self.catalog.read() as session:
             rows = [
-                (row.name, len(row.partitions), dict(row.config_overrides))
+                (row.name, row.topic_uuid, len(row.partitions), dict(row.config_overrides))
                 for row in topics_catalog.list_topics(session)
             ]
-        for name, partitions, overrides in rows:
-            self.open_topic(name, partitions, log_config_for(self.settings, overrides))
+        self._remove_unknown_directories({name: (topic_id, count) for name, topic_id, count, _ in rows})
+        for name, topic_id, partitions, overrides in rows:
+            self.open_topic(name, partitions, log_config_for(self.settings, overrides), topic_id)
         logger.info("opened %d topics", len(rows))
+
+    def _remove_unknown_directories(self, known: Mapping[str, tuple[str, int]]) -> None:
+        """Tombstone every partition directory the catalog does not know (a topic deleted while
+        this broker was down, or by a delete a crash interrupted) or that carries another topic id
+        (deleted and re-created meanwhile); remove them and the old tombstones in the background."""
+        live, tombstones = layout.scan_data_dir(self.data_dir)
+        doomed = []
+        for found in live:
+            entry = known.get(found.topic)
+            why = None
+            if entry is None:
+                why = "its topic is not in the catalog"
+            elif found.partition >= entry[1]:
+                why = f"the topic has {entry[1]} partitions"
+            else:
+                try:
+                    topic_id = layout.read_topic_id(found.path)
+                except ValueError as exc:
+                    topic_id, why = None, f"its {layout.PARTITION_METADATA_FILE} is unreadable ({exc})"
+                if topic_id is not None and topic_id != entry[0]:
+                    why = f"it belongs to topic id {topic_id}, not the catalog's {entry[0]}"
+            if why is not None:
+                logger.warning("removing %s: %s", found.path, why)
+                doomed.append(found.path)
+        self._remove_in_background([*tombstones, *layout.tombstone_all(doomed, self.data_dir)])
+
+    @staticmethod
+    def _remove_in_background(tombstones: list[Path]) -> None:
+        if tombstones:
+            # A daemon thread: a shutdown does not wait for it, and the next start finishes the job.
+            threading.Thread(
+                target=layout.remove_tombstones, args=(tombstones,), name="remove-deleted", daemon=True
+            ).start()
 
     async def close(self) -> None:
         """Finish queued acks=0 appends, then close every log cleanly."""
         self._closed = True
-        if self._flush_ticker is not None:
-            self._flush_ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flush_ticker
+        for task in (self._flush_ticker, self._storage_watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         with self._admin_lock:
@@ -262,41 +329,138 @@ class Broker:
                         await asyncio.to_thread(handle.log.flush_if_due)
                     except storage_errors.LogClosedError:
                         continue
+                    except storage_errors.StorageError as exc:
+                        self.note_storage_failure(handle, exc)
                     except Exception:
                         logger.exception("flush.ms flush of %s-%d failed", handle.topic, handle.partition)
+
+    # -- storage failures ---------------------------------------------------------------------------
+
+    def note_storage_failure(self, handle: PartitionHandle, exc: BaseException) -> None:
+        """Record a failed write or fsync of ``handle``'s log in ``storage_health``."""
+        if isinstance(exc, storage_errors.LogReadOnlyError):
+            self.storage_health.partition_read_only(handle.topic, handle.partition, str(exc))
+        elif isinstance(exc, storage_errors.StorageWriteError):
+            self.storage_health.write_failed("the data directory", str(exc))
+
+    async def _watch_storage(self) -> None:
+        """While storage fails: probe the disk; once a probe works, clear the failure and
+        re-validate the read-only partitions (so writes resume without anyone retrying)."""
+        health = self.storage_health
+        while True:
+            await asyncio.sleep(_STORAGE_PROBE_INTERVAL_S)
+            if not health.failing:
+                continue
+            try:
+                if not await asyncio.to_thread(health.probe):
+                    continue
+                health.write_succeeded()
+                for topic, partition in health.read_only_partitions():
+                    await self._revalidate(topic, partition)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("storage watcher pass failed")
+
+    async def _revalidate(self, topic: str, partition: int) -> None:
+        found = self._topics.get(topic)
+        if found is None or partition >= len(found.partitions):
+            self.storage_health.partition_writable(topic, partition)  # deleted meanwhile
+            return
+        handle = found.partitions[partition]
+        async with handle.write_lock:
+            try:
+                await asyncio.to_thread(handle.log.revalidate)
+            except storage_errors.LogClosedError:
+                pass
+            except storage_errors.LogReadOnlyError as exc:
+                logger.warning("%s-%d is still read-only: %s", topic, partition, exc)
+                return
+        self.storage_health.partition_writable(topic, partition)
 
     # -- topic admin hooks (called by TopicService after its catalog transaction commits) ------------
 
     def partition_dir(self, topic: str, partition: int) -> Path:
         return self.data_dir / f"{topic}-{partition}"
 
-    def open_topic(self, topic: str, partitions: int, config: LogConfig) -> None:
-        """Open (creating if needed) partitions ``0..partitions-1``; idempotent, opens only new ones."""
+    def open_topic(self, topic: str, partitions: int, config: LogConfig, topic_id: str) -> None:
+        """Open (creating if needed) partitions ``0..partitions-1`` of topic id ``topic_id``;
+        idempotent, opens only new ones. Open logs of another id (the topic was deleted and
+        re-created through another broker process) are deleted first."""
         with self._admin_lock:
             existing = self._topics.get(topic)
+            if existing is not None and existing.topic_id != topic_id:
+                logger.info("topic %s was re-created (id %s, was %s): removing the old logs",
+                            topic, topic_id, existing.topic_id)
+                self._topics = {k: v for k, v in self._topics.items() if k != topic}
+                self._delete_logs(existing)
+                existing = None
             handles = list(existing.partitions) if existing else []
+            created = False
             for p in range(len(handles), partitions):
                 directory = self.partition_dir(topic, p)
+                created |= self._claim_directory(directory, topic_id)
                 log = PartitionLog.open(directory, config)
                 handles.append(PartitionHandle(topic, p, directory, log))
+            if created:
+                fsync_dir(self.data_dir)  # the new directories' entries, before any write is acknowledged
             if existing is not None and existing.config != config:
                 for handle in existing.partitions:
                     handle.log.update_config(config)
-            self._topics = {**self._topics, topic: _Topic(topic, config, tuple(handles))}
+            self._topics = {**self._topics, topic: _Topic(topic, topic_id, config, tuple(handles))}
+
+    def _claim_directory(self, directory: Path, topic_id: str) -> bool:
+        """Make ``directory`` a partition directory of ``topic_id``: a directory of another id is
+        tombstoned (never opened), a new one gets ``partition.metadata`` before any segment.
+        True when the directory was created."""
+        if directory.exists():
+            try:
+                found = layout.read_topic_id(directory)
+            except ValueError as exc:
+                found = f"unreadable ({exc})"
+            if found is None:
+                layout.write_topic_id(directory, topic_id)  # a directory from before topic ids
+                return False
+            if found == topic_id:
+                return False
+            logger.warning("%s belongs to topic id %s, not %s: removing it", directory, found, topic_id)
+            self._remove_in_background(layout.tombstone_all([directory], self.data_dir))
+        directory.mkdir(parents=True)
+        layout.write_topic_id(directory, topic_id)
+        return True
+
+    def topic_id(self, topic: str) -> str:
+        """The id of the open topic; raises ``UnknownTopicError``."""
+        return self._cached_topic(topic).topic_id
 
     def delete_topic(self, topic: str) -> None:
-        """Close the topic's logs and remove their data. Unknown topics are ignored."""
+        """Close the topic's logs and tombstone their directories (removed in the background).
+        A topic this broker has not opened still loses its directories."""
         with self._admin_lock:
             existing = self._topics.get(topic)
-            if existing is None:
-                return
-            self._topics = {k: v for k, v in self._topics.items() if k != topic}
+            if existing is not None:
+                self._topics = {k: v for k, v in self._topics.items() if k != topic}
+            self._delete_logs(existing, topic)
         self._sticky.forget(topic)
-        for handle in existing.partitions:
+        self.storage_health.forget_topic(topic)
+
+    def _delete_logs(self, existing: _Topic | None, name: str | None = None) -> None:
+        """Let go of the topic's logs (no flush: the data is going) and tombstone every directory of
+        it, the open ones and any other ``<topic>-<n>`` on disk, in one rename each."""
+        topic = existing.name if existing is not None else name
+        handles = existing.partitions if existing is not None else ()
+        for handle in handles:
             try:
-                handle.log.delete()
+                handle.log.abandon()
             except Exception:
-                logger.exception("deleting %s-%d failed", topic, handle.partition)
+                logger.exception("closing %s-%d failed", handle.topic, handle.partition)
+        live, _ = layout.scan_data_dir(self.data_dir)
+        directories = [found.path for found in live if found.topic == topic]
+        try:
+            self._remove_in_background(layout.tombstone_all(directories, self.data_dir))
+        except OSError:
+            logger.exception("deleting the directories of topic %s failed (retried at the next start)", topic)
+        for handle in handles:
             self._wake_threadsafe(handle)
 
     def update_topic_config(self, topic: str, config: LogConfig) -> None:
@@ -307,7 +471,8 @@ class Broker:
                 raise UnknownTopicError(f"topic {topic!r} does not exist")
             for handle in existing.partitions:
                 handle.log.update_config(config)
-            self._topics = {**self._topics, topic: _Topic(topic, config, existing.partitions)}
+            updated = _Topic(topic, existing.topic_id, config, existing.partitions)
+            self._topics = {**self._topics, topic: updated}
 
     def _wake_threadsafe(self, handle: PartitionHandle) -> None:
         # Waiters of a deleted partition wake up and find the topic gone.
@@ -368,10 +533,10 @@ class Broker:
 
         with self.catalog.read() as session:
             row = topics_catalog.get_topic(session, name=topic)
-            found = None if row is None else (len(row.partitions), dict(row.config_overrides))
+            found = None if row is None else (len(row.partitions), dict(row.config_overrides), row.topic_uuid)
         if found is None:
             raise UnknownTopicError(f"topic {topic!r} does not exist")
-        self.open_topic(topic, found[0], log_config_for(self.settings, found[1]))
+        self.open_topic(topic, found[0], log_config_for(self.settings, found[1]), found[2])
         return self._cached_topic(topic)
 
     @staticmethod
@@ -588,7 +753,11 @@ class Broker:
             return [RecordResult(handle.partition)] * n, 0
         appended, n_bytes = await asyncio.shield(task)
         if acks is Acks.ALL and appended:
-            await handle.wait_durable(appended[-1].last_offset + 1)
+            try:
+                await handle.wait_durable(appended[-1].last_offset + 1)
+            except storage_errors.StorageError as exc:
+                self.note_storage_failure(handle, exc)
+                raise _translate(exc, self._closed) from exc
             if self.cluster is not None:
                 await self.cluster.wait_replicated(handle, appended[-1].last_offset + 1)
         log_append_time = config.message_timestamp_type == TimestampType.LOG_APPEND_TIME
@@ -656,7 +825,9 @@ class Broker:
                 else:
                     self.cluster.after_append(handle)
         except storage_errors.StorageError as exc:
+            self.note_storage_failure(handle, exc)
             raise _translate(exc, self._closed) from exc
+        self.storage_health.write_succeeded()
         return results, max(0, log.size_bytes - size_before)
 
     # -- producers ----------------------------------------------------------------------------------

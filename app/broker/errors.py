@@ -12,8 +12,11 @@
      ├── IdempotencyKeyReusedError      40907 one Idempotency-Key, two different requests
      ├── RecordTooLargeError            41301 a batch over max.message.bytes
      ├── InvalidTimestampError          42210 a timestamp outside message.timestamp.before/after.max.ms
-     └── OffsetOutOfRangeError          41601 carries log_start_offset and high_watermark (also the
-                                              storage engine's OffsetOutOfRangeError)
+     ├── OffsetOutOfRangeError          41601 carries log_start_offset and high_watermark (also the
+     │                                        storage engine's OffsetOutOfRangeError)
+     ├── StorageWriteFailedError        50003 a write failed (EIO); nothing was written (retriable)
+     ├── PartitionReadOnlyError         50004 an fsync failed: writes refused until re-validated (retriable)
+     └── InsufficientStorageError       50701 the disk is full; nothing was written (retriable)
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from storage import errors as storage_errors
 
 __all__ = [
     "IdempotencyKeyReusedError",
+    "InsufficientStorageError",
     "InvalidRecordError",
     "InvalidTimestampError",
     "OffsetOutOfRangeError",
     "OutOfOrderSequenceError",
+    "PartitionReadOnlyError",
     "ProducerFencedError",
     "RecordTooLargeError",
+    "StorageWriteFailedError",
     "UnknownProducerError",
 ]
 
@@ -90,3 +96,24 @@ class OffsetOutOfRangeError(TidelogError, storage_errors.OffsetOutOfRangeError):
         self.log_start_offset = log_start_offset
         self.high_watermark = high_watermark
         self.log_end_offset = log_end_offset
+
+
+class InsufficientStorageError(TidelogError):
+    """No space left where the write had to go; nothing of the request was written."""
+
+    code = ErrorCode.INSUFFICIENT_STORAGE
+    retriable = True
+
+
+class StorageWriteFailedError(TidelogError):
+    """A write failed with an I/O error and was undone; nothing of the request was written."""
+
+    code = ErrorCode.STORAGE_WRITE_FAILED
+    retriable = True
+
+
+class PartitionReadOnlyError(TidelogError):
+    """The partition refuses writes after a failed fsync, until the broker has re-validated it."""
+
+    code = ErrorCode.PARTITION_READ_ONLY
+    retriable = True

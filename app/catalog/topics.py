@@ -36,8 +36,9 @@ class TopicRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(249), unique=True)
-    #: A random id that tells a re-created topic from the one deleted before it (Kafka's topic id).
-    topic_uuid: Mapped[str] = mapped_column(String(36))
+    #: A random UUID that tells a re-created topic from the one deleted before it (Kafka's topic id,
+    #: KIP-516); also in every partition directory's ``partition.metadata``. Unique (migration 0006).
+    topic_uuid: Mapped[str] = mapped_column(String(36), unique=True)
     replication_factor: Mapped[int] = mapped_column(Integer)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 

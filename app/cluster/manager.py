@@ -11,6 +11,10 @@ Three loops run on the event loop (catalog work in worker threads):
   partition's leader, replicas, ISR and epochs and moves each local replica into its role: a new
   leader records its leader epoch at its log end (KIP-101) and starts tracking followers; a new
   follower starts a fetcher; it also drops lagging followers from the ISR of partitions it leads;
+- **offline storage** (Kafka's offline log directory, KIP-112): while this broker's writes fail
+  (``Broker.storage_health``: a full disk, a failed fsync) it stops heartbeating and expires its
+  own session at once, so the controller moves its leaderships and drops it from every ISR; once
+  writes work again it heartbeats and comes back as any returning broker does;
 - **fetchers**, one per followed partition: truncate by leader epoch, then long-poll the leader's
   internal endpoint for raw batches and append them with their offsets and epochs; a follower
   whose log end fell below the leader's log start restarts its log, empty, at that start.
@@ -107,6 +111,7 @@ class ClusterManager:
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._closing = False
+        self._storage_offline = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _refresh_soon(self) -> None:
@@ -248,6 +253,9 @@ class ClusterManager:
         while True:
             started = time.monotonic()
             try:
+                if await self._offline_storage():
+                    await asyncio.sleep(self._heartbeat_s)
+                    continue
                 fenced = await asyncio.to_thread(self._heartbeat)
                 if fenced is None:
                     logger.error("broker id %d was registered by another process: stepping down", self.me)
@@ -264,6 +272,24 @@ class ClusterManager:
             except Exception:
                 logger.warning("heartbeat/controller pass of broker %d failed", self.me, exc_info=True)
             await asyncio.sleep(max(0.0, self._heartbeat_s - (time.monotonic() - started)))
+
+    async def _offline_storage(self) -> bool:
+        """True while this broker's writes fail: it gives up leaderships and ISRs (KIP-112)."""
+        health = self.broker.storage_health
+        if health.ready:
+            if self._storage_offline:
+                self._storage_offline = False
+                logger.warning("broker %d: writes work again; rejoining the cluster", self.me)
+            return False
+        if not self._storage_offline:
+            self._storage_offline = True
+            logger.error(
+                "broker %d: writes fail (%s); giving up its leaderships and ISRs until they work again",
+                self.me, health.reason(),
+            )
+            await asyncio.to_thread(self._expire_self)
+        self.fenced = True
+        return True
 
     async def _metadata_loop(self) -> None:
         while True:
@@ -597,6 +623,10 @@ class ClusterManager:
                 logger.debug(
                     "fetch of %s-%d from broker %s failed: %s", topic, partition, replica.leader_id, exc
                 )
+                await asyncio.sleep(self._refresh_s)
+            except storage_errors.StorageError as exc:  # a full or failing disk: KIP-112 above
+                self.broker.note_storage_failure(handle, exc)
+                logger.debug("replica append of %s-%d failed: %s", topic, partition, exc)
                 await asyncio.sleep(self._refresh_s)
             except Exception:
                 logger.warning("replica fetcher of %s-%d failed", topic, partition, exc_info=True)

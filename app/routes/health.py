@@ -29,10 +29,17 @@ async def healthz() -> Health:
     summary="Readiness",
 )
 async def readyz(request: Request) -> Health | Response:
-    """200 once the catalog is migrated and every log is open; 503 (50302) while starting or stopping."""
+    """200 once the catalog is migrated and every log is open; 503 (50302) while starting or stopping,
+    and while writes to the data directory or the catalog fail (a full disk, a failed fsync)."""
     phase = getattr(request.app.state, "phase", "starting")
     if phase != "ready":
         return problem_response(ErrorCode.NOT_READY, f"the broker is {phase}")
+    health = request.app.state.storage_health
+    if not health.ready:
+        reason = health.reason()
+        return problem_response(
+            ErrorCode.NOT_READY, f"the broker cannot write: {reason}", extra={"storage": reason}
+        )
     return Health(status="ready")
 
 

@@ -33,7 +33,8 @@ class ProducerIdentityModel(BaseModel):
     response_model=ProducerIdentityModel,
     status_code=201,
     responses=error_responses(
-        ErrorCode.INVALID_REQUEST, ErrorCode.UNKNOWN_PRODUCER, ErrorCode.PRODUCER_FENCED
+        ErrorCode.INVALID_REQUEST, ErrorCode.UNKNOWN_PRODUCER, ErrorCode.PRODUCER_FENCED,
+        ErrorCode.INSUFFICIENT_STORAGE,
     ),
     summary="Allocate an idempotent producer id, or bump a producer's epoch",
 )

@@ -158,6 +158,9 @@ _PRODUCE_RESPONSES: dict[int | str, dict[str, Any]] = {
         ErrorCode.REQUEST_TOO_LARGE,
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         ErrorCode.STORAGE_ERROR,
+        ErrorCode.STORAGE_WRITE_FAILED,
+        ErrorCode.PARTITION_READ_ONLY,
+        ErrorCode.INSUFFICIENT_STORAGE,
     ),
 }
 _PRODUCE_RESPONSES[200] = {

@@ -176,6 +176,7 @@ async def list_topics(service: TopicServiceDep) -> TopicList:
             ErrorCode.INVALID_REPLICATION_FACTOR,
             ErrorCode.REQUEST_TOO_LARGE,
             ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode.INSUFFICIENT_STORAGE,
         ),
     },
 )

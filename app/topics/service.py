@@ -64,7 +64,8 @@ class TopicReadiness(Protocol):
 class TopicHooks(Protocol):
     """What TopicService needs of the Broker."""
 
-    def open_topic(self, topic: str, partitions: int, config: LogConfig) -> None: ...
+    def open_topic(self, topic: str, partitions: int, config: LogConfig, topic_id: str) -> None: ...
+    def topic_id(self, topic: str) -> str: ...
     def delete_topic(self, topic: str) -> None: ...
     def update_topic_config(self, topic: str, config: LogConfig) -> None: ...
     def partition_state(self, topic: str, partition: int) -> PartitionOffsets: ...
@@ -220,7 +221,7 @@ class TopicService:
                              partitions=info.partitions, configs=info.configs, defaults=info.defaults)
         async with self._changes:
             record = await to_thread.run_sync(self._create, name, count, replicas, overrides)
-            self.broker.open_topic(name, count, log_config)
+            self.broker.open_topic(name, count, log_config, record.topic_id)
         return self._info(record, with_offsets=True)
 
     async def wait_ready(self, name: str, partitions: int, timeout_ms: int) -> list[int]:
@@ -241,7 +242,9 @@ class TopicService:
         async with self._changes:
             record, grew = await to_thread.run_sync(self._grow, name, partitions)
             if grew:
-                self.broker.open_topic(name, partitions, log_config_for(self.settings, record.overrides))
+                self.broker.open_topic(
+                    name, partitions, log_config_for(self.settings, record.overrides), record.topic_id
+                )
         return self._info(record, with_offsets=True)
 
     async def update_configs(self, name: str, configs: Mapping[str, object]) -> TopicConfigs:
@@ -259,15 +262,18 @@ class TopicService:
             self.broker.delete_topic(name)
 
     def _ensure_open(self, record: _TopicRecord) -> None:
-        """Open logs the catalog has and this broker has not: the topic (or its new partitions) was
-        created through another broker process sharing the catalog."""
+        """Open logs the catalog has and this broker has not: the topic (or its new partitions, or a
+        new incarnation of it) was created through another broker process sharing the catalog."""
         try:
             opened = self.broker.partition_count(record.name)
+            same = self.broker.topic_id(record.name) == record.topic_id
         except UnknownTopicError:
-            opened = 0
-        if opened < len(record.partitions):
+            opened, same = 0, False
+        if opened < len(record.partitions) or not same:
+            # a different id: the topic was deleted and re-created through another broker process
             self.broker.open_topic(
-                record.name, len(record.partitions), log_config_for(self.settings, record.overrides)
+                record.name, len(record.partitions), log_config_for(self.settings, record.overrides),
+                record.topic_id,
             )
 
     # --- checks

@@ -52,13 +52,16 @@ Exception tree::
         ├── TooManyRequestsError               42901  retriable, honours Retry-After
         ├── ServerError (500)
         │   ├── InternalServerError            50001
-        │   └── StorageError                   50002
-        └── ServiceUnavailableError (503)      retriable, honours Retry-After
-            ├── NotEnoughReplicasError         50301
-            ├── NotReadyError                  50302
-            ├── OverloadedError                50303
-            ├── NotLeaderError                 50304
-            └── NotEnoughReplicasAfterAppendError 50305  appended, not acknowledged: may be written
+        │   ├── StorageError                   50002
+        │   ├── StorageWriteFailedError        50003  retriable: nothing was written
+        │   └── PartitionReadOnlyError         50004  retriable: an fsync failed, re-validation pending
+        ├── ServiceUnavailableError (503)      retriable, honours Retry-After
+        │   ├── NotEnoughReplicasError         50301
+        │   ├── NotReadyError                  50302
+        │   ├── OverloadedError                50303
+        │   ├── NotLeaderError                 50304
+        │   └── NotEnoughReplicasAfterAppendError 50305  appended, not acknowledged: may be written
+        └── InsufficientStorageError (507)     50701  retriable, honours Retry-After: the disk is full
 
 The numbers are the broker's ``error_code`` values (``docs/errors.md``); an answer whose code this
 client does not know maps to the class of its HTTP status.
@@ -80,6 +83,7 @@ __all__ = [
     "GroupNotEmptyError",
     "IdempotencyKeyReusedError",
     "IllegalGenerationError",
+    "InsufficientStorageError",
     "InternalServerError",
     "InvalidConfigError",
     "InvalidInputError",
@@ -102,6 +106,7 @@ __all__ = [
     "OffsetOutOfRangeError",
     "OutOfOrderSequenceError",
     "OverloadedError",
+    "PartitionReadOnlyError",
     "ProducerFencedError",
     "ProtocolError",
     "RebalanceInProgressError",
@@ -111,6 +116,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailableError",
     "StorageError",
+    "StorageWriteFailedError",
     "TidelogError",
     "TimeoutError",
     "TooLargeError",
@@ -364,6 +370,19 @@ class StorageError(ServerError):
     pass
 
 
+class StorageWriteFailedError(ServerError):
+    retriable = True
+
+
+class PartitionReadOnlyError(ServerError):
+    retriable = True
+
+
+class InsufficientStorageError(BrokerError):
+    status = 507
+    retriable = True
+
+
 class ServiceUnavailableError(BrokerError):
     status = 503
     retriable = True
@@ -427,11 +446,14 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     42901: TooManyRequestsError,
     50001: InternalServerError,
     50002: StorageError,
+    50003: StorageWriteFailedError,
+    50004: PartitionReadOnlyError,
     50301: NotEnoughReplicasError,
     50302: NotReadyError,
     50303: OverloadedError,
     50304: NotLeaderError,
     50305: NotEnoughReplicasAfterAppendError,
+    50701: InsufficientStorageError,
 }
 
 _STATUS_CLASSES: dict[int, type[BrokerError]] = {
@@ -448,6 +470,7 @@ _STATUS_CLASSES: dict[int, type[BrokerError]] = {
     422: InvalidInputError,
     429: TooManyRequestsError,
     503: ServiceUnavailableError,
+    507: InsufficientStorageError,
 }
 
 

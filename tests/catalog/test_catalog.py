@@ -141,8 +141,8 @@ def test_two_processes_worth_of_writers_share_one_sqlite_file(tmp_path: Path) ->
                 with catalog.begin() as session:
                     # Read first, then write: the pattern that fails under deferred transactions.
                     catalog_topics.count_topics(session)
-                    catalog_topics.create_topic(session, name=f"{prefix}{i}", topic_uuid="u", partitions=1,
-                                                replicas=[0], configs={}, created_at_ms=1)
+                    catalog_topics.create_topic(session, name=f"{prefix}{i}", topic_uuid=f"u-{prefix}{i}",
+                                                partitions=1, replicas=[0], configs={}, created_at_ms=1)
         except BaseException as exc:
             errors.append(exc)
 
