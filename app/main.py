@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from app.catalog import Catalog
 from app.config import Settings
+from app.cors import CorsPolicy, install_cors
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.metrics import Metrics
 from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
@@ -181,4 +182,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_cors(app, CorsPolicy.from_settings(settings))  # outermost: refusals carry CORS headers too
     return app
