@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -97,26 +98,41 @@ def _build_settings(options: dict[str, Any]) -> Any:
 )
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
 def serve(log_level: str, access_log: bool, **options: Any) -> None:
-    """Run the broker (uvicorn) until SIGTERM or Ctrl-C, then close every log cleanly."""
+    """Run the broker (uvicorn) until SIGTERM or Ctrl-C, then close every log cleanly.
+
+    A start that cannot succeed (the port taken, the data directory used by another broker) is
+    refused with one line on stderr and exit status 3, before anything is opened.
+    """
     settings = _build_settings(options)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    _configure_logging(log_level)
+    from app.serving import StartRefused, bind_listener, lock_data_dir
+
+    try:
+        data_lock = lock_data_dir(settings.data_dir)
+        listener = bind_listener(settings.host, settings.port)
+    except StartRefused as exc:
+        click.echo(f"tidelog serve: {exc}", err=True)
+        sys.exit(3)
     import uvicorn
 
     from app.main import begin_shutdown, create_app
 
     app = create_app(settings)
+    logger = logging.getLogger("tidelog.app")
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             begin_shutdown(app)  # streams end now; /readyz answers 503 while requests drain
             super().handle_exit(sig, frame)
 
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # the lifespan succeeded and the socket is listening
+                logger.info("broker %d ready on %s (data in %s)", settings.broker_id,
+                            settings.effective_advertised_url, settings.data_dir)
+
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         log_level=log_level,
         access_log=access_log,
         lifespan="on",
@@ -124,10 +140,23 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
         server_header=False,
     )
     server = Server(config)
-    server.run()
+    try:
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
+        data_lock.release()
     if not server.started:
         # The lifespan failed (catalog unreachable, data dir unwritable…): uvicorn logged why.
         sys.exit(3)
+
+
+def _configure_logging(log_level: str) -> None:
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # Alembic announces each of its autogenerate plugins at INFO on every start; only its
+    # "Running upgrade" lines say something about this broker.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, logging.root.level))
 
 
 @click.command()

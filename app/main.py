@@ -108,7 +108,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.retention_scheduler = scheduler
         scheduler.start()
         state.phase = "ready"
-        logger.info("broker %d ready, data in %s", settings.broker_id, settings.data_dir)
+        logger.info("broker %d started, data in %s", settings.broker_id, settings.data_dir)
         yield
     finally:
         state.phase = "stopping"
