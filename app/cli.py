@@ -60,7 +60,7 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--log-flush-interval-messages", click.IntRange(min=1), "Default flush.messages [unset]."),
     ("--log-flush-interval-ms", click.IntRange(min=0), "Default flush.ms [unset]."),
     ("--min-insync-replicas", click.IntRange(min=1), "Default min.insync.replicas [1]."),
-    ("--cluster", bool, "Clustered mode: needs a PostgreSQL --catalog-url [false]."),
+    ("--cluster", bool, "Clustered mode (a switch): needs a PostgreSQL --catalog-url [off]."),
     ("--broker-session-timeout-ms", click.IntRange(min=100), "Fence a broker silent this long [9000]."),
     ("--broker-heartbeat-interval-ms", click.IntRange(min=10), "Broker heartbeat period [2000]."),
     ("--replica-lag-time-max-ms", click.IntRange(min=100), "Drop a lagging follower from the ISR [30000]."),
@@ -70,7 +70,14 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
 
 def _settings_options(command: Any) -> Any:
     for flag, kind, help_text in reversed(SERVE_SETTINGS_OPTIONS):
-        command = click.option(flag, type=kind, default=None, help=help_text)(command)
+        if kind is bool:
+            # A switch: `--cluster` alone means true; `--cluster true|false` still works (an alias
+            # kept for scripts written before it was a switch).
+            option = click.option(flag, type=bool, default=None, is_flag=False, flag_value=True,
+                                  metavar="[true|false]", help=help_text)
+        else:
+            option = click.option(flag, type=kind, default=None, help=help_text)
+        command = option(command)
     return command
 
 
@@ -87,7 +94,11 @@ def _build_settings(options: dict[str, Any]) -> Any:
         raise click.UsageError("invalid settings:\n" + "\n".join(lines)) from exc
 
 
-@click.command()
+@click.command(
+    epilog="Every flag above except --log-level and --access-log is also an environment variable: "
+    "--data-dir is TIDELOG_DATA_DIR, --cors-allow-origins is TIDELOG_CORS_ALLOW_ORIGINS, and so on "
+    "(docs/configuration.md). A flag wins over its variable."
+)
 @_settings_options
 @click.option(
     "--log-level",
