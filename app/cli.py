@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -28,6 +29,10 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--catalog-url", str, "SQLAlchemy URL of the catalog [sqlite:///<data-dir>/catalog.db]."),
     ("--broker-id", click.IntRange(min=0), "This broker's id [0]."),
     ("--advertised-url", str, "Base URL clients reach this broker at [http://<host>:<port>]."),
+    ("--cors-allow-origins", str, "Comma-separated origins of allowed pages; `*`: any [off]."),
+    ("--cors-allow-methods", str, "Methods a cross-origin page may use [GET,HEAD,POST,PUT,PATCH,DELETE]."),
+    ("--cors-allow-headers", str, "Request headers a cross-origin page may send [Content-Type,Accept,...]."),
+    ("--cors-max-age-s", click.IntRange(min=0), "How long a browser caches a preflight answer [600]."),
     ("--log-retention-check-interval-ms", click.IntRange(min=100), "Retention/compaction period [300000]."),
     ("--max-request-bytes", click.IntRange(min=1024), "Largest request body [16 MiB]."),
     ("--max-partitions-per-topic", click.IntRange(min=1), "Most partitions per topic [1000]."),
@@ -55,7 +60,7 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--log-flush-interval-messages", click.IntRange(min=1), "Default flush.messages [unset]."),
     ("--log-flush-interval-ms", click.IntRange(min=0), "Default flush.ms [unset]."),
     ("--min-insync-replicas", click.IntRange(min=1), "Default min.insync.replicas [1]."),
-    ("--cluster", bool, "Clustered mode: needs a PostgreSQL --catalog-url [false]."),
+    ("--cluster", bool, "Clustered mode (a switch): needs a PostgreSQL --catalog-url [off]."),
     ("--broker-session-timeout-ms", click.IntRange(min=100), "Fence a broker silent this long [9000]."),
     ("--broker-heartbeat-interval-ms", click.IntRange(min=10), "Broker heartbeat period [2000]."),
     ("--replica-lag-time-max-ms", click.IntRange(min=100), "Drop a lagging follower from the ISR [30000]."),
@@ -65,7 +70,14 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
 
 def _settings_options(command: Any) -> Any:
     for flag, kind, help_text in reversed(SERVE_SETTINGS_OPTIONS):
-        command = click.option(flag, type=kind, default=None, help=help_text)(command)
+        if kind is bool:
+            # A switch: `--cluster` alone means true; `--cluster true|false` still works (an alias
+            # kept for scripts written before it was a switch).
+            option = click.option(flag, type=bool, default=None, is_flag=False, flag_value=True,
+                                  metavar="[true|false]", help=help_text)
+        else:
+            option = click.option(flag, type=kind, default=None, help=help_text)
+        command = option(command)
     return command
 
 
@@ -82,7 +94,11 @@ def _build_settings(options: dict[str, Any]) -> Any:
         raise click.UsageError("invalid settings:\n" + "\n".join(lines)) from exc
 
 
-@click.command()
+@click.command(
+    epilog="Every flag above except --log-level and --access-log is also an environment variable: "
+    "--data-dir is TIDELOG_DATA_DIR, --cors-allow-origins is TIDELOG_CORS_ALLOW_ORIGINS, and so on "
+    "(docs/configuration.md). A flag wins over its variable."
+)
 @_settings_options
 @click.option(
     "--log-level",
@@ -93,18 +109,29 @@ def _build_settings(options: dict[str, Any]) -> Any:
 )
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
 def serve(log_level: str, access_log: bool, **options: Any) -> None:
-    """Run the broker (uvicorn) until SIGTERM or Ctrl-C, then close every log cleanly."""
+    """Run the broker (uvicorn) until SIGTERM or Ctrl-C, then close every log cleanly.
+
+    A start that cannot succeed (the port taken, the data directory used by another broker) is
+    refused with one line on stderr and exit status 3, before anything is opened.
+    """
     settings = _build_settings(options)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    _configure_logging(log_level)
+    from app.serving import StartRefused, bind_listener, lock_data_dir
+
+    try:
+        data_lock = lock_data_dir(settings.data_dir)
+        listener = bind_listener(settings.host, settings.port)
+    except StartRefused as exc:
+        click.echo(f"tidelog serve: {exc}", err=True)
+        sys.exit(3)
     import uvicorn
 
     from app.main import begin_shutdown, create_app
     from storage.dirlock import DirectoryInUseError, DirectoryLock
 
     try:
-        # Held until the process exits: a second broker on this directory is refused here, in one line.
+        # The storage engine's own lock on the directory, handed to the app (which would otherwise
+        # take it itself); a second broker was already refused by ``lock_data_dir`` above.
         data_dir_lock = DirectoryLock.acquire(settings.data_dir)
     except DirectoryInUseError as exc:
         raise click.ClickException(str(exc)) from None
@@ -112,16 +139,21 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
         detail = f"cannot use the data directory {settings.data_dir}: {exc.strerror}"
         raise click.ClickException(detail) from None
     app = create_app(settings, data_dir_lock=data_dir_lock)
+    logger = logging.getLogger("tidelog.app")
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             begin_shutdown(app)  # streams end now; /readyz answers 503 while requests drain
             super().handle_exit(sig, frame)
 
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # the lifespan succeeded and the socket is listening
+                logger.info("broker %d ready on %s (data in %s)", settings.broker_id,
+                            settings.effective_advertised_url, settings.data_dir)
+
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         log_level=log_level,
         access_log=access_log,
         lifespan="on",
@@ -129,10 +161,23 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
         server_header=False,
     )
     server = Server(config)
-    server.run()
+    try:
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
+        data_lock.release()
     if not server.started:
         # The lifespan failed (catalog unreachable, data dir unwritable…): uvicorn logged why.
         sys.exit(3)
+
+
+def _configure_logging(log_level: str) -> None:
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # Alembic announces each of its autogenerate plugins at INFO on every start; only its
+    # "Running upgrade" lines say something about this broker.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, logging.root.level))
 
 
 @click.command()

@@ -40,6 +40,19 @@ class Settings(BaseSettings):
         None, description="Base URL clients reach this broker at; default http://<host>:<port>."
     )
 
+    # --- browsers on other origins (CORS, docs/configuration.md); off unless origins are listed
+    cors_allow_origins: str = Field(
+        "", description="Comma-separated origins whose pages may call the broker (`*`: any); empty: CORS off."
+    )
+    cors_allow_methods: str = Field(
+        "GET,HEAD,POST,PUT,PATCH,DELETE", description="Comma-separated methods a cross-origin page may use."
+    )
+    cors_allow_headers: str = Field(
+        "Content-Type,Accept,Idempotency-Key,Last-Event-ID",
+        description="Comma-separated request headers a cross-origin page may send.",
+    )
+    cors_max_age_s: int = Field(600, ge=0, description="How long a browser may cache a preflight answer.")
+
     # --- background work
     log_retention_check_interval_ms: int = Field(
         300_000, ge=100, description="How often retention and compaction run."

@@ -22,6 +22,7 @@ from app.broker.storage_health import StorageHealth
 from app.catalog import Catalog
 from app.catalog.db import sqlite_directory
 from app.config import Settings
+from app.cors import CorsPolicy, install_cors
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.metrics import Metrics
 from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
@@ -120,7 +121,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.retention_scheduler = scheduler
         scheduler.start()
         state.phase = "ready"
-        logger.info("broker %d ready, data in %s", settings.broker_id, settings.data_dir)
+        logger.info("broker %d started, data in %s", settings.broker_id, settings.data_dir)
         yield
     finally:
         state.phase = "stopping"
@@ -212,4 +213,5 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
         metrics=metrics,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_cors(app, CorsPolicy.from_settings(settings))  # outermost: refusals carry CORS headers too
     return app

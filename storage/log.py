@@ -236,6 +236,8 @@ class PartitionLog:
             directory, self._config, log_start=log_start, recovery_point=recovery_point, clean=clean,
             ops=self._ops,
         )
+        # Nothing was on disk (no segment, nothing truncated or deleted): a new log, not a recovery.
+        fresh = not segments and stats == RecoveryStats(clean=False)
         if not segments:
             segments = [self._new_segment(log_start)]
         active = segments[-1]
@@ -257,6 +259,8 @@ class PartitionLog:
             marker.unlink()
             fsync_dir(directory)  # a crash from now on must not look clean
             log.info("opened %s cleanly at offsets [%d, %d)", directory, self._log_start, self._log_end)
+        elif fresh:
+            log.debug("created the log %s", directory)
         else:
             log.info(
                 "recovered %s after an unclean shutdown: scanned %d bytes in %d segments, truncated %d "

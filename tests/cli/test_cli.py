@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -74,7 +75,7 @@ def test_every_command_and_option_has_help() -> None:
 
 
 def test_topics_commands(broker: BrokerProcess, topic_name: str) -> None:
-    created = run(broker, "topics", "create", topic_name, "-p", "2", "-c", "retention.ms=3600000")
+    created = run(broker, "topics", "create", topic_name, "--partitions", "2", "-c", "retention.ms=3600000")
     assert created.exit_code == 0 and f"Created topic {topic_name} with 2 partitions" in created.stdout
 
     again = run(broker, "topics", "create", topic_name)
@@ -90,12 +91,13 @@ def test_topics_commands(broker: BrokerProcess, topic_name: str) -> None:
     table = run(broker, "topics", "describe", topic_name).stdout
     assert "HIGH-WATERMARK" in table and "retention.ms" in table and "3600000" in table
 
-    altered = run(broker, "topics", "alter", topic_name, "-p", "3", "-c", "retention.ms=1000", "-o", "json")
+    altered = run(broker, "topics", "alter", topic_name, "--partitions", "3", "-c", "retention.ms=1000",
+                  "-o", "json")
     described = json.loads(altered.stdout)
     assert described["partition_count"] == 3 and described["configs"]["retention.ms"] == 1000
     reset = run(broker, "topics", "alter", topic_name, "--delete-config", "retention.ms", "-o", "json")
     assert json.loads(reset.stdout)["configs"]["retention.ms"] != 1000
-    lower = run(broker, "topics", "alter", topic_name, "-p", "1")
+    lower = run(broker, "topics", "alter", topic_name, "--partitions", "1")
     assert lower.exit_code == 1 and "42203" in lower.stderr
     bad_config = run(broker, "topics", "alter", topic_name, "-c", "retention.ms=-5")
     assert bad_config.exit_code == 1 and "42201" in bad_config.stderr
@@ -108,7 +110,7 @@ def test_topics_commands(broker: BrokerProcess, topic_name: str) -> None:
 
 
 def test_produce_and_consume(broker: BrokerProcess, topic_name: str, tmp_path: Path) -> None:
-    assert run(broker, "topics", "create", topic_name, "-p", "3").exit_code == 0
+    assert run(broker, "topics", "create", topic_name, "--partitions", "3").exit_code == 0
     lines = "".join(f'user-{i}:{{"n": {i}}}\n' for i in range(30))
     produced = run(broker, "produce", topic_name, "-K", ":", input=lines)
     assert produced.exit_code == 0, produced.stderr
@@ -179,7 +181,7 @@ def test_consume_in_a_group_commits_what_it_printed_and_groups_commands(
     broker: BrokerProcess, topic_name: str
 ) -> None:
     group = f"g-{topic_name}"
-    assert run(broker, "topics", "create", topic_name, "-p", "2").exit_code == 0
+    assert run(broker, "topics", "create", topic_name, "--partitions", "2").exit_code == 0
     assert run(broker, "produce", topic_name, input="".join(f"{i}\n" for i in range(10))).exit_code == 0
     first = run(broker, "consume", topic_name, "--group", group, "--from-beginning", "-n", "4")
     assert len(first.stdout.splitlines()) == 4
@@ -211,8 +213,11 @@ def test_consume_in_a_group_commits_what_it_printed_and_groups_commands(
     assert gone.exit_code == 1 and "40404" in gone.stderr
 
 
-def test_ctrl_c_exits_cleanly_and_commits_what_was_printed(broker: BrokerProcess, topic_name: str) -> None:
-    group = f"g-{topic_name}"
+def _consume_then_ctrl_c(
+    broker: BrokerProcess, topic_name: str, group: str, before_ctrl_c: Callable[[], None] = lambda: None
+) -> tuple[int, str, float]:
+    """Run ``consume --group --follow``, wait for its 5 lines, send SIGINT: (exit code, stderr, seconds
+    from SIGINT to exit). Bounds are generous (a loaded machine) but finite: a hang fails, not hangs."""
     with Client(broker.url) as client:
         client.admin.create_topic(topic_name, 1)
         client.produce(topic_name, [{"value": i} for i in range(5)], partition=0)
@@ -234,20 +239,49 @@ def test_ctrl_c_exits_cleanly_and_commits_what_was_printed(broker: BrokerProcess
         reader = threading.Thread(target=read_lines, daemon=True)
         reader.start()
         try:
-            printed = [lines.get(timeout=30) for _ in range(5)]  # bounded: a hung consumer fails, not hangs
+            printed = [lines.get(timeout=90) for _ in range(5)]
             assert printed == [str(i) for i in range(5)]
-            time.sleep(0.3)
+            before_ctrl_c()
+            sent = time.monotonic()
             process.send_signal(signal.SIGINT)
-            process.wait(timeout=20)
+            process.wait(timeout=60)
+            took = time.monotonic() - sent
             err = process.stderr.read()
             reader.join(timeout=5)
         finally:
             if process.poll() is None:
                 process.kill()
-    assert process.returncode == 0, err
+    return process.returncode, err, took
+
+
+def test_ctrl_c_exits_cleanly_and_commits_what_was_printed(broker: BrokerProcess, topic_name: str) -> None:
+    group = f"g-{topic_name}"
+    code, err, _took = _consume_then_ctrl_c(broker, topic_name, group)
+    assert code == 0, err
     assert "Traceback" not in err and "Processed a total of 5 messages" in err
     with Client(broker.url) as client:
         assert client.admin.list_group_offsets(group).offsets[0].offset == 5
+
+
+def test_ctrl_c_is_bounded_when_the_broker_does_not_answer(broker: BrokerProcess, topic_name: str) -> None:
+    from tidelog._cli.consume import CLOSE_TIMEOUT_S
+
+    frozen = False
+
+    def freeze() -> None:
+        nonlocal frozen
+        os.kill(broker.pid, signal.SIGSTOP)  # the broker hangs: the commit and the leave get no answer
+        frozen = True
+
+    try:
+        code, err, took = _consume_then_ctrl_c(broker, topic_name, f"g-{topic_name}", freeze)
+    finally:
+        if frozen:
+            os.kill(broker.pid, signal.SIGCONT)
+    assert code == 0, err
+    assert f"gave up committing and leaving the group after {CLOSE_TIMEOUT_S:g} s" in err
+    assert "Traceback" not in err
+    assert CLOSE_TIMEOUT_S - 1 <= took < CLOSE_TIMEOUT_S + 20, took
 
 
 def test_cluster_info_and_unreachable_broker(broker: BrokerProcess) -> None:
@@ -261,14 +295,15 @@ def test_cluster_info_and_unreachable_broker(broker: BrokerProcess) -> None:
 
 
 def test_bench_produce_and_consume(broker: BrokerProcess, topic_name: str) -> None:
-    produced = run(broker, "bench", "produce", topic_name, "-n", "3000", "--partitions", "2", "-o", "json")
+    produced = run(broker, "bench", "produce", topic_name, "--num-records", "3000", "--partitions", "2",
+                   "-o", "json")
     assert produced.exit_code == 0, produced.stderr
     result = json.loads(produced.stdout)
     assert result["records"] == 3000 and result["errors"] == 0 and result["records_per_second"] > 0
     assert result["latency_ms"]["p50"] <= result["latency_ms"]["p99"] <= result["latency_ms"]["max"]
     consumed = json.loads(run(broker, "bench", "consume", topic_name, "-o", "json").stdout)
     assert consumed["records"] == 3000 and consumed["mb_per_second"] > 0
-    text = run(broker, "bench", "consume", topic_name, "-n", "100").stdout
+    text = run(broker, "bench", "consume", topic_name, "--num-records", "100").stdout
     assert text.startswith("100 records read") and "99th" in text
 
 

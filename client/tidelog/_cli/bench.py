@@ -80,7 +80,7 @@ def bench() -> None:
 
 @bench.command("produce")
 @click.argument("topic")
-@click.option("-n", "--num-records", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--num-records", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option(
     "-s", "--record-size", type=click.IntRange(min=2), default=100, show_default=True, help="Value bytes."
 )
@@ -91,7 +91,13 @@ def bench() -> None:
     show_default=True,
     help="Records/s to aim for; -1 for as fast as possible.",
 )
-@click.option("--acks", type=click.Choice(["0", "1", "all"]), default="1", show_default=True)
+@click.option(
+    "--acks",
+    type=click.Choice(["0", "1", "all"]),
+    default="all",
+    show_default=True,
+    help="Acknowledgement level; the same default as `tidelog produce` (and Kafka's producer).",
+)
 @click.option("--linger-ms", type=click.IntRange(min=0), default=5, show_default=True)
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=256 * 1024, show_default=True, help="Batch bytes."
@@ -176,7 +182,6 @@ def bench_produce(
 @bench.command("consume")
 @click.argument("topic")
 @click.option(
-    "-n",
     "--num-records",
     type=click.IntRange(min=1),
     default=None,

@@ -8,10 +8,14 @@ with ``--follow`` it keeps waiting for new records until Ctrl-C or ``--max-messa
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -80,7 +84,6 @@ def _parse_offset(offset: str | None, from_beginning: bool, follow: bool) -> int
     help="Read only this partition.",
 )
 @click.option(
-    "-o",
     "--offset",
     default=None,
     help="Start offset: N, -N (the last N), earliest or latest (without --group).",
@@ -261,9 +264,47 @@ def _consume_group(
             elif not follow and (time.monotonic() - idle_since) * 1000 >= idle_timeout_ms:
                 return
     finally:
-        # Commit exactly what was printed, even on Ctrl-C or --max-messages in the middle of a batch.
-        _commit(consumer, printed)
-        consumer.close(commit=False)
+        # Commit exactly what was printed, even on Ctrl-C or --max-messages in the middle of a batch,
+        # then leave the group; both within CLOSE_TIMEOUT_S, so a slow or gone broker cannot hold
+        # the terminal (the group then expires the member after its session timeout).
+        try:
+            with _deadline(CLOSE_TIMEOUT_S):
+                _commit(consumer, printed)
+                consumer.close(commit=False)
+        except _DeadlineExceeded:
+            stderr().print(
+                f"[yellow]Warning:[/] gave up committing and leaving the group after {CLOSE_TIMEOUT_S:g} s"
+            )
+
+
+#: How long the way out of ``--group`` (the last commit and the leave) may take.
+CLOSE_TIMEOUT_S = 10.0
+
+
+class _DeadlineExceeded(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise ``_DeadlineExceeded`` in the main thread if the block runs longer than ``seconds``; a
+    second Ctrl-C meanwhile also ends it at once (SIGINT back to its default handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise _DeadlineExceeded
+
+    previous_alarm = signal.signal(signal.SIGALRM, expired)
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_alarm)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _commit(consumer: Any, printed: dict[TopicPartition, int]) -> None:

@@ -53,7 +53,6 @@ def _lines(stream: IO[str]) -> Iterator[tuple[int, str]]:
 @click.command()
 @click.argument("topic")
 @click.option(
-    "-f",
     "--file",
     "path",
     type=click.Path(exists=True, dir_okay=False),

@@ -85,7 +85,7 @@ def _print_topic(topic: TopicDescription, output: str, *, show_defaults: bool = 
 
 @topics.command("create")
 @click.argument("name")
-@click.option("-p", "--partitions", type=click.IntRange(min=1), default=None, help="Partition count.")
+@click.option("--partitions", type=click.IntRange(min=1), default=None, help="Partition count.")
 @click.option(
     "-r", "--replication-factor", type=click.IntRange(min=1), default=None, help="Replicas per partition."
 )
@@ -183,7 +183,7 @@ def describe(name: str, output: str, url: str | None, timeout: float) -> None:
 @topics.command("alter")
 @click.argument("name")
 @click.option(
-    "-p", "--partitions", type=click.IntRange(min=1), default=None, help="Raise the partition count."
+    "--partitions", type=click.IntRange(min=1), default=None, help="Raise the partition count."
 )
 @click.option(
     "-c", "--config", "configs", multiple=True, metavar="NAME=VALUE", help="Set a topic config (repeatable)."
