@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from tidelog import (
     Client,
     IllegalGenerationError,
+    OffsetOutOfRangeError,
     PartitionReader,
     RebalanceInProgressError,
     Record,
@@ -94,6 +95,9 @@ class _Running:
     local: LocalState
     buffers: dict[TopicPartition, deque[Record]] = field(default_factory=dict)
     positions: dict[TopicPartition, int] = field(default_factory=dict)
+    #: input offsets the group has committed for this task (what a purge may delete below)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    purged: dict[TopicPartition, int] = field(default_factory=dict)
     changelog: dict[str, int] = field(default_factory=dict)
     unflushed: dict[str, dict[str, Any]] = field(default_factory=dict)
     idle_since: float | None = None
@@ -415,26 +419,27 @@ class Runtime:
                 "commit of task %s refused (%s): its inputs will be processed again", running.task.id, error
             )
             return
+        running.committed.update(offsets)
         changes = {store: list(items.items()) for store, items in running.unflushed.items()}
         running.local.flush(changes, running.changelog)
         running.unflushed.clear()
 
     def _purge(self) -> None:
-        """Trim repartition topics below what the group committed (KIP-811), through DeleteRecords."""
+        """Trim repartition topics below what the group committed (KIP-811), through DeleteRecords.
+
+        Only below the *committed* offset: records processed but not committed are read again by
+        whoever owns the task after a crash or a rebalance, so they must stay.
+        """
         for running in self.tasks.values():
-            for tp, offset in running.positions.items():
-                if tp.topic not in self.internal_topics:
+            for tp, offset in running.committed.items():
+                if tp.topic not in self.internal_topics or offset <= running.purged.get(tp, 0):
                     continue
                 try:
-                    answer = self.client.http.post(
-                        f"/v1/topics/{tp.topic}/partitions/{tp.partition}/delete-records",
-                        json={"offset": offset},
-                    )
-                except Exception as error:  # the purge is housekeeping: never fail processing for it
+                    self.client.admin.delete_records(tp.topic, tp.partition, offset)
+                except TidelogError as error:  # housekeeping: never fail processing for it
                     log.debug("purge of %s failed: %s", tp, error)
                     continue
-                if answer.status_code >= 400:
-                    log.debug("purge of %s answered %s", tp, answer.status_code)
+                running.purged[tp] = offset
 
     # -- tasks ------------------------------------------------------------------------------------
 
@@ -497,11 +502,19 @@ class Runtime:
         # The restored state is the committed one: read the inputs from the committed offsets. The
         # group may still hold a delivery position past them (a revocation cancelled before the
         # handover keeps the member's position), and records skipped there would be lost.
+        running.committed = dict(running.positions)
         for tp in inputs if seek else ():
-            if tp in running.positions:
-                self.consumer.seek(tp, running.positions[tp])
-            else:
+            if tp not in running.positions:
                 self.consumer.seek_to_beginning([tp])
+                continue
+            try:
+                self.consumer.seek(tp, running.positions[tp])
+            except OffsetOutOfRangeError as error:
+                # Retention removed records the group had not committed past (a user topic's
+                # retention.ms): what is gone cannot be processed; go on from the log start.
+                log.warning("task %s: %s; starting %s at its log start", running.task.id, error, tp)
+                self.consumer.seek_to_beginning([tp])
+                running.positions.pop(tp, None)
         positions: dict[str, int] = {}
         for _, meta in committed.values():
             positions.update(meta)
