@@ -36,6 +36,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from app.broker import Acks, Broker, ProduceOutcome
+from app.broker.errors import InvalidTimestampError
 from app.broker.formats import Format, pack_attributes, parse_format, render_records_json
 from app.broker.idempotency import StoredAnswer, check_key, request_hash
 from app.broker.produce import INT32_MAX, INT64_MAX, ParsedRecords, parse_produce_json, parse_record_json
@@ -411,9 +412,21 @@ async def _produce_ndjson(
             parsed.partitions.append(asked)
             numbers.append(number)
         results: dict[int, bytes] = {}
-        if parsed.records:
+        while parsed.records:
             try:
                 outcome = await broker.produce(topic, parsed, acks=acks, partition=partition)
+            except InvalidTimestampError as exc:
+                # One line's timestamp is out of bounds (KIP-937): that line gets the error, the
+                # others are produced (the check runs before anything is appended).
+                index = exc.extra.get("index")
+                if not isinstance(index, int) or not 0 <= index < len(numbers):
+                    raise
+                number = numbers.pop(index)
+                parsed.records.pop(index)
+                parsed.partitions.pop(index)
+                detail = exc.detail.replace(f"records[{index}]", f"line {number}", 1)
+                errors[number] = _error_line(number, int(exc.code), detail)
+                continue
             except TidelogError as exc:
                 for number in numbers:
                     results[number] = _error_line(number, int(exc.code), exc.detail)
@@ -421,6 +434,7 @@ async def _produce_ndjson(
                 _count(request, outcome, topic)
                 for number, result in zip(numbers, outcome.results, strict=True):
                     results[number] = orjson.dumps({"line": number, **result.as_json()})
+            break
         for number, _ in batch:
             out.append(errors.get(number) or results[number])
         return b"\n".join(out) + b"\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -70,3 +71,20 @@ def test_timestamps_beyond_kip_937_bounds_are_refused_naming_the_record(client: 
 def test_the_new_configs_are_validated(client: Any, name: str) -> None:
     answer = client.post("/v1/topics", json={"name": "cfg", "partitions": 1, "configs": {name: -1}})
     assert assert_problem(answer, 422, 42201)["config"] == name
+
+
+def test_ndjson_refuses_only_the_line_with_a_bad_timestamp(client: Any) -> None:
+    create_topic(client, "nd-bounded")
+    now = int(time.time() * 1000)
+    lines = [{"value": 1}, {"value": 2, "timestamp": now + 10 * HOUR_MS}, {"value": 3}]
+    body = "\n".join(json.dumps(line) for line in lines) + "\n"
+    answer = client.post(
+        "/v1/topics/nd-bounded/partitions/0/records",
+        content=body,
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert answer.status_code == 200, answer.text
+    out = [json.loads(line) for line in answer.text.splitlines() if line]
+    by_line = {o["line"]: o for o in out if "line" in o}
+    assert by_line[1]["offset"] == 0 and by_line[3]["offset"] == 1
+    assert by_line[2]["error_code"] == 42210 and "line 2" in by_line[2]["message"]
