@@ -46,6 +46,7 @@ class ErrorCode(IntEnum):
     INVALID_REPLICATION_FACTOR = 42205
     NO_COMMITTED_OFFSET = 42206  # auto_offset_reset=none and no usable committed offset
     INVALID_SESSION_TIMEOUT = 42207
+    INVALID_TOPIC_PATTERN = 42220  # a topic_pattern RE2 cannot compile, or longer than the limit
     # 429
     TOO_MANY_REQUESTS = 42901
     # 500

@@ -19,6 +19,7 @@ from app.error_codes import ErrorCode
 from app.errors import error_responses
 from app.errors_base import InvalidParameterError
 from app.groups.model import JoinRequest, MemberView, OffsetCommit
+from app.groups.patterns import MAX_TOPIC_PATTERN_LENGTH
 from app.groups.service import GroupService, OffsetLag
 from app.routes.topics import JsonBody
 
@@ -55,7 +56,9 @@ class JoinIn(BaseModel):
         None, max_length=10_000, description="Topics to subscribe to (or give topic_pattern)."
     )
     topic_pattern: str | None = Field(
-        None, max_length=1000, description="A regular expression matched against whole names."
+        None,
+        max_length=MAX_TOPIC_PATTERN_LENGTH,
+        description="An RE2 regular expression matched against whole topic names (linear time).",
     )
     assignor: Literal["range", "roundrobin", "cooperative-sticky"] = "range"
     session_timeout_ms: int | None = Field(
