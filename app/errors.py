@@ -33,6 +33,7 @@ from storage import errors as storage_errors
 __all__ = [
     "PROBLEM_JSON",
     "STORAGE_ERROR_CODES",
+    "CodedHTTPException",
     "Problem",
     "UnsupportedMediaTypeError",
     "error_responses",
@@ -52,6 +53,16 @@ class UnsupportedMediaTypeError(TidelogError):
 
 class RequestTooLargeError(TidelogError):
     code = ErrorCode.REQUEST_TOO_LARGE
+
+
+class CodedHTTPException(StarletteHTTPException):
+    """An HTTPException with its own error code, for refusals raised from inside ``receive`` (FastAPI
+    turns any other exception raised while it reads a body into a 400)."""
+
+    def __init__(self, code: ErrorCode, detail: str, *, retry_after_s: int = 1) -> None:
+        headers = {"Retry-After": str(retry_after_s)} if code in _RETRIABLE else None
+        super().__init__(code.http_status, detail, headers=headers)
+        self.error_code = code
 
 
 #: storage error class → error code; looked up along the exception's MRO, so subclasses come first.
@@ -82,7 +93,10 @@ _STATUS_CODES: Mapping[int, ErrorCode] = {
 }
 
 _RETRIABLE = frozenset({ErrorCode.NOT_READY, ErrorCode.OVERLOADED, ErrorCode.NOT_ENOUGH_REPLICAS,
-                        ErrorCode.NOT_LEADER, ErrorCode.TOO_MANY_REQUESTS, ErrorCode.REBALANCE_IN_PROGRESS})
+                        ErrorCode.NOT_LEADER, ErrorCode.TOO_MANY_REQUESTS, ErrorCode.REBALANCE_IN_PROGRESS,
+                        ErrorCode.TOO_MANY_CONNECTIONS, ErrorCode.TOO_MANY_CONNECTIONS_PER_IP,
+                        ErrorCode.TOO_MANY_WAITERS, ErrorCode.TOO_MANY_WAITERS_PER_CLIENT,
+                        ErrorCode.TOO_MANY_STREAMS, ErrorCode.TOO_MANY_STREAMS_PER_CLIENT})
 
 
 class Problem(BaseModel):
@@ -208,7 +222,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code)
+    code = exc.error_code if isinstance(exc, CodedHTTPException) else _STATUS_CODES.get(exc.status_code)
     detail = str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no resource at {request.url.path}"
