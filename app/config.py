@@ -92,10 +92,6 @@ class Settings(BaseSettings):
     max_sse_streams_per_client: int = Field(
         100, ge=1, description="Event streams one client address may have open at once (429 beyond)."
     )
-    sse_max_buffer_bytes: int = Field(
-        1 * MiB, ge=64 * KiB,
-        description="Unsent bytes a stream may hold; a client further behind is disconnected.",
-    )
     overload_retry_after_s: int = Field(1, ge=1, description="Retry-After (seconds) of an overload answer.")
 
     # --- connections (Kafka's socket-server settings; enforced by tidelog serve's HTTP protocol)
