@@ -42,7 +42,19 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--fetch-max-bytes", click.IntRange(min=1), "Largest fetch max_bytes [64 MiB]."),
     ("--idempotency-key-window-ms", click.IntRange(min=0), "Idempotency-Key replay window [24 h]."),
     ("--max-inflight-requests", click.IntRange(min=1), "Requests served at once before 503 [1024]."),
+    ("--max-parked-requests", click.IntRange(min=1), "Long polls waiting at once [10000]."),
+    ("--max-parked-requests-per-client", click.IntRange(min=1), "Long polls waiting per client [1000]."),
+    ("--max-sse-streams", click.IntRange(min=1), "Event streams open at once [2000]."),
+    ("--max-sse-streams-per-client", click.IntRange(min=1), "Event streams open per client [100]."),
     ("--overload-retry-after-s", click.IntRange(min=1), "Retry-After of an overload answer [1]."),
+    ("--max-connections", click.IntRange(min=1), "Kafka's max.connections [10000]."),
+    ("--max-connections-per-ip", click.IntRange(min=1), "Kafka's max.connections.per.ip [1000]."),
+    ("--max-connections-per-ip-overrides", str, "Kafka's max.connections.per.ip.overrides, ip:n,… []."),
+    ("--connections-max-idle-ms", click.IntRange(min=100), "Kafka's connections.max.idle.ms [60000]."),
+    ("--request-header-timeout-ms", click.IntRange(min=100), "Deadline for a request's headers [10000]."),
+    ("--request-body-min-rate-bytes-per-s", click.IntRange(min=0), "Slowest body accepted [1024]."),
+    ("--request-body-grace-ms", click.IntRange(min=0), "Before the body rate applies [5000]."),
+    ("--forwarded-allow-ips", str, "Proxies whose X-Forwarded-For is trusted (IPs, CIDRs, *) []."),
     ("--graceful-shutdown-timeout-s", click.FloatRange(min=0), "Wait for open requests on SIGTERM [10]."),
     ("--group-min-session-timeout-ms", click.IntRange(min=1), "Smallest group session timeout [6000]."),
     ("--group-max-session-timeout-ms", click.IntRange(min=1), "Largest group session timeout [1800000]."),
@@ -127,6 +139,7 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
     import uvicorn
 
     from app.main import begin_shutdown, create_app
+    from app.server import ConnectionGuard, check_fd_budget, protocol_class
     from storage.dirlock import DirectoryInUseError, DirectoryLock
 
     try:
@@ -138,6 +151,7 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
     except OSError as exc:
         detail = f"cannot use the data directory {settings.data_dir}: {exc.strerror}"
         raise click.ClickException(detail) from None
+    settings = check_fd_budget(settings)  # RLIMIT_NOFILE against max_connections and the logs
     app = create_app(settings, data_dir_lock=data_dir_lock)
     logger = logging.getLogger("tidelog.app")
 
@@ -157,8 +171,14 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
         log_level=log_level,
         access_log=access_log,
         lifespan="on",
-        timeout_graceful_shutdown=settings.graceful_shutdown_timeout_s,
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout_s,  # type: ignore[arg-type]
         server_header=False,
+        # Header deadline, body rate, connection limits and problem+json for malformed requests
+        # (app/server.py); uvicorn's keep-alive timeout is connections.max.idle.ms.
+        http=protocol_class(ConnectionGuard(settings)),
+        timeout_keep_alive=settings.connections_max_idle_ms / 1000,  # type: ignore[arg-type]  # float s
+        proxy_headers=False,  # create_app applies forwarded_allow_ips itself
+        backlog=min(4096, settings.max_connections),
     )
     server = Server(config)
     try:

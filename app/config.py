@@ -8,6 +8,7 @@ after Kafka's broker configs (``log.retention.ms`` → ``log_retention_ms``).
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,27 @@ KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 DAY_MS = 24 * 60 * 60 * 1000
+
+
+def parse_connection_overrides(text: str) -> dict[str, int]:
+    """Kafka's ``max.connections.per.ip.overrides`` format, ``host:count,host:count`` → {address: count}.
+
+    An IPv6 address is written in brackets (``[::1]:50``); the count is a non-negative integer.
+    """
+    overrides: dict[str, int] = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        host, sep, count = entry.rpartition(":")
+        host = host.strip().removeprefix("[").removesuffix("]")
+        try:
+            if not sep or not count.strip().isdigit():
+                raise ValueError(entry)
+            address = str(ipaddress.ip_address(host))
+        except ValueError:
+            raise ValueError(
+                f"max_connections_per_ip_overrides: {entry!r} is not <ip address>:<count>"
+            ) from None
+        overrides[address] = int(count)
+    return overrides
 
 
 class Settings(BaseSettings):
@@ -71,7 +93,45 @@ class Settings(BaseSettings):
     max_inflight_requests: int = Field(
         1024, ge=1, description="Requests served at once; beyond it the broker answers 503 with Retry-After."
     )
+    max_parked_requests: int = Field(
+        10_000, ge=1, description="Long polls (max_wait_ms > 0) waiting at once, beside the in-flight limit."
+    )
+    max_parked_requests_per_client: int = Field(
+        1000, ge=1, description="Long polls one client address may have waiting at once (429 beyond)."
+    )
+    max_sse_streams: int = Field(
+        2000, ge=1, description="Server-Sent Events streams open at once (503 beyond)."
+    )
+    max_sse_streams_per_client: int = Field(
+        100, ge=1, description="Event streams one client address may have open at once (429 beyond)."
+    )
     overload_retry_after_s: int = Field(1, ge=1, description="Retry-After (seconds) of an overload answer.")
+
+    # --- connections (Kafka's socket-server settings; enforced by tidelog serve's HTTP protocol)
+    max_connections: int = Field(
+        10_000, ge=1, description="Kafka's max.connections: open connections at once (503 beyond)."
+    )
+    max_connections_per_ip: int = Field(
+        1000, ge=1, description="Kafka's max.connections.per.ip: connections from one address (429 beyond)."
+    )
+    max_connections_per_ip_overrides: str = Field(
+        "", description="Kafka's max.connections.per.ip.overrides: 'host:count,host:count' (IP addresses)."
+    )
+    connections_max_idle_ms: int = Field(
+        60_000, ge=100, description="Kafka's connections.max.idle.ms: close a connection idle this long."
+    )
+    request_header_timeout_ms: int = Field(
+        10_000, ge=100, description="A request's line and headers must arrive within this time (else 408)."
+    )
+    request_body_min_rate_bytes_per_s: int = Field(
+        1024, ge=0, description="After the grace, a body slower than this is cut off (408); 0: no minimum."
+    )
+    request_body_grace_ms: int = Field(
+        5000, ge=0, description="Time a body may take before its minimum rate applies."
+    )
+    forwarded_allow_ips: str = Field(
+        "", description="Proxies (IPs, CIDRs, or *) whose X-Forwarded-For names the client; empty: none."
+    )
     graceful_shutdown_timeout_s: float = Field(
         10.0, ge=0, description="On SIGTERM, how long open requests and streams may finish before cancelling."
     )
@@ -123,8 +183,22 @@ class Settings(BaseSettings):
         500, ge=0, description="How long a follower's fetch waits at the leader for new data."
     )
 
+    @property
+    def connection_overrides(self) -> dict[str, int]:
+        """``max_connections_per_ip_overrides`` parsed: address → limit."""
+        return parse_connection_overrides(self.max_connections_per_ip_overrides)
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        parse_connection_overrides(self.max_connections_per_ip_overrides)  # refuses a malformed value
+        for entry in filter(None, (e.strip() for e in self.forwarded_allow_ips.split(","))):
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"forwarded_allow_ips: {entry!r} is not an IP address or network"
+                    ) from None
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms:
             raise ValueError("group_min_session_timeout_ms is larger than group_max_session_timeout_ms")
         if self.cluster:

@@ -13,6 +13,7 @@ class ErrorCode(IntEnum):
     # 400: the request is well-formed HTTP but its content is wrong.
     INVALID_REQUEST = 40001  # malformed JSON, wrong types, missing fields
     INVALID_RECORD = 40002  # a record that cannot be decoded in its declared format (bad base64, …)
+    MALFORMED_HTTP_REQUEST = 40003  # bytes that are not an HTTP/1.1 request (answered by the server)
     # 404
     UNKNOWN_TOPIC = 40401
     UNKNOWN_PARTITION = 40402
@@ -23,6 +24,9 @@ class ErrorCode(IntEnum):
     # 405 / 406
     METHOD_NOT_ALLOWED = 40501
     NOT_ACCEPTABLE = 40601
+    # 408: the connection was closed by a deadline (docs/guarantees.md, "Limits")
+    REQUEST_HEADER_TIMEOUT = 40801  # headers not received within request_header_timeout_ms
+    REQUEST_BODY_TOO_SLOW = 40802  # body slower than request_body_min_rate_bytes_per_s
     # 409
     TOPIC_EXISTS = 40901
     ILLEGAL_GENERATION = 40902  # stale generation, or a partition the member does not own
@@ -47,8 +51,14 @@ class ErrorCode(IntEnum):
     NO_COMMITTED_OFFSET = 42206  # auto_offset_reset=none and no usable committed offset
     INVALID_SESSION_TIMEOUT = 42207
     INVALID_TIMESTAMP = 42210  # a record timestamp outside message.timestamp.before/after.max.ms (KIP-937)
+    INVALID_TOPIC_PATTERN = 42220  # a topic_pattern RE2 cannot compile, or longer than the limit
+    VALUE_TOO_DEEP = 42221  # a JSON key or value nested deeper than MAX_JSON_DEPTH
+    NUMBER_OUT_OF_RANGE = 42222  # a JSON number no reader can hold (integer beyond 64 bits, 1e400)
     # 429
     TOO_MANY_REQUESTS = 42901
+    TOO_MANY_CONNECTIONS_PER_IP = 42902  # max_connections_per_ip (or its override) reached
+    TOO_MANY_WAITERS_PER_CLIENT = 42903  # max_parked_requests_per_client long polls already parked
+    TOO_MANY_STREAMS_PER_CLIENT = 42904  # max_sse_streams_per_client event streams already open
     # 500
     INTERNAL_ERROR = 50001
     STORAGE_ERROR = 50002
@@ -62,6 +72,9 @@ class ErrorCode(IntEnum):
     # Appended on the leader but not acknowledged by the ISR (leadership moved, the ISR shrank, or
     # replication timed out): the records may have been written. Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND.
     NOT_ENOUGH_REPLICAS_AFTER_APPEND = 50305
+    TOO_MANY_CONNECTIONS = 50310  # max_connections open connections
+    TOO_MANY_WAITERS = 50311  # max_parked_requests long polls parked
+    TOO_MANY_STREAMS = 50312  # max_sse_streams event streams open
     # 507
     INSUFFICIENT_STORAGE = 50701  # the data directory's or the catalog's disk is full (retriable)
 

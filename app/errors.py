@@ -40,6 +40,7 @@ from storage import errors as storage_errors
 __all__ = [
     "PROBLEM_JSON",
     "STORAGE_ERROR_CODES",
+    "CodedHTTPException",
     "Problem",
     "UnsupportedMediaTypeError",
     "error_responses",
@@ -59,6 +60,16 @@ class UnsupportedMediaTypeError(TidelogError):
 
 class RequestTooLargeError(TidelogError):
     code = ErrorCode.REQUEST_TOO_LARGE
+
+
+class CodedHTTPException(StarletteHTTPException):
+    """An HTTPException with its own error code, for refusals raised from inside ``receive`` (FastAPI
+    turns any other exception raised while it reads a body into a 400)."""
+
+    def __init__(self, code: ErrorCode, detail: str, *, retry_after_s: int = 1) -> None:
+        headers = {"Retry-After": str(retry_after_s)} if code in _RETRIABLE else None
+        super().__init__(code.http_status, detail, headers=headers)
+        self.error_code = code
 
 
 #: storage error class → error code; looked up along the exception's MRO, so subclasses come first.
@@ -95,7 +106,10 @@ _RETRIABLE = frozenset({ErrorCode.NOT_READY, ErrorCode.OVERLOADED, ErrorCode.NOT
                         ErrorCode.NOT_LEADER, ErrorCode.TOO_MANY_REQUESTS, ErrorCode.REBALANCE_IN_PROGRESS,
                         ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
                         ErrorCode.INSUFFICIENT_STORAGE, ErrorCode.STORAGE_WRITE_FAILED,
-                        ErrorCode.PARTITION_READ_ONLY})
+                        ErrorCode.PARTITION_READ_ONLY,
+                        ErrorCode.TOO_MANY_CONNECTIONS, ErrorCode.TOO_MANY_CONNECTIONS_PER_IP,
+                        ErrorCode.TOO_MANY_WAITERS, ErrorCode.TOO_MANY_WAITERS_PER_CLIENT,
+                        ErrorCode.TOO_MANY_STREAMS, ErrorCode.TOO_MANY_STREAMS_PER_CLIENT})
 #: Seconds a client should wait before retrying a write refused by a full or failing disk.
 STORAGE_RETRY_AFTER_S = 5
 _STORAGE_CODES = frozenset({ErrorCode.INSUFFICIENT_STORAGE, ErrorCode.STORAGE_WRITE_FAILED,
@@ -273,7 +287,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code)
+    code = exc.error_code if isinstance(exc, CodedHTTPException) else _STATUS_CODES.get(exc.status_code)
     detail = str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no resource at {request.url.path}"

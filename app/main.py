@@ -24,6 +24,7 @@ from app.catalog.db import sqlite_directory
 from app.config import Settings
 from app.cors import CorsPolicy, install_cors
 from app.errors import PROBLEM_JSON, install_error_handlers
+from app.limits import RequestLimits
 from app.metrics import Metrics
 from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
 from app.scheduler import RetentionScheduler
@@ -204,14 +205,29 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
 
     install_cluster_handlers(app)  # internal replication endpoints (not in the spec), leader redirects
     _problem_only_errors(app)
+    limits = RequestLimits(
+        max_inflight=settings.max_inflight_requests,
+        max_parked=settings.max_parked_requests,
+        max_parked_per_client=settings.max_parked_requests_per_client,
+        max_streams=settings.max_sse_streams,
+        max_streams_per_client=settings.max_sse_streams_per_client,
+    )
+    app.state.limits = limits
+    metrics.parked_requests.set_function(lambda: limits.parked.total)
+    metrics.sse_streams.set_function(lambda: limits.streams.total)
     # Added last = outermost: metrics see every answer, including the limits' refusals.
     app.add_middleware(
         LimitsMiddleware,
-        max_inflight=settings.max_inflight_requests,
+        limits=limits,
         max_body_bytes=settings.max_request_bytes,
         retry_after_s=settings.overload_retry_after_s,
         metrics=metrics,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_cors(app, CorsPolicy.from_settings(settings))  # outermost: refusals carry CORS headers too
+    # Outermost of all: the client address every limit sees is the forwarded one when the peer is a
+    # trusted proxy (forwarded_allow_ips), the peer's otherwise.
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app

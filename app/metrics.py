@@ -62,6 +62,10 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self.inflight_requests = Gauge("tidelog_inflight_requests", "HTTP requests being served.", registry=r)
+        self.parked_requests = Gauge(
+            "tidelog_parked_requests", "Long polls waiting for data (max_parked_requests).", registry=r
+        )
+        self.sse_streams = Gauge("tidelog_sse_streams", "Open event streams (max_sse_streams).", registry=r)
         self.rejected_requests = Counter("tidelog_rejected_requests", "Requests refused by a limit.",
                                          ["reason"], registry=r)
         self.produced_records = Counter("tidelog_produced_records", "Records appended by produce.",

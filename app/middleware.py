@@ -2,10 +2,12 @@
 
 - Metrics: every HTTP request is counted and timed under its route's operation id (``unmatched`` when
   no route matched), so ``/metrics`` shows counts and latency by operation.
-- In-flight limit: at most ``max_inflight_requests`` requests are being handled at once; the next one is
-  answered 503 (error_code 50303) with ``Retry-After`` at once instead of queueing without bound. A
-  request holds its slot until its answer starts, so long-lived streams (SSE, NDJSON) that have
-  started answering do not starve the rest. Health, readiness and metrics are never refused.
+- Request pools (``app/limits.py``): at most ``max_inflight_requests`` requests are being handled at
+  once; the next one is answered 503 (error_code 50303) with ``Retry-After`` at once instead of
+  queueing without bound. A request holds its work slot until its answer starts, so long-lived
+  streams (SSE, NDJSON) that have started answering do not starve the rest; long polls and event
+  streams move to pools of their own (``scope["tidelog.slot"]``). Health, readiness and metrics are
+  never refused.
 - Body limit: a ``Content-Length`` above ``max_request_bytes`` is refused with 413 (41302) before the
   body is read; a chunked body is counted as it streams and refused the moment it crosses the limit.
 """
@@ -19,7 +21,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.error_codes import ErrorCode
-from app.errors import problem_response
+from app.errors import CodedHTTPException, problem_response
+from app.limits import PoolFullError, RequestLimits, client_of
 from app.metrics import Metrics
 
 __all__ = ["LimitsMiddleware", "MetricsMiddleware", "operation_id"]
@@ -91,30 +94,37 @@ class LimitsMiddleware:
     """Refuses requests beyond the in-flight limit (503) and bodies beyond the size limit (413)."""
 
     def __init__(
-        self, app: ASGIApp, *, max_inflight: int, max_body_bytes: int, retry_after_s: int, metrics: Metrics
+        self,
+        app: ASGIApp,
+        *,
+        limits: RequestLimits,
+        max_body_bytes: int,
+        retry_after_s: int,
+        metrics: Metrics,
     ) -> None:
         self.app = app
-        self.max_inflight = max_inflight
+        self.limits = limits
         self.max_body_bytes = max_body_bytes
         self.retry_after_s = retry_after_s
         self.metrics = metrics
-        self.inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        if self.inflight >= self.max_inflight:
-            self.metrics.rejected_requests.labels("overloaded").inc()
-            response = problem_response(
-                ErrorCode.OVERLOADED,
-                f"the broker is serving {self.inflight} requests, its limit; retry later",
-                retry_after_s=self.retry_after_s,
-            )
-            await response(scope, receive, send)
-            return
+        slot = self.limits.slot(client_of(scope))
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        if declared is None and not _chunked(scope):
+            declared = 0
+        if declared == 0:
+            try:
+                slot.start_work()  # no body to wait for: the request is work from now on
+            except PoolFullError as exc:
+                self.metrics.rejected_requests.labels("overloaded").inc()
+                response = problem_response(exc.code, exc.detail, retry_after_s=self.retry_after_s)
+                await response(scope, receive, send)
+                return
+        elif declared is not None and declared > self.max_body_bytes:
             self.metrics.rejected_requests.labels("too_large").inc()
             response = problem_response(
                 ErrorCode.REQUEST_TOO_LARGE,
@@ -125,14 +135,7 @@ class LimitsMiddleware:
             return
 
         received = 0
-        holding = True
-        self.inflight += 1
-
-        def release() -> None:
-            nonlocal holding
-            if holding:
-                holding = False
-                self.inflight -= 1
+        scope["tidelog.slot"] = slot
 
         async def receive_limited() -> Message:
             nonlocal received
@@ -144,17 +147,30 @@ class LimitsMiddleware:
                     raise HTTPException(
                         413, f"request body is over the limit of {self.max_body_bytes} bytes"
                     )
+                if not message.get("more_body", False):
+                    # The whole body is here: now the request becomes work (503 when the pool is full).
+                    try:
+                        slot.start_work()
+                    except PoolFullError as exc:
+                        self.metrics.rejected_requests.labels("overloaded").inc()
+                        raise CodedHTTPException(
+                            exc.code, exc.detail, retry_after_s=self.retry_after_s
+                        ) from None
             return message
 
         async def send_releasing(message: Message) -> None:
             if message["type"] == "http.response.start":
-                release()
+                slot.end_work()
             await send(message)
 
         try:
             await self.app(scope, receive_limited, send_releasing)
         finally:
-            release()
+            slot.release()
+
+
+def _chunked(scope: Scope) -> bool:
+    return any(name == b"transfer-encoding" for name, _ in scope.get("headers", ()))
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -23,7 +23,6 @@ member has not yet been told the current generation), Stable, Dead (committed of
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -67,6 +66,7 @@ from app.groups.model import (
     OffsetCommit,
     PartitionPosition,
 )
+from app.groups.patterns import compile_topic_pattern
 from app.groups.settle import GroupTxn, TopicLookup
 
 __all__ = ["DEFAULT_SESSION_TIMEOUT_MS", "GroupCoordinator", "heartbeat_interval_ms"]
@@ -542,10 +542,7 @@ class GroupCoordinator:
         if request.topics is not None and not request.topics:
             raise InvalidParameterError("topics must name at least one topic")
         if request.topic_pattern is not None:
-            try:
-                re.compile(request.topic_pattern)
-            except re.error as exc:
-                raise InvalidParameterError(f"topic_pattern is not a regular expression: {exc}") from None
+            compile_topic_pattern(request.topic_pattern)  # 422 42220 before anything is stored
         if request.assignor not in ASSIGNORS:
             raise InvalidParameterError(
                 f"unknown assignor {request.assignor!r}; use one of {', '.join(sorted(ASSIGNORS))}"

@@ -8,7 +8,6 @@ the assignment (eager or in two cooperative phases) and set the group's state.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.catalog.groups import CommittedOffsetRow, GroupRow, MemberRow, OwnershipRow
 from app.groups.assignors import MemberInfo, TopicPartition, assign, is_cooperative
 from app.groups.model import OffsetCommit
+from app.groups.patterns import matching
 
 __all__ = [
     "GroupTxn",
@@ -88,8 +88,7 @@ def subscribed(txn: GroupTxn, topic_lookup: TopicLookup) -> dict[TopicPartition,
         if member.topics is not None:
             names = [t for t in member.topics if t in topics]
         else:
-            pattern = re.compile(member.topic_pattern or "")
-            names = [t for t in topics if pattern.fullmatch(t)]
+            names = matching(member.topic_pattern or "", topics)
         for topic in names:
             for partition in range(topics[topic]):
                 eligible.setdefault((topic, partition), []).append(member.member_id)

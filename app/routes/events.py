@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import ValidationError
 
 from app.deps import BrokerDep
@@ -16,6 +16,7 @@ from app.error_codes import ErrorCode
 from app.errors import error_responses
 from app.errors_base import InvalidParameterError
 from app.groups.model import OffsetCommit
+from app.limits import slot_of
 from app.routes.groups import GroupId, GroupServiceDep, JoinIn, join_request
 from app.sse import (
     EventStreamResponse,
@@ -62,6 +63,7 @@ def _csv(value: str | None) -> list[str]:
     },
 )
 async def topic_events(
+    request: Request,
     topic: Annotated[str, Path(min_length=1, max_length=249)],
     broker: BrokerDep,
     partitions: Annotated[str | None, Query(description="Comma-separated partitions; default all.")] = None,
@@ -79,6 +81,7 @@ async def topic_events(
     delivered, with no gap and no duplicate. Idle streams get a ``: ping`` comment.
     """
     resolved_start = parse_start(start)
+    slot_of(request.scope).stream()  # 503 50312 / 429 42904 beyond max_sse_streams(_per_client)
     await broker.partition(topic, 0)  # 404 for an unknown topic; opens one another broker created
     count = broker.partition_count(topic)
     if partitions is None:
@@ -106,6 +109,7 @@ async def topic_events(
     },
 )
 async def group_events(
+    request: Request,
     group: GroupId,
     service: GroupServiceDep,
     topics: Annotated[str | None, Query(description="Comma-separated topics to subscribe to.")] = None,
@@ -144,11 +148,12 @@ async def group_events(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidParameterError(problems) from None
-    request = join_request(body, "sse")
+    join = join_request(body, "sse")
     resume = parse_cursor(last_event_id or cursor or "")
+    slot_of(request.scope).stream()  # 503 50312 / 429 42904 beyond max_sse_streams(_per_client)
     if resume:
         await service.commit_forward(
             group, [OffsetCommit(t, p, offset, "sse Last-Event-ID") for (t, p), offset in resume.items()]
         )
-    view = await service.join(group, request)
-    return EventStreamResponse(group_stream(service, group, request, view, heartbeat_s=heartbeat_ms / 1000))
+    view = await service.join(group, join)
+    return EventStreamResponse(group_stream(service, group, join, view, heartbeat_s=heartbeat_ms / 1000))

@@ -6,6 +6,7 @@ process sharing the catalog can serve any of these requests for any member.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -19,7 +20,9 @@ from app.error_codes import ErrorCode
 from app.errors import error_responses
 from app.errors_base import InvalidParameterError
 from app.groups.model import JoinRequest, MemberView, OffsetCommit
+from app.groups.patterns import MAX_TOPIC_PATTERN_LENGTH
 from app.groups.service import GroupService, OffsetLag
+from app.limits import parked, until_stopping
 from app.routes.topics import JsonBody
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
@@ -55,7 +58,9 @@ class JoinIn(BaseModel):
         None, max_length=10_000, description="Topics to subscribe to (or give topic_pattern)."
     )
     topic_pattern: str | None = Field(
-        None, max_length=1000, description="A regular expression matched against whole names."
+        None,
+        max_length=MAX_TOPIC_PATTERN_LENGTH,
+        description="An RE2 regular expression matched against whole topic names (linear time).",
     )
     assignor: Literal["range", "roundrobin", "cooperative-sticky", "streams"] = "range"
     session_timeout_ms: int | None = Field(
@@ -403,6 +408,7 @@ _POLL_SCHEMA: dict[str, Any] = {
     },
 )
 async def poll_records(
+    request: Request,
     group: GroupId,
     member_id: MemberId,
     service: GroupServiceDep,
@@ -417,9 +423,11 @@ async def poll_records(
     A poll also counts as a heartbeat.
     """
     _limits(settings, max_records, max_bytes, max_wait_ms)
-    result = await service.poll(
-        group, member_id, max_records=max_records, max_bytes=max_bytes, max_wait_ms=max_wait_ms
-    )
+    poll = functools.partial(service.poll, group, member_id, max_records=max_records, max_bytes=max_bytes)
+    with parked(request.scope, max_wait_ms):  # a long poll waits outside the in-flight limit
+        result = await until_stopping(request.app.state.stopping, poll(max_wait_ms=max_wait_ms))
+    if result is None:  # the broker is stopping: answer now with what there is
+        result = await poll(max_wait_ms=0)
     body = {
         "generation": result.view.generation,
         "assignment": [{"topic": t, "partition": p} for t, p in result.view.assignment],

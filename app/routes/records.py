@@ -25,6 +25,7 @@ Fetch answers ``{records, next_offset, high_watermark, log_start_offset}``; with
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -44,6 +45,7 @@ from app.config import Settings
 from app.error_codes import ErrorCode
 from app.errors import UnsupportedMediaTypeError, error_responses
 from app.errors_base import InvalidParameterError, TidelogError
+from app.limits import parked, until_stopping
 from app.metrics import Metrics
 
 __all__ = ["router"]
@@ -522,16 +524,15 @@ async def fetch(
     ndjson = accept is not None and NDJSON in accept.lower()
     kf = None if key_format is None else Format[key_format.upper()]
     vf = None if value_format is None else Format[value_format.upper()]
-    result = await broker.fetch(
-        topic,
-        partition,
-        offset,
-        max_records=max_records,
-        max_bytes=max_bytes,
-        max_wait_ms=max_wait_ms,
-        min_bytes=min_bytes,
+    read = functools.partial(
+        broker.fetch, topic, partition, offset,
+        max_records=max_records, max_bytes=max_bytes, min_bytes=min_bytes,
         leader_only=replica == "leader",
     )
+    with parked(request.scope, max_wait_ms):  # a long poll waits outside the in-flight limit
+        result = await until_stopping(request.app.state.stopping, read(max_wait_ms=max_wait_ms))
+    if result is None:  # the broker is stopping: answer now with what there is
+        result = await read(max_wait_ms=0)
     rendered = render_records_json(
         topic,
         partition,

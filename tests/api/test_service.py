@@ -20,6 +20,7 @@ from app.config import Settings
 from app.error_codes import ErrorCode
 from app.errors import install_error_handlers
 from app.errors_base import InvalidParameterError
+from app.limits import RequestLimits
 from app.main import create_app
 from app.metrics import Metrics
 from app.middleware import LimitsMiddleware
@@ -268,9 +269,10 @@ async def test_overload_answers_503_with_retry_after() -> None:
         await send({"type": "http.response.body", "body": b"done"})
 
     metrics = Metrics()
-    limited = LimitsMiddleware(
-        slow_app, max_inflight=1, max_body_bytes=1024, retry_after_s=2, metrics=metrics
+    limits = RequestLimits(
+        max_inflight=1, max_parked=1, max_parked_per_client=1, max_streams=1, max_streams_per_client=1
     )
+    limited = LimitsMiddleware(slow_app, limits=limits, max_body_bytes=1024, retry_after_s=2, metrics=metrics)
     transport = httpx.ASGITransport(app=limited)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         slow = asyncio.create_task(http.get("/slow"))
