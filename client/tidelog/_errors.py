@@ -95,6 +95,8 @@ __all__ = [
     "InvalidSessionTimeoutError",
     "InvalidTimestampError",
     "InvalidTopicNameError",
+    "InvalidTopicPatternError",
+    "MalformedRequestError",
     "MethodNotAllowedError",
     "NoCommittedOffsetError",
     "NotAcceptableError",
@@ -103,6 +105,7 @@ __all__ = [
     "NotFoundError",
     "NotLeaderError",
     "NotReadyError",
+    "NumberOutOfRangeError",
     "OffsetOutOfRangeError",
     "OutOfOrderSequenceError",
     "OverloadedError",
@@ -111,6 +114,9 @@ __all__ = [
     "ProtocolError",
     "RebalanceInProgressError",
     "RecordTooLargeError",
+    "RequestBodyTooSlowError",
+    "RequestHeaderTimeoutError",
+    "RequestTimeoutError",
     "RequestTooLargeError",
     "ResourceNotFoundError",
     "ServerError",
@@ -120,7 +126,13 @@ __all__ = [
     "TidelogError",
     "TimeoutError",
     "TooLargeError",
+    "TooManyConnectionsError",
+    "TooManyConnectionsPerIpError",
     "TooManyRequestsError",
+    "TooManyStreamsError",
+    "TooManyStreamsPerClientError",
+    "TooManyWaitersError",
+    "TooManyWaitersPerClientError",
     "TopicExistsError",
     "TransportError",
     "UnknownGroupError",
@@ -129,6 +141,7 @@ __all__ = [
     "UnknownProducerError",
     "UnknownTopicError",
     "UnsupportedMediaTypeError",
+    "ValueTooDeepError",
     "error_from_response",
 ]
 
@@ -413,9 +426,67 @@ class NotEnoughReplicasAfterAppendError(ServiceUnavailableError):
 
 
 # The broker's app/error_codes.py, copied by number: the client never imports the broker.
+
+
+class MalformedRequestError(BadRequestError):
+    """The HTTP request itself was malformed (bad request line or headers)."""
+
+
+class RequestTimeoutError(BrokerError):
+    """The broker closed a request it did not receive in time (408); sending it again may work."""
+
+    status = 408
+    retriable = True
+
+
+class RequestHeaderTimeoutError(RequestTimeoutError):
+    """The request's headers did not arrive within the broker's header deadline."""
+
+
+class RequestBodyTooSlowError(RequestTimeoutError):
+    """The request's body arrived slower than the broker's minimum body rate."""
+
+
+class InvalidTopicPatternError(InvalidInputError):
+    """A topic_pattern RE2 cannot compile, or one over the length limit."""
+
+
+class ValueTooDeepError(InvalidInputError):
+    """A JSON key or value nested deeper than the broker's limit."""
+
+
+class NumberOutOfRangeError(InvalidInputError):
+    """A JSON number no reader can hold (an integer beyond 64 bits, an infinite float)."""
+
+
+class TooManyConnectionsPerIpError(TooManyRequestsError):
+    """This client address has max_connections_per_ip connections open."""
+
+
+class TooManyWaitersPerClientError(TooManyRequestsError):
+    """This client has its share of parked long polls waiting."""
+
+
+class TooManyStreamsPerClientError(TooManyRequestsError):
+    """This client has its share of event streams open."""
+
+
+class TooManyConnectionsError(ServiceUnavailableError):
+    """The broker has max_connections connections open."""
+
+
+class TooManyWaitersError(ServiceUnavailableError):
+    """The broker has max_parked_requests long polls waiting."""
+
+
+class TooManyStreamsError(ServiceUnavailableError):
+    """The broker has max_sse_streams event streams open."""
+
+
 ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40001: InvalidRequestError,
     40002: InvalidRecordError,
+    40003: MalformedRequestError,
     40401: UnknownTopicError,
     40402: UnknownPartitionError,
     40403: UnknownMemberError,
@@ -431,6 +502,8 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40905: ProducerFencedError,
     40906: OutOfOrderSequenceError,
     40907: IdempotencyKeyReusedError,
+    40801: RequestHeaderTimeoutError,
+    40802: RequestBodyTooSlowError,
     41301: RecordTooLargeError,
     41302: RequestTooLargeError,
     41501: UnsupportedMediaTypeError,
@@ -443,7 +516,13 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     42206: NoCommittedOffsetError,
     42207: InvalidSessionTimeoutError,
     42210: InvalidTimestampError,
+    42220: InvalidTopicPatternError,
+    42221: ValueTooDeepError,
+    42222: NumberOutOfRangeError,
     42901: TooManyRequestsError,
+    42902: TooManyConnectionsPerIpError,
+    42903: TooManyWaitersPerClientError,
+    42904: TooManyStreamsPerClientError,
     50001: InternalServerError,
     50002: StorageError,
     50003: StorageWriteFailedError,
@@ -453,6 +532,9 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     50303: OverloadedError,
     50304: NotLeaderError,
     50305: NotEnoughReplicasAfterAppendError,
+    50310: TooManyConnectionsError,
+    50311: TooManyWaitersError,
+    50312: TooManyStreamsError,
     50701: InsufficientStorageError,
 }
 
@@ -463,6 +545,7 @@ _STATUS_CLASSES: dict[int, type[BrokerError]] = {
     404: NotFoundError,
     405: MethodNotAllowedError,
     406: NotAcceptableError,
+    408: RequestTimeoutError,
     409: ConflictError,
     413: TooLargeError,
     415: UnsupportedMediaTypeError,
