@@ -33,11 +33,18 @@ from app.catalog import Catalog
 from app.catalog import producers as catalog_producers
 from app.errors_base import InvalidParameterError
 
-__all__ = ["ABANDONED_CLAIM_MS", "IdempotencyKeys", "StoredAnswer", "request_hash"]
+__all__ = ["ABANDONED_CLAIM_MS", "IdempotencyKeys", "KeyClaimed", "StoredAnswer", "request_hash"]
 
 #: A claim still unanswered after this long belongs to a broker that died mid-request: a retry
-#: takes it over (and appends again: the first attempt's outcome is unknown).
+#: takes it over, appending as the claim's producer id (a duplicate of anything already written).
 ABANDONED_CLAIM_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class KeyClaimed:
+    """This request holds the key: it appends as ``producer_id`` (epoch 0, sequence 0 per partition)."""
+
+    producer_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +83,15 @@ class IdempotencyKeys:
     def enabled(self) -> bool:
         return self.window_ms > 0
 
-    async def begin(self, scope: str, key: str, digest: str) -> StoredAnswer | None:
-        """Claim ``key`` (None: serve the request), or the answer to replay; raises on reuse."""
+    async def begin(self, scope: str, key: str, digest: str) -> KeyClaimed | StoredAnswer:
+        """Claim ``key`` (the producer id to append as), or the answer to replay; raises on reuse."""
         now_ms = int(time.time() * 1000)
 
-        def claim() -> StoredAnswer | None:
+        def claim() -> KeyClaimed | StoredAnswer:
             for _ in range(2):  # a lost race with another broker: read the winner's row
                 try:
                     with self.catalog.begin() as session:
-                        row = catalog_producers.claim_idempotency_key(
+                        claimed = catalog_producers.claim_idempotency_key(
                             session,
                             scope=scope,
                             key=key,
@@ -93,16 +100,17 @@ class IdempotencyKeys:
                             expires_at_ms=now_ms + self.window_ms,
                             abandoned_before_ms=now_ms - ABANDONED_CLAIM_MS,
                         )
+                        row = claimed.row
                         if row is None:
-                            return None
-                        if row.status_code is None or row.response_body is None:
-                            raise IdempotencyKeyReusedError(
-                                "a request with this Idempotency-Key is still being served; retry later",
-                                idempotency_key=key,
-                            )
+                            return KeyClaimed(claimed.producer_id)
                         if row.request_hash != digest:
                             raise IdempotencyKeyReusedError(
                                 "this Idempotency-Key was used for a different request; use a new key",
+                                idempotency_key=key,
+                            )
+                        if row.status_code is None or row.response_body is None:
+                            raise IdempotencyKeyReusedError(
+                                "a request with this Idempotency-Key is still being served; retry later",
                                 idempotency_key=key,
                             )
                         return StoredAnswer(row.status_code, row.response_body)
@@ -125,6 +133,15 @@ class IdempotencyKeys:
                 )
 
         await asyncio.to_thread(store)
+
+    async def keep(self, scope: str, key: str) -> None:
+        """Keep the claim of a request that failed after its records may have been written."""
+
+        def mark() -> None:
+            with self.catalog.begin() as session:
+                catalog_producers.keep_idempotency_claim(session, scope=scope, key=key)
+
+        await asyncio.to_thread(mark)
 
     async def release(self, scope: str, key: str) -> None:
         """Give up the claim of a request that was refused (nothing appended)."""
