@@ -50,7 +50,7 @@ from app.broker.errors import (
     UnknownProducerError,
 )
 from app.broker.fetch import FetchResult, decode_fetched
-from app.broker.idempotency import IdempotencyKeys
+from app.broker.idempotency import ABANDONED_CLAIM_MARGIN_MS, IdempotencyKeys
 from app.broker.memory import freeze_startup_heap, tune_allocator
 from app.broker.partitioner import StickyPartitioner, partition_for_key
 from app.broker.partitions import PartitionHandle, PartitionState
@@ -187,7 +187,13 @@ class Broker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_ticker: asyncio.Task[None] | None = None
         self._closed = False
-        self.idempotency = IdempotencyKeys(catalog, settings.idempotency_key_window_ms)
+        self.idempotency = IdempotencyKeys(
+            catalog,
+            settings.idempotency_key_window_ms,
+            abandoned_ms=settings.replica_lag_time_max_ms
+            + settings.broker_session_timeout_ms
+            + ABANDONED_CLAIM_MARGIN_MS,
+        )
         #: Clustered mode's replication hooks (app/cluster), set by the lifespan; None on a single node.
         self.cluster: ReplicationHooks | None = None
         #: Clustered mode: sends a topic-level produce's records to their partitions' leaders.

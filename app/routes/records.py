@@ -276,7 +276,7 @@ async def _produce(
         )
     except BaseException as exc:
         if isinstance(exc, TidelogError) and int(exc.code) < 50000:
-            # Refused as a whole (4xx or a redirect): nothing appended, free the key for a retry.
+            # Refused as a whole (4xx): nothing appended, free the key for a corrected retry.
             await keys.release(scope, key)
         else:
             # 5xx, a timeout, a lost client: records may have been written. The retry takes the
