@@ -66,7 +66,7 @@ from app.broker.errors import (
     UnknownProducerError,
 )
 from app.broker.fetch import FetchResult, decode_fetched
-from app.broker.idempotency import IdempotencyKeys
+from app.broker.idempotency import ABANDONED_CLAIM_MARGIN_MS, IdempotencyKeys
 from app.broker.memory import freeze_startup_heap, tune_allocator
 from app.broker.partitioner import StickyPartitioner, partition_for_key
 from app.broker.partitions import PartitionHandle, PartitionState
@@ -218,7 +218,13 @@ class Broker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_ticker: asyncio.Task[None] | None = None
         self._closed = False
-        self.idempotency = IdempotencyKeys(catalog, settings.idempotency_key_window_ms)
+        self.idempotency = IdempotencyKeys(
+            catalog,
+            settings.idempotency_key_window_ms,
+            abandoned_ms=settings.replica_lag_time_max_ms
+            + settings.broker_session_timeout_ms
+            + ABANDONED_CLAIM_MARGIN_MS,
+        )
         #: Clustered mode's replication hooks (app/cluster), set by the lifespan; None on a single node.
         self.cluster: ReplicationHooks | None = None
         #: Clustered mode: sends a topic-level produce's records to their partitions' leaders.
@@ -560,15 +566,35 @@ class Broker:
     # -- produce ------------------------------------------------------------------------------------
 
     async def produce(
-        self, topic: str, parsed: ParsedRecords, *, acks: Acks = Acks.ALL, partition: int | None = None
+        self,
+        topic: str,
+        parsed: ParsedRecords,
+        *,
+        acks: Acks = Acks.ALL,
+        partition: int | None = None,
+        key_producer: int = -1,
     ) -> ProduceOutcome:
         """Append ``parsed`` records to ``topic`` (all to ``partition`` when given).
+
+        ``key_producer`` (an ``Idempotency-Key``'s producer id, app/broker/idempotency.py): the
+        records are appended as that idempotent producer, each partition's batch at epoch 0 and
+        sequence 0, forwarded as such to partitions led elsewhere; records without a key or a
+        partition go to partition ``key_producer % partitions`` (not the sticky one), so that every
+        attempt of the request puts every record in the same partition, where the partition's
+        producer state recognises a retry as a duplicate and answers the original offsets.
 
         The whole request is checked first (partitions exist, compacted topics get keys,
         idempotent batches fit one batch); then every partition's records are appended, partitions
         concurrently. A partition whose append fails gets the error in each of its records'
         results; the others succeed. Raises when the request is refused as a whole.
         """
+        if key_producer >= 0:
+            if parsed.idempotent:
+                raise InvalidParameterError(
+                    "an Idempotency-Key request cannot also carry producer_id, producer_epoch and "
+                    "sequence: use one or the other"
+                )
+            parsed.producer_id, parsed.producer_epoch, parsed.sequence = key_producer, 0, 0
         found = await self._topic(topic)
         count = len(found.partitions)
         if partition is not None and partition >= count:
@@ -606,6 +632,8 @@ class Broker:
                 p = asked
             elif record.key is not None:
                 p = partition_for_key(record.key, count)
+            elif key_producer >= 0:
+                p = key_producer % count
             else:
                 p = self._sticky.partition(topic, count)
                 used_sticky = True
@@ -623,7 +651,7 @@ class Broker:
             self._sticky.batch_sent(topic, count)
 
         if parsed.idempotent:
-            if partition is None:
+            if partition is None and key_producer < 0:
                 raise InvalidParameterError(
                     "idempotent produce (producer_id, producer_epoch, sequence) is per partition: use "
                     "POST /v1/topics/{topic}/partitions/{partition}/records"
@@ -652,7 +680,9 @@ class Broker:
                 if leader is None:
                     calls.append(self._produce_partition(h, records, batches, parsed, acks, config))
                 else:
-                    forward = forwarder.forward(leader, topic, h.partition, records, indices, acks.value)
+                    forward = forwarder.forward(
+                        leader, topic, h.partition, records, indices, acks.value, key_producer
+                    )
                     calls.append(_forwarded(forward))
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
         results: list[RecordResult | None] = [None] * len(records)

@@ -8,14 +8,18 @@ the next initialisation gets a fresh id at epoch 0, as Kafka's transaction coord
 
 ``idempotency_keys``: the first answer to a produce request carrying an ``Idempotency-Key``
 header, replayed to retries until ``expires_at_ms``. A row with ``status_code`` NULL is a request
-still in progress (claimed but not answered yet).
+still in progress (claimed but not answered yet), or, with ``outcome_unknown`` set, one that failed
+after its records may have been written: the next retry takes it over at once. ``producer_id`` is
+the idempotent producer id allocated (from ``producer_ids``, in the claiming transaction) for the
+key: every attempt of the request appends as that producer, so a retry is recognised as a duplicate
+by the partitions' producer state. A takeover keeps the id; only an expired row gets a new one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, delete, select
+from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, String, delete, false, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.catalog.base import Base
@@ -23,6 +27,7 @@ from app.catalog.base import Base
 __all__ = [
     "MAX_PRODUCER_EPOCH",
     "IdempotencyKeyRow",
+    "KeyClaim",
     "ProducerIdRow",
     "ProducerIdentity",
     "ProducerLookupError",
@@ -31,6 +36,7 @@ __all__ = [
     "complete_idempotency_key",
     "get_idempotency_key",
     "init_producer",
+    "keep_idempotency_claim",
     "purge_expired_idempotency_keys",
     "release_idempotency_key",
 ]
@@ -62,6 +68,10 @@ class IdempotencyKeyRow(Base):
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     expires_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    #: The idempotent producer every attempt of this request appends as (epoch 0, sequence 0).
+    producer_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: The last attempt failed after its records may have been written: a retry takes over at once.
+    outcome_unknown: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +124,14 @@ def get_idempotency_key(session: Session, *, scope: str, key: str) -> Idempotenc
     return session.get(IdempotencyKeyRow, (scope, key))
 
 
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """The outcome of a claim: ``row`` None when this request now holds the key as ``producer_id``."""
+
+    row: IdempotencyKeyRow | None
+    producer_id: int = -1
+
+
 def claim_idempotency_key(
     session: Session,
     *,
@@ -123,20 +141,31 @@ def claim_idempotency_key(
     now_ms: int,
     expires_at_ms: int,
     abandoned_before_ms: int = -1,
-) -> IdempotencyKeyRow | None:
-    """Claim ``key`` for a new request (None), or give back the live row that already holds it.
+) -> KeyClaim:
+    """Claim ``key`` for a request, or give back the live row that already holds it.
 
-    An expired row is replaced, and so is a claim never answered that was made before
-    ``abandoned_before_ms`` (its broker died mid-request). Two brokers claiming the same new key at
-    once: one insert fails with an ``IntegrityError`` at flush, and the caller reads the winner's row.
+    A claim whose last attempt's outcome is unknown (``outcome_unknown``), or that was never
+    answered and was made before ``abandoned_before_ms`` (its broker died mid-request), is taken
+    over by a request with the same hash, keeping its producer id so that the retry's batches are
+    recognised as duplicates. An expired row is replaced by a new claim with a new producer id. Two
+    brokers claiming the same new key at once: one insert fails with an ``IntegrityError`` at
+    flush, and the caller reads the winner's row.
     """
     row = session.get(IdempotencyKeyRow, (scope, key), with_for_update=True)
     if row is not None:
-        abandoned = row.status_code is None and row.created_at_ms < abandoned_before_ms
-        if row.expires_at_ms > now_ms and not abandoned:
-            return row
+        if row.expires_at_ms > now_ms:
+            open_claim = row.status_code is None and (
+                row.outcome_unknown or row.created_at_ms < abandoned_before_ms
+            )
+            if open_claim and row.request_hash == request_hash and row.producer_id is not None:
+                row.outcome_unknown = False
+                row.created_at_ms = now_ms
+                session.flush()
+                return KeyClaim(None, row.producer_id)
+            return KeyClaim(row)
         session.delete(row)
         session.flush()
+    producer = init_producer(session, now_ms=now_ms)
     session.add(
         IdempotencyKeyRow(
             scope=scope,
@@ -146,10 +175,12 @@ def claim_idempotency_key(
             response_body=None,
             created_at_ms=now_ms,
             expires_at_ms=expires_at_ms,
+            producer_id=producer.producer_id,
+            outcome_unknown=False,
         )
     )
     session.flush()
-    return None
+    return KeyClaim(None, producer.producer_id)
 
 
 def complete_idempotency_key(
@@ -160,6 +191,13 @@ def complete_idempotency_key(
     if row is not None:
         row.status_code = status_code
         row.response_body = response_body
+
+
+def keep_idempotency_claim(session: Session, *, scope: str, key: str) -> None:
+    """Mark an unanswered claim whose records may have been written: a retry takes it over."""
+    row = session.get(IdempotencyKeyRow, (scope, key))
+    if row is not None and row.status_code is None:
+        row.outcome_unknown = True
 
 
 def release_idempotency_key(session: Session, *, scope: str, key: str) -> None:

@@ -10,6 +10,9 @@ merges the per-record answers in request order (``Broker.produce``).
 The forwarded body carries what was parsed, not the original text: each record's key and value in
 the formats it was produced in (so fetch renders them the same), its timestamp (the one given, or
 the receiving broker's clock), and its headers as base64 (``header_format=binary``: exact bytes).
+A request with an ``Idempotency-Key`` is forwarded with the key's producer id, epoch 0 and
+sequence 0 (``producer_id``/``producer_epoch``/``sequence``): the leader appends it idempotently,
+and a retry forwarded again, to this leader or the next, is answered with the original offsets.
 
 A forward that fails gives each of that partition's records an error result; the other partitions
 are unaffected (a 207 answer):
@@ -101,16 +104,31 @@ class ProduceForwarder:
         records: Sequence[RecordIn],
         indices: Sequence[int],
         acks: str,
+        key_producer: int = -1,
     ) -> list[RecordResult]:
-        """One result per record of ``indices`` (in that order): the leader's, or the forward's error."""
+        """One result per record of ``indices`` (in that order): the leader's, or the forward's error.
+
+        With ``key_producer`` (an Idempotency-Key's producer id) the records go as that idempotent
+        producer at epoch 0 from sequence 0, so that the leader (this one or the next) recognises a
+        retry of the request as a duplicate.
+        """
         # Every record of one request has the same formats; group by them anyway, so that nothing
         # here depends on it.
         runs: dict[int, list[int]] = {}
         for i in indices:
             runs.setdefault(records[i].attributes, []).append(i)
-        answers = await asyncio.gather(
-            *(self._send(leader, topic, partition, records, run, acks) for run in runs.values())
-        )
+        if key_producer >= 0:
+            # Idempotent batches must arrive in sequence order: one after the other.
+            answers = []
+            sequence = 0
+            for run in runs.values():
+                producer = (key_producer, sequence)
+                answers.append(await self._send(leader, topic, partition, records, run, acks, producer))
+                sequence += len(run)
+        else:
+            answers = await asyncio.gather(
+                *(self._send(leader, topic, partition, records, run, acks) for run in runs.values())
+            )
         by_index: dict[int, RecordResult] = {}
         for run, results in zip(runs.values(), answers, strict=True):
             by_index.update(zip(run, results, strict=True))
@@ -124,18 +142,21 @@ class ProduceForwarder:
         records: Sequence[RecordIn],
         run: list[int],
         acks: str,
+        producer: tuple[int, int] | None = None,
     ) -> list[RecordResult]:
         leader_id, base = leader
         attributes = records[run[0]].attributes
         key_format, value_format = key_format_of(attributes), value_format_of(attributes)
-        body = orjson.dumps(
-            {
-                "records": [_record_json(records[i], key_format, value_format) for i in run],
-                "key_format": key_format.name.lower(),
-                "value_format": value_format.name.lower(),
-                "header_format": "binary",
-            }
-        )
+        document: dict[str, object] = {
+            "records": [_record_json(records[i], key_format, value_format) for i in run],
+            "key_format": key_format.name.lower(),
+            "value_format": value_format.name.lower(),
+            "header_format": "binary",
+        }
+        if producer is not None:
+            document["producer_id"], document["sequence"] = producer
+            document["producer_epoch"] = 0
+        body = orjson.dumps(document)
         url = f"{base.rstrip('/')}/v1/topics/{topic}/partitions/{partition}/records"
         where = f"{topic}-{partition}"
 

@@ -25,6 +25,7 @@ Fetch answers ``{records, next_offset, high_watermark, log_start_offset}``; with
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator
@@ -208,18 +209,27 @@ def _count(request: Request, outcome: ProduceOutcome, topic: str) -> None:
 
 
 async def _produce_json(
-    request: Request, broker: Broker, topic: str, partition: int | None, acks: Acks, body: bytes
-) -> StoredAnswer:
+    request: Request,
+    broker: Broker,
+    topic: str,
+    partition: int | None,
+    acks: Acks,
+    body: bytes,
+    key_producer: int = -1,
+) -> tuple[StoredAnswer, bool]:
+    """The answer, and whether a partition failed with a retriable (5xx) error (records may be written)."""
     settings: Settings = request.app.state.settings
     parsed = parse_produce_json(
         body, max_records=settings.max_records_per_request, now_ms=int(time.time() * 1000)
     )
-    outcome = await broker.produce(topic, parsed, acks=acks, partition=partition)
+    outcome = await broker.produce(topic, parsed, acks=acks, partition=partition, key_producer=key_producer)
     _count(request, outcome, topic)
     if outcome.failed:
-        return StoredAnswer(207, orjson.dumps({"results": [r.as_json() for r in outcome.results]}))
+        retriable = any(r.error_code is not None and r.error_code >= 50000 for r in outcome.results)
+        body_out = orjson.dumps({"results": [r.as_json() for r in outcome.results]})
+        return StoredAnswer(207, body_out), retriable
     results = [{"partition": p, "offset": o, "timestamp": t} for p, o, t, _, _ in outcome.results]
-    return StoredAnswer(200, orjson.dumps({"results": results}))
+    return StoredAnswer(200, orjson.dumps({"results": results})), False
 
 
 async def _produce(
@@ -253,26 +263,38 @@ async def _produce(
     body = await request.body()
     keys = broker.idempotency
     if idempotency_key is None or not keys.enabled:
-        answer = await _produce_json(request, broker, topic, partition, acks, body)
+        answer, _ = await _produce_json(request, broker, topic, partition, acks, body)
         return Response(answer.body, status_code=answer.status_code, media_type="application/json")
     key = check_key(idempotency_key)
     scope = topic if partition is None else f"{topic}/{partition}"
     digest = request_hash("POST", scope, media, acks.value, body)
-    stored = await keys.begin(scope, key, digest)
-    if stored is not None:
+    claim = await keys.begin(scope, key, digest)
+    if isinstance(claim, StoredAnswer):
         return Response(
-            stored.body,
-            status_code=stored.status_code,
+            claim.body,
+            status_code=claim.status_code,
             media_type="application/json",
             headers={"Idempotent-Replayed": "true"},
         )
     try:
-        answer = await _produce_json(request, broker, topic, partition, acks, body)
-    except Exception:
-        # Refused or failed as a whole (an error answer, nothing to replay): free the key for a retry.
-        await keys.release(scope, key)
+        answer, retriable = await _produce_json(
+            request, broker, topic, partition, acks, body, key_producer=claim.producer_id
+        )
+    except BaseException as exc:
+        if isinstance(exc, TidelogError) and int(exc.code) < 50000:
+            # Refused as a whole (4xx): nothing appended, free the key for a corrected retry.
+            await keys.release(scope, key)
+        else:
+            # 5xx, a timeout, a lost client: records may have been written. The retry takes the
+            # claim over at once and re-runs the same idempotent batches (no duplicate).
+            await asyncio.shield(keys.keep(scope, key))
         raise
-    await keys.complete(scope, key, answer)
+    if retriable:
+        # A partition failed with a retriable error: answered, not stored, so that a retry re-runs
+        # every batch (the written ones come back as duplicates with their original offsets).
+        await keys.keep(scope, key)
+    else:
+        await keys.complete(scope, key, answer)
     return Response(answer.body, status_code=answer.status_code, media_type="application/json")
 
 

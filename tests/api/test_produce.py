@@ -546,25 +546,111 @@ def test_idempotency_key_in_progress_is_409_and_an_abandoned_claim_is_taken_over
 ) -> None:
     import time
 
+    from app.broker.idempotency import request_hash
     from app.catalog import producers as catalog_producers
 
     create_topic(client, "ik4")
+    body = orjson.dumps({"records": [{"value": 1}]})
+    digest = request_hash("POST", "ik4", "application/json", "all", body)
     now_ms = int(time.time() * 1000)
     with app.state.catalog.begin() as session:
         catalog_producers.claim_idempotency_key(
-            session, scope="ik4", key="pending", request_hash="x", now_ms=now_ms, expires_at_ms=now_ms + 10**6
+            session,
+            scope="ik4",
+            key="pending",
+            request_hash=digest,
+            now_ms=now_ms,
+            expires_at_ms=now_ms + 10**6,
         )
-    headers = {"Idempotency-Key": "pending"}
-    busy = client.post("/v1/topics/ik4/records", json={"records": [{"value": 1}]}, headers=headers)
+    headers = {"Idempotency-Key": "pending", "content-type": "application/json"}
+    busy = client.post("/v1/topics/ik4/records", content=body, headers=headers)
     assert "still being served" in assert_problem(busy, 409, 40907)["detail"]
+    other = client.post("/v1/topics/ik4/records", json={"records": [{"value": 2}]}, headers=headers)
+    assert "different request" in assert_problem(other, 409, 40907)["detail"]
     with app.state.catalog.begin() as session:
         row = catalog_producers.get_idempotency_key(session, scope="ik4", key="pending")
         assert row is not None
         row.created_at_ms = now_ms - 120_000  # its broker died mid-request two minutes ago
-    taken = client.post("/v1/topics/ik4/records", json={"records": [{"value": 1}]}, headers=headers)
+    taken = client.post("/v1/topics/ik4/records", content=body, headers=headers)
     assert taken.status_code == 200
-    replay = client.post("/v1/topics/ik4/records", json={"records": [{"value": 1}]}, headers=headers)
+    replay = client.post("/v1/topics/ik4/records", content=body, headers=headers)
     assert replay.headers["idempotent-replayed"] == "true"
+
+
+def _fail_after_append(monkeypatch: pytest.MonkeyPatch, times: int = 1) -> list[int]:
+    """The next ``times`` acks=all waits raise 50305 after the records were appended (a lost ack)."""
+    from app.broker.partitions import PartitionHandle
+    from app.cluster.errors import NotEnoughReplicasAfterAppendError
+
+    original = PartitionHandle.wait_durable
+    failed: list[int] = []
+
+    async def wait_durable(self: PartitionHandle, up_to: int) -> None:
+        await original(self, up_to)
+        if len(failed) < times:
+            failed.append(up_to)
+            raise NotEnoughReplicasAfterAppendError(
+                "injected: appended but not acknowledged", leader_id=None, leader_url=None
+            )
+
+    monkeypatch.setattr(PartitionHandle, "wait_durable", wait_durable)
+    return failed
+
+
+@pytest.mark.parametrize("path", ["/v1/topics/ik5/records", "/v1/topics/ik5/partitions/1/records"])
+def test_idempotency_key_retry_after_an_append_that_was_not_acknowledged_appends_nothing(
+    client: Any, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    create_topic(client, "ik5", partitions=3)
+    records = [{"value": i} for i in range(4)] + [{"key": f"k{i}", "value": i} for i in range(6)]
+    if path.endswith("partitions/1/records"):
+        records = [{"value": i} for i in range(5)]
+    failed = _fail_after_append(monkeypatch)
+    headers = {"Idempotency-Key": "lost-ack"}
+    first = client.post(path, json={"records": records}, headers=headers)
+    assert failed, "the injected failure did not happen"
+    if first.status_code == 503:
+        assert_problem(first, 503, 50305)
+    else:  # topic-level: the partition whose ack was lost fails, the others are answered
+        assert first.status_code == 207
+        codes = {r.get("error_code") for r in first.json()["results"]}
+        assert 50305 in codes
+    ends_before = _log_ends(client, "ik5")
+    retry = client.post(path, json={"records": records}, headers=headers)
+    assert retry.status_code == 200, retry.text
+    assert "idempotent-replayed" not in retry.headers  # re-run: the log recognised the batches
+    assert _log_ends(client, "ik5") == ends_before  # nothing appended again
+    results = retry.json()["results"]
+    assert len(results) == len(records)
+    for partition in range(3):
+        offsets = sorted(r["offset"] for r in results if r["partition"] == partition)
+        assert offsets == list(range(len(offsets)))  # the original offsets, each record once
+        assert len(fetch(client, "ik5", partition)["records"]) == len(offsets)
+    replay = client.post(path, json={"records": records}, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true" and replay.json() == retry.json()
+
+
+def test_idempotency_key_refused_request_releases_its_key_and_producer_fields_conflict(
+    client: Any,
+) -> None:
+    create_topic(client, "ik6")
+    headers = {"Idempotency-Key": "k1"}
+    refused = {"records": [{"value": 1, "partition": 9}]}
+    bad = client.post("/v1/topics/ik6/records", json=refused, headers=headers)
+    assert bad.status_code == 404
+    good = client.post("/v1/topics/ik6/records", json={"records": [{"value": 1}]}, headers=headers)
+    assert good.status_code == 200  # the refused request released the key
+    both = client.post(
+        "/v1/topics/ik6/partitions/0/records",
+        json={"records": [{"value": 1}], "producer_id": 1, "producer_epoch": 0, "sequence": 0},
+        headers={"Idempotency-Key": "k2"},
+    )
+    assert "one or the other" in assert_problem(both, 422, 42204)["detail"]
+
+
+def _log_ends(client: Any, topic: str) -> list[int]:
+    described = client.get(f"/v1/topics/{topic}").json()
+    return [p["high_watermark"] for p in described["partitions"]]
 
 
 def test_ndjson_refuses_idempotency_key_and_takes_binary_headers(client: Any) -> None:

@@ -55,9 +55,11 @@ def test_epoch_overflow_gets_a_new_id(catalog: Catalog) -> None:
 
 
 def test_idempotency_key_claim_answer_expire_and_purge(catalog: Catalog) -> None:
+    claimed: list[int] = []
+
     def claim(now: int, digest: str = "h1") -> p.IdempotencyKeyRow | None:
         with catalog.begin() as session:
-            row = p.claim_idempotency_key(
+            outcome = p.claim_idempotency_key(
                 session,
                 scope="t",
                 key="k",
@@ -66,8 +68,11 @@ def test_idempotency_key_claim_answer_expire_and_purge(catalog: Catalog) -> None
                 expires_at_ms=now + 100,
                 abandoned_before_ms=now - 50,
             )
+            row = outcome.row
             if row is not None:
                 session.expunge(row)
+            else:
+                claimed.append(outcome.producer_id)
             return row
 
     assert claim(1000) is None  # claimed
@@ -81,11 +86,21 @@ def test_idempotency_key_claim_answer_expire_and_purge(catalog: Catalog) -> None
         b"{}",
         "h1",
     )
-    assert claim(1200, "h2") is None  # expired: replaced by a new claim
-    assert claim(1300) is None  # unanswered for longer than 50 ms: abandoned, taken over
+    assert claim(1200, "h2") is None  # expired: replaced by a new claim, with a new producer id
+    assert claimed[1] != claimed[0]
+    other = claim(1260)  # abandoned, but a different request: refused
+    assert other is not None and other.request_hash == "h2"
+    assert claim(1260, "h2") is None  # unanswered for longer than 50 ms: abandoned, taken over
+    assert claimed[2] == claimed[1]  # with the same producer id: a retry appends nothing again
+    assert claim(1265, "h2") is not None  # in progress again
+    with catalog.begin() as session:
+        p.keep_idempotency_claim(session, scope="t", key="k")
+    assert claim(1266, "h2") is None  # outcome unknown: taken over at once
+    assert claimed[3] == claimed[1]
     with catalog.begin() as session:
         p.release_idempotency_key(session, scope="t", key="k")
-    assert claim(1310) is None
+    assert claim(1270) is None
+    assert claimed[4] not in claimed[:4]
     with catalog.begin() as session:
-        assert p.purge_expired_idempotency_keys(session, now_ms=1409) == 0
-        assert p.purge_expired_idempotency_keys(session, now_ms=1410) == 1
+        assert p.purge_expired_idempotency_keys(session, now_ms=1369) == 0
+        assert p.purge_expired_idempotency_keys(session, now_ms=1370) == 1
