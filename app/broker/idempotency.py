@@ -21,7 +21,8 @@ partition, so that every attempt places every record alike). Then:
   may use it;
 - a 5xx (e.g. 50305, appended but not acknowledged; a 50304 redirect too, kept to be safe), a 207
   with a 5xx partition error, a timeout or a cancelled request: records may have been written, so
-  the claim is kept with its producer id, marked outcome-unknown; the next retry with the same request takes it over at once and sends
+  the claim is kept with its producer id, marked outcome-unknown; the next retry with the same
+  request takes it over at once and sends
   the same batches, which each partition's producer state (replicated with the log, so on a new
   leader too) answers with the original offsets, appending only what is missing;
 - a claim left unanswered (its broker died mid-request) is taken over likewise once it is older
