@@ -37,7 +37,6 @@ from tidelog._errors import (
     NotFoundError,
     NotLeaderError,
     NotReadyError,
-    NumberOutOfRangeError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
     OverloadedError,
@@ -73,7 +72,6 @@ from tidelog._errors import (
     UnknownProducerError,
     UnknownTopicError,
     UnsupportedMediaTypeError,
-    ValueTooDeepError,
 )
 from tidelog._future import DeliveryFuture
 from tidelog._leaders import LeaderCache
@@ -145,7 +143,6 @@ __all__ = [
     "NotFoundError",
     "NotLeaderError",
     "NotReadyError",
-    "NumberOutOfRangeError",
     "OffsetOutOfRangeError",
     "OffsetsResult",
     "OutOfOrderSequenceError",
@@ -193,7 +190,6 @@ __all__ = [
     "UnknownProducerError",
     "UnknownTopicError",
     "UnsupportedMediaTypeError",
-    "ValueTooDeepError",
     "murmur2",
     "partition_for_key",
 ]
