@@ -124,9 +124,11 @@ async def test_trickling_uploads_are_cut_off_and_hold_no_slot(
         answers = await asyncio.gather(*(answer_or_eof(r, 10) for r, _ in uploads))
         assert all(a is not None for a in answers), "a trickling upload was never cut off"
         assert time.monotonic() - started < 15
+        # Cut off by the body-rate deadline: a connection that still gets its answer gets 408 40802;
+        # under load the close can win over the answer, leaving a bare EOF (counted as cut off above).
         codes = {error_code(a) for a in answers if a}
-        assert codes == {40802}, codes
-        assert {status_of(a) for a in answers if a} == {408}
+        assert codes <= {40802}, codes
+        assert {status_of(a) for a in answers if a} <= {408}
     finally:
         stop.set()
         await trickler
