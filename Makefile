@@ -18,7 +18,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8080
 DATA_DIR ?= ./data
 
-.PHONY: run test lint typecheck bench openapi clean
+.PHONY: run test test-fast lint typecheck bench openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ run: $(RUN_STAMP) $(NATIVE)
 
 test: $(STAMP) $(NATIVE)
 	$(BIN)/pytest -q
+
+# The inner loop: no real broker processes, no crash loops (CI runs everything through `make test`).
+test-fast: $(STAMP) $(NATIVE)
+	$(BIN)/pytest -q -m "not e2e and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check app storage client tests bench migrations
