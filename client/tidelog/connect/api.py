@@ -159,18 +159,18 @@ class SourceTask(ABC):
     """Reads from an external system; the runtime produces what :meth:`poll` returns."""
 
     @abstractmethod
-    def start(self, config: Mapping[str, Any], context: SourceTaskContext) -> None | Awaitable[None]:
+    def start(self, config: Mapping[str, Any], context: SourceTaskContext) -> Awaitable[None] | None:
         """Opens the task with its parsed config; reads stored offsets through ``context``."""
 
     @abstractmethod
     def poll(self) -> Sequence[SourceRecord] | Awaitable[Sequence[SourceRecord]]:
         """Gives the next records, waiting at most about a second; ``[]`` when there are none."""
 
-    def commit(self, offsets: Mapping[Any, SourceOffset]) -> None | Awaitable[None]:  # noqa: B027
+    def commit(self, offsets: Mapping[Any, SourceOffset]) -> Awaitable[None] | None:  # noqa: B027
         """Called after ``offsets`` (source partition → offset) were stored: acknowledge upstream."""
 
     @abstractmethod
-    def stop(self) -> None | Awaitable[None]:
+    def stop(self) -> Awaitable[None] | None:
         """Closes the task; called once, also after a failure."""
 
 
@@ -178,23 +178,23 @@ class SinkTask(ABC):
     """Writes to an external system the records the runtime fetched for it."""
 
     @abstractmethod
-    def start(self, config: Mapping[str, Any], context: SinkTaskContext) -> None | Awaitable[None]:
+    def start(self, config: Mapping[str, Any], context: SinkTaskContext) -> Awaitable[None] | None:
         """Opens the task with its parsed config."""
 
     @abstractmethod
     def put(
         self, records: Sequence[SinkRecord]
-    ) -> Sequence[BaseException | None] | None | Awaitable[Sequence[BaseException | None] | None]:
+    ) -> Sequence[BaseException | None] | Awaitable[Sequence[BaseException | None] | None] | None:
         """Delivers ``records``; gives per-record outcomes aligned with them (``None`` for success),
         or ``None`` when all succeeded. Raising fails the whole batch: the runtime retries a
         :class:`RetriableError`, and bisects a batch that raised a :class:`DataError` to find the
         poison record before applying tolerance to it alone."""
 
-    def flush(self, offsets: Mapping[tuple[str, int], int]) -> None | Awaitable[None]:  # noqa: B027
+    def flush(self, offsets: Mapping[tuple[str, int], int]) -> Awaitable[None] | None:  # noqa: B027
         """Makes everything put so far durable; ``offsets`` (next offset per partition) follow."""
 
     @abstractmethod
-    def stop(self) -> None | Awaitable[None]:
+    def stop(self) -> Awaitable[None] | None:
         """Closes the task; called once, also after a failure."""
 
 
