@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     )
     cors_max_age_s: int = Field(600, ge=0, description="How long a browser may cache a preflight answer.")
 
+    # --- the web console at /ui (docs/console.md)
+    ui_enabled: bool = Field(True, description="Serve the web console at /ui.")
+    ui_messages_enabled: bool = Field(
+        True, description="The console shows record keys, values and headers (off: offsets and counts only)."
+    )
+    ui_export_enabled: bool = Field(True, description="The console offers export of the rows it shows.")
+
     # --- background work
     log_retention_check_interval_ms: int = Field(
         300_000, ge=100, description="How often retention and compaction run."

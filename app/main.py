@@ -47,11 +47,24 @@ def _version() -> str:
 
 def _include_routers(app: FastAPI) -> None:
     # One router per resource. Registering a new one is a one-line addition here.
-    from app.routes import cluster, events, groups, health, offsets, producers, records, topics
+    from app.routes import (
+        cluster,
+        events,
+        groups,
+        health,
+        log_dirs,
+        offsets,
+        producers,
+        records,
+        topics,
+    )
+    from app.ui import router as ui_router
 
-    for router in (health.router, cluster.router, topics.router, records.router, offsets.router,
-                   producers.router, groups.router, events.router):
+    for router in (health.router, cluster.router, log_dirs.router, topics.router, records.router,
+                   offsets.router, producers.router, groups.router, events.router):
         app.include_router(router)
+    if app.state.settings.ui_enabled:
+        app.include_router(ui_router)
 
 
 def begin_shutdown(app: FastAPI) -> None:

@@ -26,10 +26,16 @@ class TopicSummary(BaseModel):
     topic_id: str
     partition_count: int
     replication_factor: int
+    records: int | None = Field(
+        None,
+        description="Only with `stats=true`: records held (high watermark - log start offset, summed "
+        "over the partitions this broker holds a replica of); null when it holds none.",
+    )
 
 
 class TopicList(BaseModel):
     topics: list[TopicSummary]
+    total: int = Field(description="Topics matching `name_contains`, before `offset` and `limit`.")
 
 
 class PartitionOut(BaseModel):
@@ -140,9 +146,23 @@ def _configs_out(configs: TopicConfigs) -> TopicConfigsOut:
 
 
 @router.get("", response_model=TopicList, responses=error_responses())
-async def list_topics(service: TopicServiceDep) -> TopicList:
-    """Every topic, by name."""
+async def list_topics(
+    service: TopicServiceDep,
+    name_contains: Annotated[
+        str | None, Query(max_length=249, description="Only topics whose name contains this text.")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Topics to skip, by name.")] = 0,
+    limit: Annotated[
+        int | None, Query(ge=1, le=10_000, description="Most topics in the answer (default: all).")
+    ] = None,
+    stats: Annotated[bool, Query(description="Add each listed topic's record count.")] = False,
+) -> TopicList:
+    """Every topic, by name; filtered by `name_contains` and paged by `offset`/`limit`."""
     topics = await service.list_topics()
+    if name_contains:
+        topics = [t for t in topics if name_contains in t.name]
+    page = topics[offset : None if limit is None else offset + limit]
+    counts = service.record_counts([t.name for t in page]) if stats else {}
     return TopicList(
         topics=[
             TopicSummary(
@@ -150,9 +170,11 @@ async def list_topics(service: TopicServiceDep) -> TopicList:
                 topic_id=t.topic_id,
                 partition_count=t.partition_count,
                 replication_factor=t.replication_factor,
+                records=counts.get(t.name),
             )
-            for t in topics
-        ]
+            for t in page
+        ],
+        total=len(topics),
     )
 
 

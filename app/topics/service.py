@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from app.catalog import Catalog
 from app.catalog import topics as catalog_topics
 from app.config import Settings
-from app.errors_base import UnknownTopicError
+from app.errors_base import UnknownPartitionError, UnknownTopicError
 from app.topics.configs import (
     TOPIC_CONFIGS,
     ConfigValue,
@@ -174,6 +174,21 @@ class TopicService:
     async def list_topics(self) -> list[TopicSummary]:
         """Every topic's name, id, replication factor and partition count, by name."""
         return await to_thread.run_sync(self._list)
+
+    def record_counts(self, names: Sequence[str]) -> dict[str, int]:
+        """Records held per topic (high watermark - log start, over the partitions opened here)."""
+        counts: dict[str, int] = {}
+        for name in names:
+            try:
+                partitions = self.broker.partition_count(name)
+                total = 0
+                for partition in range(partitions):
+                    state = self.broker.partition_state(name, partition)
+                    total += state.high_watermark - state.log_start_offset
+            except (UnknownTopicError, UnknownPartitionError):
+                continue  # not (yet) opened on this broker: no local count
+            counts[name] = total
+        return counts
 
     async def get_topic(self, name: str) -> TopicInfo:
         """The topic with its partitions' leaders and offsets and its effective configs."""

@@ -81,7 +81,7 @@ def test_validate_only_creates_nothing(client: Any) -> None:
     assert body["partition_count"] == 2
     assert body["configs"]["retention.ms"] == 5000
     assert_problem(client.get("/v1/topics/orders"), 404, 40401)
-    assert client.get("/v1/topics").json() == {"topics": []}
+    assert client.get("/v1/topics").json() == {"topics": [], "total": 0}
 
 
 def test_validate_only_still_validates(client: Any) -> None:
@@ -151,7 +151,7 @@ def test_invalid_configs_are_42201(client: Any, configs: dict[str, Any], bad: st
     body = assert_problem(create(client, configs=configs), 422, 42201)
     assert body["config"] == bad
     assert bad in body["detail"]
-    assert client.get("/v1/topics").json() == {"topics": []}
+    assert client.get("/v1/topics").json() == {"topics": [], "total": 0}
 
 
 def test_config_values_are_normalised(client: Any) -> None:
@@ -193,7 +193,7 @@ def test_non_json_bodies_are_415(client: Any, content_type: str | None) -> None:
     headers = {"content-type": content_type} if content_type else {}
     response = client.post("/v1/topics", content=b'{"name": "orders"}', headers=headers)
     assert_problem(response, 415, 41501)
-    assert client.get("/v1/topics").json() == {"topics": []}
+    assert client.get("/v1/topics").json() == {"topics": [], "total": 0}
 
 
 def test_json_with_charset_is_accepted(client: Any) -> None:
@@ -375,7 +375,7 @@ def test_topic_admin_with_a_postgresql_catalog(pg_url: str, data_dir: Any) -> No
     with TestClient(create_app(settings)) as client:
         assert client.get("/v1/topics/orders").json()["partition_count"] == 4
         assert client.delete("/v1/topics/orders").status_code == 204
-        assert client.get("/v1/topics").json() == {"topics": []}
+        assert client.get("/v1/topics").json() == {"topics": [], "total": 0}
 
 
 def test_concurrent_creates_and_deletes_stay_consistent(client: Any, settings: Settings) -> None:
