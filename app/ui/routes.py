@@ -47,6 +47,8 @@ async def console_config(request: Request, settings: SettingsDep) -> Response:
         "version": request.app.version,
         "messages_enabled": settings.ui_messages_enabled,
         "export_enabled": settings.ui_export_enabled and settings.ui_messages_enabled,
+        # Whether callers must sign in: the page then asks /v1/whoami who it is.
+        "auth_enabled": bool(getattr(settings, "auth_enabled", False)),
     }
     return JSONResponse(body, headers=_HEADERS)
 

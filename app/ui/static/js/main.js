@@ -1,9 +1,10 @@
 // The console's shell: a router over the URL's fragment (#/topics/orders/messages?offset=5), so a
 // reload or a shared link shows the same view with the same inputs.
 
-import { api } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { h, notice, replace } from "./dom.js";
 import { errorView, location, settings } from "./state.js";
+import { login } from "./views/login.js";
 import { overview } from "./views/overview.js";
 import { topics } from "./views/topics.js";
 import { topic } from "./views/topic.js";
@@ -47,11 +48,38 @@ async function render() {
       const node = await build(params, query, ctx);
       if (mine === generation) replace(view, node);
     } catch (err) {
-      if (mine === generation) replace(view, errorView(err));
+      if (mine !== generation) return;
+      if (err instanceof ApiError && err.status === 401) {
+        replace(view, login(async () => { await whoami(); await render(); }, err.message));
+      } else {
+        replace(view, errorView(err));
+      }
     }
     return;
   }
   replace(view, notice("error", `No page at ${path}`));
+}
+
+/** Shows who is signed in, with a sign-out button when the broker authenticates callers. */
+async function whoami() {
+  const slot = document.getElementById("who");
+  if (!settings.auth_enabled) return;
+  try {
+    const me = await api("GET", "/v1/whoami");
+    if (me.auth_method === "anonymous") {
+      replace(slot);
+      return;
+    }
+    const out = h("button", { type: "button", id: "sign-out", class: "link" }, "Sign out");
+    out.addEventListener("click", async () => {
+      await api("DELETE", "/v1/sessions").catch(() => null);
+      await whoami();
+      await render();
+    });
+    replace(slot, h("span", { id: "principal" }, me.principal), out);
+  } catch {
+    replace(slot);  // not signed in (401) or a broker without authentication
+  }
 }
 
 async function start() {
@@ -61,6 +89,7 @@ async function start() {
   } catch (err) {
     console.warn("console settings unavailable", err);
   }
+  await whoami();
   window.addEventListener("hashchange", render);
   await render();
 }

@@ -4,7 +4,7 @@ import { ApiError } from "./api.js";
 import { notice } from "./dom.js";
 
 /** The console's settings (/ui/config.json), filled in once at start. */
-export const settings = { messages_enabled: true, export_enabled: true, version: "" };
+export const settings = { messages_enabled: true, export_enabled: true, auth_enabled: false, version: "" };
 
 /** The current fragment as {path, query}. */
 export function location() {

@@ -4,6 +4,7 @@
 
 import { api, seg } from "../api.js";
 import { field, h, notice, replace, table } from "../dom.js";
+import { can } from "../permissions.js";
 import { errorView } from "../state.js";
 
 export async function group([id]) {
@@ -25,10 +26,12 @@ export async function group([id]) {
     h("h2", {}, "Committed offsets"),
     offsets.length ? table(["Topic", "Partition", "Offset", "High watermark", "Lag", "Metadata"], offsets, { id: "group-offsets" })
       : h("p", { class: "muted" }, "Nothing committed."),
-    h("h2", {}, "Reset offsets"),
-    empty ? null : notice("info", "Offsets can be reset only while the group has no members (stop its consumers first)."),
-    resetForm(id, g),
-    deleteForm(id),
+    can(g, "READ") ? [
+      h("h2", {}, "Reset offsets"),
+      empty ? null : notice("info", "Offsets can be reset only while the group has no members (stop its consumers first)."),
+      resetForm(id, g),
+    ] : null,
+    can(g, "DELETE") ? deleteForm(id) : null,
   );
 }
 

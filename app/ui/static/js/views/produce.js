@@ -2,10 +2,14 @@
 
 import { api, seg } from "../api.js";
 import { field, h, notice, replace } from "../dom.js";
+import { can } from "../permissions.js";
 import { errorView } from "../state.js";
 
 export async function produce([name]) {
   const info = await api("GET", `/v1/topics/${seg(name)}`);
+  if (!can(info, "WRITE")) {
+    return h("section", {}, h("h1", {}, name), notice("info", "You may not produce to this topic."));
+  }
   const key = h("input", { name: "key", placeholder: "no key" });
   const value = h("textarea", { name: "value", rows: "6", placeholder: '{"hello": "world"}' });
   const valueFormat = h("select", { name: "value_format" }, h("option", { value: "json" }, "JSON"), h("option", { value: "string" }, "text"));

@@ -3,6 +3,7 @@
 
 import { api, seg } from "../api.js";
 import { bytes, field, h, notice, replace, table } from "../dom.js";
+import { can } from "../permissions.js";
 import { errorView } from "../state.js";
 
 export async function topic([name]) {
@@ -25,18 +26,18 @@ export async function topic([name]) {
     h("h1", {}, name),
     h("p", { class: "muted" }, `id ${info.topic_id} · ${info.partition_count} partitions · replication ${info.replication_factor}`),
     h("div", { class: "toolbar" },
-      h("a", { class: "button", href: `#/topics/${seg(name)}/messages` }, "Messages"),
-      h("a", { class: "button", href: `#/topics/${seg(name)}/tail` }, "Live tail"),
-      h("a", { class: "button", href: `#/topics/${seg(name)}/produce`, id: "produce-link" }, "Produce")),
+      can(info, "READ") ? h("a", { class: "button", href: `#/topics/${seg(name)}/messages`, id: "messages-link" }, "Messages") : null,
+      can(info, "READ") ? h("a", { class: "button", href: `#/topics/${seg(name)}/tail`, id: "tail-link" }, "Live tail") : null,
+      can(info, "WRITE") ? h("a", { class: "button", href: `#/topics/${seg(name)}/produce`, id: "produce-link" }, "Produce") : null),
     h("h2", {}, "Partitions"),
     table(["Partition", "Log start", "High watermark", "Records", "Size", "Leader", "Replicas", "ISR"], partitions, { id: "partitions" }),
     h("h2", {}, "Consumer groups"),
     readers,
     h("h2", {}, "Configs"),
-    configsForm(name, info),
-    h("h2", {}, "Administration"),
-    partitionsForm(name, info.partition_count),
-    deleteForm(name),
+    configsForm(name, info, can(info, "ALTER_CONFIGS")),
+    can(info, "ALTER") || can(info, "DELETE") ? h("h2", {}, "Administration") : null,
+    can(info, "ALTER") ? partitionsForm(name, info.partition_count) : null,
+    can(info, "DELETE") ? deleteForm(name) : null,
   );
 }
 
@@ -56,16 +57,16 @@ async function loadReaders(name, summaries, target) {
   }
 }
 
-function configsForm(name, info) {
+function configsForm(name, info, editable) {
   const status = h("div", {});
   const inputs = new Map();
   const rows = Object.entries(info.configs).sort(([a], [b]) => a.localeCompare(b)).map(([key, value]) => {
-    const input = h("input", { name: key, value: value === null ? "" : String(value), "data-type": typeof value });
+    const input = h("input", { name: key, value: value === null ? "" : String(value), readonly: !editable });
     inputs.set(key, { input, before: value === null ? "" : String(value), type: typeof value });
     return [key, input, info.defaults.includes(key) ? "default" : "set on topic"];
   });
   const form = h("form", { class: "panel", id: "configs" }, table(["Config", "Value", "Source"], rows),
-    h("button", { type: "submit" }, "Save changed configs"), status);
+    editable ? h("button", { type: "submit" }, "Save changed configs") : null, status);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const changes = {};

@@ -3,6 +3,7 @@
 
 import { api, seg } from "../api.js";
 import { field, h, notice, replace, table } from "../dom.js";
+import { can } from "../permissions.js";
 import { errorView, setQuery } from "../state.js";
 
 const PAGE = 50;
@@ -44,11 +45,12 @@ export async function topics(_params, query) {
   }
 
   await load();
+  const cluster = await api("GET", "/v1/cluster");
   return h("section", {},
     h("h1", {}, "Topics"),
     h("div", { class: "toolbar" }, filter),
     list,
-    createForm(load),
+    can(cluster, "CREATE") ? createForm(load) : null,
   );
 }
 
