@@ -49,6 +49,10 @@ async def console_config(request: Request, settings: SettingsDep) -> Response:
         "export_enabled": settings.ui_export_enabled and settings.ui_messages_enabled,
         # Whether callers must sign in: the page then asks /v1/whoami who it is.
         "auth_enabled": bool(getattr(settings, "auth_enabled", False)),
+        # Whether this broker serves Kafka Connect's REST API (the Connectors page).
+        "connect_enabled": any(
+            str(getattr(route, "path", "")).startswith("/v1/connectors") for route in request.app.routes
+        ),
     }
     return JSONResponse(body, headers=_HEADERS)
 

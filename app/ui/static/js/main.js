@@ -13,6 +13,7 @@ import { tail } from "./views/tail.js";
 import { produce } from "./views/produce.js";
 import { groups } from "./views/groups.js";
 import { group } from "./views/group.js";
+import { connector, connectors } from "./views/connectors.js";
 
 const ROUTES = [
   [/^\/$/, overview, "overview"],
@@ -23,6 +24,8 @@ const ROUTES = [
   [/^\/topics\/([^/]+)\/produce$/, produce, "topics"],
   [/^\/groups$/, groups, "groups"],
   [/^\/groups\/([^/]+)$/, group, "groups"],
+  [/^\/connectors$/, connectors, "connectors"],
+  [/^\/connectors\/([^/]+)$/, connector, "connectors"],
 ];
 
 let cleanup = null;
@@ -86,6 +89,7 @@ async function start() {
   try {
     Object.assign(settings, await api("GET", "/ui/config.json"));
     document.getElementById("version").textContent = `v${settings.version}`;
+    document.getElementById("nav-connectors").hidden = !settings.connect_enabled;
   } catch (err) {
     console.warn("console settings unavailable", err);
   }
