@@ -43,7 +43,7 @@ class BrokerProcess:
         settings: Mapping[str, object] | None = None,
         env: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
-        startup_timeout_s: float = 30.0,
+        startup_timeout_s: float = 90.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()

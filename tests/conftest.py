@@ -17,8 +17,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.broker_process import BrokerProcess
+
+# Property tests check properties, not speed: a deadline only turns a busy machine into a failure
+# (HealthCheck.too_slow stays on, so a strategy that is really too slow is still reported).
+hypothesis_settings.register_profile("tidelog", deadline=None)
+hypothesis_settings.load_profile("tidelog")
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
