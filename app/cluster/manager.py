@@ -26,17 +26,20 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
 
 from app.broker.partitions import PartitionHandle
+from app.broker.produce import RecordResult
 from app.catalog import Catalog
 from app.catalog import cluster as cluster_catalog
 from app.catalog.cluster import BrokerRow, PartitionLeadership
 from app.cluster.controller_loop import ControllerLoop
 from app.cluster.fetcher import ReplicaFetcher
+from app.cluster.forward import ProduceForwarder
 from app.cluster.lifecycle import BrokerLifecycle
 from app.cluster.partition import PartitionReplicas, ReplicaFetch
 from app.cluster.placement import ReplicaPlacer
@@ -44,6 +47,7 @@ from app.cluster.replica import FollowerState, Replica, Role
 from app.cluster.state import INTERNAL_PREFIX, ClusterState
 from app.config import Settings
 from app.errors_base import UnknownPartitionError, UnknownTopicError
+from storage import RecordIn
 
 if TYPE_CHECKING:
     from app.broker import Broker
@@ -66,13 +70,14 @@ class ClusterManager:
     """Wires this broker's cluster parts and keeps its replicas in their roles (see the module
     docstring); the Broker, the routes and the produce forwarder call it."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, broker: Broker) -> None:
-        self.state = ClusterState(settings, catalog, broker)
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.state = ClusterState(settings, catalog)
         self.lifecycle = BrokerLifecycle(self.state)
         self.controller = ControllerLoop(self.state)
         self.partitions = PartitionReplicas(self.state)
         self.fetcher = ReplicaFetcher(self.state)
-        self.placer = ReplicaPlacer(on_change=self._refresh_soon)
+        self._placer = ReplicaPlacer(on_change=self._refresh_soon)
+        self.forwarder = ProduceForwarder(self, settings)
         self._topic_ids: dict[str, int] = {}
         #: One metadata refresh at a time (the loop's, or one a request asked for at once).
         self._refresh_lock = asyncio.Lock()
@@ -80,6 +85,10 @@ class ClusterManager:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- what others read ---------------------------------------------------------------------------
+
+    @property
+    def placer(self) -> ReplicaPlacer:
+        return self._placer
 
     @property
     def me(self) -> int:
@@ -101,9 +110,13 @@ class ClusterManager:
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Register this broker, learn the partitions' leadership, start the loops."""
+    async def start(self, broker: Broker) -> None:
+        """Register this broker, learn the leadership of ``broker``'s partitions, start the loops.
+
+        ``broker`` was built with this manager as its replication (and has opened its logs).
+        """
         state = self.state
+        state.bind(broker)
         self._loop = asyncio.get_running_loop()
         if logging.getLogger("httpx").level == logging.NOTSET:
             # One INFO line per replica fetch would drown the broker's log.
@@ -123,6 +136,7 @@ class ClusterManager:
         """Stop the loops and fetchers; tell the controller this broker is gone (expired heartbeat)."""
         state = self.state
         state.closing = True
+        await self.forwarder.aclose()
         tasks = list(self._tasks)
         for replica in state.replicas.values():
             if replica.fetcher is not None:
@@ -310,6 +324,15 @@ class ClusterManager:
 
     async def read_index(self, handle: PartitionHandle, timeout_s: float = 2.0) -> int:
         return await self.partitions.read_index(handle, timeout_s)
+
+    def leader_elsewhere(self, topic: str, partition: int) -> tuple[int, str] | None:
+        return self.forwarder.leader_of(topic, partition)
+
+    async def forward(
+        self, leader: tuple[int, str], topic: str, partition: int, records: Sequence[RecordIn],
+        indices: Sequence[int], acks: str, key_producer: int = -1,
+    ) -> list[RecordResult]:
+        return await self.forwarder.forward(leader, topic, partition, records, indices, acks, key_producer)
 
     # -- the internal endpoints' side (app/cluster/http.py) -----------------------------------------
 

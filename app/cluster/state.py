@@ -35,10 +35,10 @@ INTERNAL_PREFIX = "/internal/v1/replication"
 class ClusterState:
     """This broker's view of the cluster (see the module docstring)."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, broker: Broker) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self.settings = settings
         self.catalog = catalog
-        self.broker = broker
+        self._broker: Broker | None = None
         self.me = settings.broker_id
         self.url = settings.effective_advertised_url
         #: This broker's replicas by (topic, partition), in the role the catalog last gave them.
@@ -61,6 +61,17 @@ class ClusterState:
         self.closing = False
         #: The HTTP client of broker-to-broker calls (open between start and close).
         self.client: httpx.AsyncClient | None = None
+
+    def bind(self, broker: Broker) -> None:
+        """The Broker whose partitions these are (given when the manager starts: the Broker is
+        built with the manager as its replication, so it exists only after the manager)."""
+        self._broker = broker
+
+    @property
+    def broker(self) -> Broker:
+        if self._broker is None:
+            raise RuntimeError("the cluster manager has not started")
+        return self._broker
 
     def http(self) -> httpx.AsyncClient:
         """The broker-to-broker HTTP client (only between the manager's start and close)."""

@@ -33,7 +33,7 @@ def handle(tmp_path: Path) -> Iterator[PartitionHandle]:
 def _manager(min_insync: int = 2) -> ClusterManager:
     settings = Settings(cluster=True, catalog_url="postgresql://unused/db", broker_id=ME,
                         min_insync_replicas=min_insync)
-    manager = ClusterManager(settings, catalog=None, broker=None)  # type: ignore[arg-type]
+    manager = ClusterManager(settings, catalog=None)  # type: ignore[arg-type]
     manager.state.brokers = {b: BrokerRow(b, f"http://broker-{b}", 1, 0, False) for b in (0, 1, 2)}
     manager.state.fenced = False
     manager.state.last_heartbeat = time.monotonic()
