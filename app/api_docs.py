@@ -3,7 +3,8 @@
 Swagger UI and ReDoc load their scripts and styles from the broker itself (the copies shipped in the
 ``fastapi-offline`` package, MIT, with the upstream licences of Swagger UI and ReDoc), never from a
 CDN, so both pages work on a machine with no route to the internet. Swagger UI's online validator is
-switched off for the same reason.
+switched off for the same reason, and a Content-Security-Policy lets both pages load only from the
+broker.
 
 ``PUBLIC_PATHS`` lists every path this module serves, in one place: none of them needs credentials
 (they describe the API; they do not touch data).
@@ -37,6 +38,23 @@ PUBLIC_PATHS: tuple[str, ...] = (
 
 # Swagger UI's defaults less its online validator (validator.swagger.io), which needs the network.
 _SWAGGER_UI_PARAMETERS: dict[str, Any] = {"validatorUrl": None}
+# Both pages may load only from the broker: ReDoc's sidebar would otherwise fetch Redocly's logo from
+# a CDN (it hides the image when that fails). Inline scripts and styles are the pages' own; ReDoc's
+# search runs in a worker built from a blob: URL.
+_CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'",
+    "script-src 'self' 'unsafe-inline'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
+    "font-src 'self' data:",
+    "worker-src 'self' blob:",
+    "connect-src 'self'",
+))
+
+
+def _page(answer: HTMLResponse) -> HTMLResponse:
+    answer.headers["Content-Security-Policy"] = _CONTENT_SECURITY_POLICY
+    return answer
 
 
 def install_api_docs(app: FastAPI) -> None:
@@ -55,7 +73,7 @@ def install_api_docs(app: FastAPI) -> None:
     @app.get(DOCS_PATH, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
+        return _page(get_swagger_ui_html(
             openapi_url=f"{root}{OPENAPI_PATH}",
             title=f"{app.title} - Swagger UI",
             oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT_PATH}",
@@ -63,7 +81,7 @@ def install_api_docs(app: FastAPI) -> None:
             swagger_css_url=f"{root}{ASSETS_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{root}{ASSETS_PATH}/favicon.png",
             swagger_ui_parameters=_SWAGGER_UI_PARAMETERS,
-        )
+        ))
 
     @app.get(OAUTH2_REDIRECT_PATH, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
@@ -72,10 +90,10 @@ def install_api_docs(app: FastAPI) -> None:
     @app.get(REDOC_PATH, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_redoc_html(
+        return _page(get_redoc_html(
             openapi_url=f"{root}{OPENAPI_PATH}",
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{root}{ASSETS_PATH}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{ASSETS_PATH}/favicon.png",
             with_google_fonts=False,
-        )
+        ))

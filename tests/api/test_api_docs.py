@@ -40,6 +40,10 @@ def test_docs_pages_load_everything_from_the_broker(client: Any, page: str, expe
         assert fetched.content, url
     assert _EXTERNAL.findall(html) == [], f"{page} names another host"
     assert "validatorUrl\": null" in html or page == "/redoc"  # Swagger UI's online validator is off
+    # Scripts may still name other hosts (ReDoc's logo): the browser is told to load only from here.
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy
+    assert "http" not in policy
 
 
 def test_both_openapi_renditions_are_served(client: Any) -> None:
