@@ -50,6 +50,8 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--max-parked-requests-per-client", click.IntRange(min=1), "Long polls waiting per client [1000]."),
     ("--max-sse-streams", click.IntRange(min=1), "Event streams open at once [2000]."),
     ("--max-sse-streams-per-client", click.IntRange(min=1), "Event streams open per client [100]."),
+    ("--sse-max-buffer-bytes", click.IntRange(4096, 64 * 1024 * 1024), "Bytes a stream holds [256 KiB]."),
+    ("--sse-send-timeout-ms", click.IntRange(min=100), "Drop a client reading nothing this long [30000]."),
     ("--overload-retry-after-s", click.IntRange(min=1), "Retry-After of an overload answer [1]."),
     ("--max-connections", click.IntRange(min=1), "Kafka's max.connections [10000]."),
     ("--max-connections-per-ip", click.IntRange(min=1), "Kafka's max.connections.per.ip [1000]."),

@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     max_sse_streams_per_client: int = Field(
         100, ge=1, description="Event streams one client address may have open at once (429 beyond)."
     )
+    sse_max_buffer_bytes: int = Field(
+        256 * KiB, ge=4 * KiB, le=64 * MiB,
+        description="Bytes of records an event stream reads and renders at a time (its chunk size).",
+    )
+    sse_send_timeout_ms: int = Field(
+        30_000, ge=100,
+        description="A client that reads nothing of an answer (an event stream) this long is disconnected.",
+    )
     overload_retry_after_s: int = Field(1, ge=1, description="Retry-After (seconds) of an overload answer.")
 
     # --- connections (Kafka's socket-server settings; enforced by tidelog serve's HTTP protocol)

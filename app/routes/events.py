@@ -97,7 +97,10 @@ async def topic_events(
             await broker.partition(topic, number)  # 404 40402 for a partition the topic lacks
     resume = parse_cursor(last_event_id or cursor or "", topic=topic)
     positions = await start_positions(broker, topic, numbers, resolved_start, resume)
-    return EventStreamResponse(topic_stream(broker, topic, positions, heartbeat_s=heartbeat_ms / 1000))
+    chunk = request.app.state.settings.sse_max_buffer_bytes
+    return EventStreamResponse(
+        topic_stream(broker, topic, positions, heartbeat_s=heartbeat_ms / 1000, max_chunk_bytes=chunk)
+    )
 
 
 @router.get(
@@ -156,4 +159,7 @@ async def group_events(
             group, [OffsetCommit(t, p, offset, "sse Last-Event-ID") for (t, p), offset in resume.items()]
         )
     view = await service.join(group, join)
-    return EventStreamResponse(group_stream(service, group, join, view, heartbeat_s=heartbeat_ms / 1000))
+    chunk = request.app.state.settings.sse_max_buffer_bytes
+    return EventStreamResponse(
+        group_stream(service, group, join, view, heartbeat_s=heartbeat_ms / 1000, max_chunk_bytes=chunk)
+    )
