@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import ValidationError
 
+from app.bounds import INT32_MAX, spec_bounds
 from app.deps import BrokerDep
 from app.error_codes import ErrorCode
 from app.errors import error_responses
@@ -120,8 +121,8 @@ async def group_events(
     assignor: Annotated[
         str, Query(description="range | roundrobin | cooperative-sticky | streams")
     ] = "range",
-    session_timeout_ms: Annotated[int | None, Query()] = None,
-    rebalance_timeout_ms: Annotated[int | None, Query(gt=0)] = None,
+    session_timeout_ms: Annotated[Annotated[int, spec_bounds(1, INT32_MAX)] | None, Query()] = None,
+    rebalance_timeout_ms: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     instance_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
     auto_offset_reset: Annotated[str, Query(description="earliest | latest | none")] = "latest",
     heartbeat_ms: HeartbeatMs = 15_000,

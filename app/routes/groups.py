@@ -13,6 +13,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.bounds import INT32_MAX, Int32, Int64, NonNegativeInt32, NonNegativeInt64, PositiveInt32, spec_bounds
 from app.broker.formats import render_record
 from app.config import Settings
 from app.deps import SettingsDep
@@ -63,11 +64,11 @@ class JoinIn(BaseModel):
         description="An RE2 regular expression matched against whole topic names (linear time).",
     )
     assignor: Literal["range", "roundrobin", "cooperative-sticky", "streams"] = "range"
-    session_timeout_ms: int | None = Field(
+    session_timeout_ms: Annotated[int, spec_bounds(1, INT32_MAX)] | None = Field(
         None, description="Default 45000, within group.min/max.session.timeout.ms (else 422 42207)."
     )
-    rebalance_timeout_ms: int | None = Field(
-        None, gt=0, description="How long a revoked partition waits for its old owner. Default: the session."
+    rebalance_timeout_ms: PositiveInt32 | None = Field(
+        None, description="How long a revoked partition waits for its old owner. Default: the session."
     )
     instance_id: str | None = Field(
         None, min_length=1, max_length=255, description="Static membership (KIP-345): group.instance.id."
@@ -87,7 +88,7 @@ class JoinOut(BaseModel):
 class HeartbeatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    generation: int | None = Field(
+    generation: Int32 | None = Field(
         None, description="Acknowledges every revocation up to this generation (the member let go)."
     )
 
@@ -106,9 +107,9 @@ class SeekIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     topic: str
-    partition: int = Field(ge=0)
+    partition: NonNegativeInt32
     to: Literal["earliest", "latest", "offset", "timestamp"]
-    value: int | None = Field(None, description="The offset, or the timestamp (epoch ms).")
+    value: Int64 | None = Field(None, description="The offset, or the timestamp (epoch ms).")
 
 
 class SeekOut(BaseModel):
@@ -121,8 +122,10 @@ class OffsetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     topic: str
-    partition: int = Field(ge=0)
-    offset: int = Field(ge=0, description="The next offset to consume (last processed + 1), as in Kafka.")
+    partition: NonNegativeInt32
+    offset: NonNegativeInt64 = Field(
+        description="The next offset to consume (last processed + 1), as in Kafka."
+    )
     metadata: str | None = Field(None, max_length=4096)
 
 
@@ -139,7 +142,7 @@ class CommitIn(BaseModel):
     )
 
     member_id: str | None = Field(None, description="Omit only while the group has no members.")
-    generation: int | None = None
+    generation: Int32 | None = None
     offsets: list[OffsetIn] = Field(min_length=1)
 
 
@@ -162,9 +165,11 @@ class ResetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     topics: list[str] = Field(min_length=1)
-    partitions: list[int] | None = Field(None, description="Default: every partition of each topic.")
+    partitions: list[NonNegativeInt32] | None = Field(
+        None, description="Default: every partition of each topic."
+    )
     to: Literal["earliest", "latest", "timestamp", "offset", "shift_by"]
-    value: int | None = Field(None, description="Timestamp (ms), offset, or shift (may be negative).")
+    value: Int64 | None = Field(None, description="Timestamp (ms), offset, or shift (may be negative).")
     dry_run: bool = False
 
 
@@ -413,9 +418,13 @@ async def poll_records(
     member_id: MemberId,
     service: GroupServiceDep,
     settings: SettingsDep,
-    max_records: Annotated[int, Query(description="At most fetch_max_records.")] = 500,
-    max_bytes: Annotated[int, Query(description="At most fetch_max_bytes.")] = 1024 * 1024,
-    max_wait_ms: Annotated[int, Query(description="Long-poll; capped at half the session timeout.")] = 1000,
+    max_records: Annotated[int, Query(ge=1, le=INT32_MAX, description="At most fetch_max_records.")] = 500,
+    max_bytes: Annotated[
+        int, Query(ge=1, le=INT32_MAX, description="At most fetch_max_bytes.")
+    ] = 1024 * 1024,
+    max_wait_ms: Annotated[
+        int, Query(ge=0, le=INT32_MAX, description="Long-poll; capped at half the session timeout.")
+    ] = 1000,
 ) -> Response:
     """Records from the member's assigned partitions (long-poll, fair across partitions).
 

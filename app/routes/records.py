@@ -71,9 +71,9 @@ class ProduceRecord(BaseModel):
     value: Any = Field(..., description="In value_format; null is a tombstone.")
     headers: list[RecordHeader] | None = None
     partition: int | None = Field(
-        None, ge=0, description="Explicit partition; else by key (murmur2) or sticky."
+        None, ge=0, le=INT32_MAX, description="Explicit partition; else by key (murmur2) or sticky."
     )
-    timestamp: int | None = Field(None, ge=0, description="Epoch milliseconds; default: now.")
+    timestamp: int | None = Field(None, ge=0, le=INT64_MAX, description="Epoch milliseconds; default: now.")
 
 
 class ProduceRequest(BaseModel):
@@ -81,9 +81,11 @@ class ProduceRequest(BaseModel):
     key_format: Literal["json", "string", "binary"] = "string"
     value_format: Literal["json", "string", "binary"] = "json"
     header_format: Literal["string", "binary"] = "string"
-    producer_id: int | None = Field(None, ge=0, description="Idempotent producer id (POST /v1/producers).")
+    producer_id: int | None = Field(
+        None, ge=0, le=INT64_MAX, description="Idempotent producer id (POST /v1/producers)."
+    )
     producer_epoch: int | None = Field(None, ge=0, le=32767)
-    sequence: int | None = Field(None, ge=0, description="Sequence number of the first record.")
+    sequence: int | None = Field(None, ge=0, le=INT32_MAX, description="Sequence number of the first record.")
 
 
 class ProduceResult(BaseModel):
@@ -545,15 +547,18 @@ async def fetch(
         int | None, Query(ge=0, le=INT64_MAX, description="First offset to return; default the log start.")
     ] = None,
     max_records: Annotated[
-        int, Query(ge=1, description="At most this many records (≤ fetch_max_records).")
+        int, Query(ge=1, le=INT32_MAX, description="At most this many records (≤ fetch_max_records).")
     ] = 500,
     max_bytes: Annotated[
-        int, Query(ge=1, description="Record batch bytes to read (at least one batch is returned).")
+        int,
+        Query(ge=1, le=INT32_MAX, description="Record batch bytes to read (at least one batch is returned)."),
     ] = 1024 * 1024,
     max_wait_ms: Annotated[
-        int, Query(ge=0, description="Long-poll up to this long (≤ fetch_max_wait_ms).")
+        int, Query(ge=0, le=INT32_MAX, description="Long-poll up to this long (≤ fetch_max_wait_ms).")
     ] = 0,
-    min_bytes: Annotated[int, Query(ge=0, description="Answer as soon as this many bytes are readable.")] = 1,
+    min_bytes: Annotated[
+        int, Query(ge=0, le=INT32_MAX, description="Answer as soon as this many bytes are readable.")
+    ] = 1,
     key_format: Annotated[FormatParam | None, Query(description="Default: as produced.")] = None,
     value_format: Annotated[FormatParam | None, Query(description="Default: as produced.")] = None,
     header_format: Annotated[Literal["string", "binary"], Query()] = "string",
