@@ -66,7 +66,8 @@ class ReassignmentOut(BaseModel):
     status_code=202,
     response_model=ReassignmentOut,
     responses=error_responses(
-        ErrorCode.UNKNOWN_TOPIC, ErrorCode.UNKNOWN_PARTITION, ErrorCode.INVALID_REPLICATION_FACTOR
+        ErrorCode.UNKNOWN_TOPIC, ErrorCode.UNKNOWN_PARTITION, ErrorCode.INVALID_REPLICATION_FACTOR,
+        ErrorCode.INVALID_REQUEST,
     ),
 )
 async def reassign_partition(

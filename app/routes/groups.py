@@ -344,7 +344,7 @@ async def join_group(group: GroupId, body: JoinIn, service: GroupServiceDep) -> 
 @router.post(
     "/{group}/members/{member_id}/heartbeat",
     response_model=HeartbeatOut,
-    responses=error_responses(ErrorCode.UNKNOWN_MEMBER),
+    responses=error_responses(ErrorCode.INVALID_REQUEST, ErrorCode.UNKNOWN_MEMBER),
 )
 async def heartbeat(
     group: GroupId, member_id: MemberId, service: GroupServiceDep, body: HeartbeatIn | None = None
@@ -463,6 +463,7 @@ def _limits(settings: Settings, max_records: int, max_bytes: int, max_wait_ms: i
     response_model=SeekOut,
     dependencies=[JsonBody],
     responses=error_responses(
+        ErrorCode.INVALID_REQUEST,
         ErrorCode.UNKNOWN_MEMBER,
         ErrorCode.ILLEGAL_GENERATION,
         ErrorCode.UNKNOWN_TOPIC,
@@ -483,6 +484,7 @@ async def seek(group: GroupId, member_id: MemberId, body: SeekIn, service: Group
     response_class=Response,
     dependencies=[JsonBody],
     responses=error_responses(
+        ErrorCode.INVALID_REQUEST,
         ErrorCode.UNKNOWN_MEMBER,
         ErrorCode.ILLEGAL_GENERATION,
         ErrorCode.GROUP_NOT_EMPTY,
@@ -516,6 +518,7 @@ async def get_offsets(group: GroupId, service: GroupServiceDep) -> OffsetsOut:
     response_model=ResetOut,
     dependencies=[JsonBody],
     responses=error_responses(
+        ErrorCode.INVALID_REQUEST,
         ErrorCode.GROUP_NOT_EMPTY,
         ErrorCode.UNKNOWN_TOPIC,
         ErrorCode.UNKNOWN_PARTITION,
