@@ -29,7 +29,22 @@ from app.routes.topics import JsonBody
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 
-GroupId = Annotated[str, Path(min_length=1, max_length=255, description="The consumer group's id.")]
+#: A group id follows the topic-name rules: 1 to 249 of ``[a-zA-Z0-9._-]``, not ``.`` or ``..`` (so no
+#: NUL, no ``/``, nothing a path or a log line could misread). The pattern has no lookaround, so
+#: it says "not . or .." as: a first character other than a dot, or a dot then a non-dot, or two
+#: dots and more.
+GROUP_ID_PATTERN = r"^(?:[a-zA-Z0-9_-][a-zA-Z0-9._-]*|\.[a-zA-Z0-9_-][a-zA-Z0-9._-]*|\.\.[a-zA-Z0-9._-]+)$"
+GroupId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=249,
+        pattern=GROUP_ID_PATTERN,
+        description=(
+            "The consumer group's id: 1 to 249 of ASCII letters, digits, '.', '_' and '-'; not '.' or '..'."
+        ),
+    ),
+]
 MemberId = Annotated[str, Path(min_length=1, max_length=64, description="A member id from the join.")]
 
 
