@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(16 * MiB, ge=1 * KiB, description="Largest request body accepted (413).")
     max_partitions_per_topic: int = Field(1000, ge=1, description="Most partitions a topic may have.")
     max_records_per_request: int = Field(100_000, ge=1, description="Most records in one produce request.")
+    max_json_depth: int = Field(
+        64, ge=1, le=200,  # orjson serialises at most 255 levels
+        description="Levels of arrays and objects a record's JSON key or value may nest (422 42221 beyond).",
+    )
     fetch_max_wait_ms: int = Field(30_000, ge=0, description="Largest max_wait_ms a fetch may ask for.")
     fetch_max_records: int = Field(100_000, ge=1, description="Largest max_records a fetch may ask for.")
     fetch_max_bytes: int = Field(64 * MiB, ge=1, description="Largest max_bytes a fetch may ask for.")
@@ -111,6 +115,14 @@ class Settings(BaseSettings):
     )
     max_sse_streams_per_client: int = Field(
         100, ge=1, description="Event streams one client address may have open at once (429 beyond)."
+    )
+    sse_max_buffer_bytes: int = Field(
+        256 * KiB, ge=4 * KiB, le=64 * MiB,
+        description="Bytes of records an event stream reads and renders at a time (its chunk size).",
+    )
+    sse_send_timeout_ms: int = Field(
+        30_000, ge=100,
+        description="A client that reads nothing of an answer (an event stream) this long is disconnected.",
     )
     overload_retry_after_s: int = Field(1, ge=1, description="Retry-After (seconds) of an overload answer.")
 

@@ -52,6 +52,8 @@ class ErrorCode(IntEnum):
     INVALID_SESSION_TIMEOUT = 42207
     INVALID_TIMESTAMP = 42210  # a record timestamp outside message.timestamp.before/after.max.ms (KIP-937)
     INVALID_TOPIC_PATTERN = 42220  # a topic_pattern RE2 cannot compile, or longer than the limit
+    VALUE_TOO_DEEP = 42221  # a JSON key or value nested deeper than MAX_JSON_DEPTH
+    NUMBER_OUT_OF_RANGE = 42222  # a JSON number no reader can hold (integer beyond 64 bits, 1e400)
     # 429
     TOO_MANY_REQUESTS = 42901
     TOO_MANY_CONNECTIONS_PER_IP = 42902  # max_connections_per_ip (or its override) reached

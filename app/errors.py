@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
@@ -165,6 +166,16 @@ def problem_body(code: ErrorCode, detail: str, **extra: object) -> dict[str, Any
     return body
 
 
+#: An absolute file-system path of two or more parts (``/srv/tidelog/data/orders-0/00000.log``).
+_PATH = re.compile(r"""(?<![\w.])/(?:[^\s/'"]+/)+[^\s'",;)]*""")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with absolute file-system paths replaced by ``<path>``: a 5xx answer says what failed,
+    the broker's log says where (a client has no business knowing the data directory's layout)."""
+    return _PATH.sub("<path>", text)
+
+
 def problem_response(
     code: ErrorCode,
     detail: str,
@@ -173,7 +184,11 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     retry_after_s: int = 1,
 ) -> Response:
-    """The problem+json answer for ``code``; retriable codes get ``Retry-After``."""
+    """The problem+json answer for ``code``; retriable codes get ``Retry-After``; a 5xx answer
+    never holds a file-system path."""
+    if code.http_status >= 500:
+        detail = without_paths(detail)
+        extra = {k: without_paths(v) if isinstance(v, str) else v for k, v in (extra or {}).items()}
     all_headers = dict(headers or {})
     if code in _RETRIABLE:
         wait = max(retry_after_s, STORAGE_RETRY_AFTER_S) if code in _STORAGE_CODES else retry_after_s

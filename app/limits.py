@@ -11,7 +11,8 @@ A request holds one slot of one pool at a time (``RequestSlot``):
   overall, 429 42903 for one client.
 - **streams** (``max_sse_streams``, ``max_sse_streams_per_client``): an SSE stream moves here
   before its answer starts (``RequestSlot.stream``) and holds it for the life of the connection.
-  Full → 503 50312 overall, 429 42904 for one client.
+  Full → 503 50312 overall, 429 42904 for one client. When the last open stream ends,
+  ``on_streams_idle`` runs (the app gives the memory of the burst back to the kernel).
 
 The client is ``scope["client"]``'s host: the peer's address, or the forwarded one when the peer
 is a trusted proxy (``forwarded_allow_ips``; uvicorn's ``ProxyHeadersMiddleware`` rewrites the
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -116,8 +117,10 @@ class RequestLimits:
         max_parked_per_client: int,
         max_streams: int,
         max_streams_per_client: int,
+        on_streams_idle: Callable[[], None] = lambda: None,
     ) -> None:
         self.max_inflight = max_inflight
+        self.on_streams_idle = on_streams_idle
         self.inflight = 0
         self.parked = _Bounded(max_parked, max_parked_per_client)
         self.streams = _Bounded(max_streams, max_streams_per_client)
@@ -200,7 +203,10 @@ class RequestSlot:
         if self.held == "parked":
             self._limits.parked.give(self.client)
         elif self.held == "streams":
-            self._limits.streams.give(self.client)
+            streams = self._limits.streams
+            streams.give(self.client)
+            if streams.total == 0:
+                self._limits.on_streams_idle()
         self.held = None
 
 

@@ -19,6 +19,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from app.api_docs import install_api_docs
+from app.broker.memory import give_back_memory_soon
 from app.broker.storage_health import StorageHealth
 from app.catalog import Catalog
 from app.catalog.db import sqlite_directory
@@ -207,6 +208,7 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
         max_parked_per_client=settings.max_parked_requests_per_client,
         max_streams=settings.max_sse_streams,
         max_streams_per_client=settings.max_sse_streams_per_client,
+        on_streams_idle=give_back_memory_soon,
     )
     app.state.limits = limits
     metrics.parked_requests.set_function(lambda: limits.parked.total)

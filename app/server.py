@@ -18,6 +18,13 @@ request's in-flight slot) for ever. ``BrokerHttpProtocol`` adds, per connection:
   as in Kestrel's MinRequestBodyDataRate.
 - **an idle deadline**: ``connections_max_idle_ms`` between requests (uvicorn's keep-alive
   timeout, which the broker sets to it).
+- **a send deadline**: an answer whose client reads nothing for ``sse_send_timeout_ms`` (the
+  socket's write buffer stays above its high-water mark, so uvicorn's ``send`` waits) has its
+  connection aborted. uvicorn's ``send`` would wait for ever, holding the stream's chunk and its
+  fetched records; an event stream is where this matters, and its client resumes with
+  ``Last-Event-ID``. An event stream's socket also gets a kernel send buffer of
+  ``sse_max_buffer_bytes`` (``SO_SNDBUF``) instead of one that autotunes up to 4 MiB, so 2,000
+  streams whose clients stopped reading hold neither process nor kernel memory without bound.
 - **malformed requests** answered ``application/problem+json`` 400 (40003) instead of uvicorn's
   plain text.
 
@@ -28,8 +35,10 @@ the server starts, raising the soft limit when the hard one allows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -80,6 +89,8 @@ class ConnectionGuard:
         self.header_timeout_s = settings.request_header_timeout_ms / 1000
         self.min_rate = settings.request_body_min_rate_bytes_per_s
         self.grace_s = settings.request_body_grace_ms / 1000
+        self.send_timeout_s = settings.sse_send_timeout_ms / 1000
+        self.stream_send_buffer = settings.sse_max_buffer_bytes
         self.total = 0
         self.by_ip: Counter[str] = Counter()
         self.closed_by: Counter[str] = Counter()  # reason → connections closed by a limit (logs, tests)
@@ -138,6 +149,7 @@ class BrokerHttpProtocol(HttpToolsProtocol):
         self._admitted = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._rate_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
         self._body_started = 0.0
         self._body_paused_s = 0.0
         self._body_bytes = 0
@@ -172,6 +184,16 @@ class BrokerHttpProtocol(HttpToolsProtocol):
             self._arm_header_deadline()  # the first byte of the next request on a kept-alive connection
         super().data_received(data)
 
+    def pause_writing(self) -> None:
+        """The write buffer is above its high-water mark: the client has this long to read some."""
+        super().pause_writing()
+        if self._send_timer is None and not self._lingering:
+            self._send_timer = self.loop.call_later(self.guard.send_timeout_s, self._send_timeout)
+
+    def resume_writing(self) -> None:
+        self._cancel_send_timer()
+        super().resume_writing()
+
     def send_400_response(self, msg: str) -> None:
         self._cancel_timers()
         detail = "the bytes received are not an HTTP/1.1 request (malformed request line, header or framing)"
@@ -183,6 +205,8 @@ class BrokerHttpProtocol(HttpToolsProtocol):
         self._cancel_header_deadline()
         super().on_headers_complete()
         cycle = self.cycle
+        if cycle is not None and str(cycle.scope.get("path", "")).endswith("/events"):
+            self._bound_send_buffer()
         if self.guard.min_rate > 0 and cycle is not None and cycle.more_body and self._expects_body():
             self._body_started = time.monotonic()
             self._body_paused_s = 0.0
@@ -198,6 +222,13 @@ class BrokerHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     # --- deadlines
+
+    def _bound_send_buffer(self) -> None:
+        """An event stream's kernel send buffer: ``sse_max_buffer_bytes``, not autotuned up to 4 MiB."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.guard.stream_send_buffer)
 
     def _expects_body(self) -> bool:
         for name, value in self.headers:
@@ -220,9 +251,28 @@ class BrokerHttpProtocol(HttpToolsProtocol):
             self._rate_timer.cancel()
             self._rate_timer = None
 
+    def _cancel_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
     def _cancel_timers(self) -> None:
         self._cancel_header_deadline()
         self._cancel_rate_timer()
+        self._cancel_send_timer()
+
+    def _send_timeout(self) -> None:
+        self._send_timer = None
+        if self.transport.is_closing() and not self.flow.write_paused:
+            return
+        self.guard.closed_by["send_timeout"] += 1
+        logger.info(
+            "aborting the connection from %s: it read nothing for %.0f ms (sse_send_timeout_ms)",
+            self._peer, self.guard.send_timeout_s * 1000,
+        )
+        # abort, not close: close would wait for the unread buffer to drain, which it never does.
+        # connection_lost follows, which ends the answer's ``send`` wait and cancels the stream.
+        self.transport.abort()
 
     def _header_timeout(self) -> None:
         self._header_timer = None

@@ -5,16 +5,27 @@ entries ``[<topic>/]p<partition>:<next offset>``, one per partition of the strea
 ``p0:12,p1:40`` on a topic stream and ``orders/p0:12,audit/p3:7`` on a group stream. Topic names
 never contain ``/``, ``,`` or ``:`` (Kafka's ``[a-zA-Z0-9._-]``), so the format is unambiguous.
 
-Both streams are async generators under a ``StreamingResponse``: the next batch is fetched only
-after the previous one was handed to the server, and uvicorn's ``send`` waits while the socket's
-write buffer is full, so a slow client holds at most one batch in memory. A disconnect cancels the
-generator (Starlette listens for ``http.disconnect``); the group stream then leaves its group.
+Both streams are async generators under a ``StreamingResponse``. What one stream holds is bounded
+by ``sse_max_buffer_bytes`` (``max_chunk_bytes`` here): it fetches at most that many bytes of
+record batches at a time (at least one batch), renders them event by event and hands them to the
+server in chunks of about that size, fetching again only once the last chunk was handed over.
+uvicorn writes a chunk whole and then waits while the socket's write buffer is above its
+high-water mark (64 KiB), so a stream whose client stops reading holds one fetched batch, the
+events not yet sent of it, and one chunk in the write buffer. A client that reads nothing for
+``sse_send_timeout_ms`` has its connection aborted by ``tidelog serve``'s protocol
+(``app/server.py``); it resumes with its ``Last-Event-ID`` as after any disconnect: every event's
+id is the cursor after it, and an event cut in half is never delivered by an SSE parser.
+
+A disconnect cancels the generator (Starlette listens for ``http.disconnect``); the group stream
+then leaves its group.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -55,7 +66,23 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 RETRY_MS = 1000
 BATCH_RECORDS = 500
 TOPIC_CHECK_S = 1.0
-BATCH_BYTES = 1024 * 1024
+#: The default of ``sse_max_buffer_bytes``.
+MAX_CHUNK_BYTES = 256 * 1024
+#: Stream fetches running at once, per event loop. A fetch decodes whole batches (a producer's
+#: batch may be 1 MiB), so 2,000 streams starting together would otherwise hold 2,000 decoded
+#: batches at the same moment, a peak the allocator keeps long after. A fetch takes milliseconds.
+FETCHES_AT_ONCE = 4
+_fetch_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _fetch_slot() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _fetch_slots.get(loop)
+    if slots is None:
+        slots = _fetch_slots[loop] = asyncio.Semaphore(FETCHES_AT_ONCE)
+    return slots
 
 
 def encode_cursor(positions: Mapping[TopicPartition, int], *, with_topic: bool) -> str:
@@ -147,19 +174,45 @@ def parse_start(value: str) -> str:
     raise InvalidParameterError(f"from={value!r}: use earliest, latest or timestamp:<epoch ms>")
 
 
+class _Pacer:
+    """How many records one stream fetches at a time: as many as filled its last chunk.
+
+    A fetch returns at least one whole batch, and a producer's batch can be far larger than
+    ``max_chunk_bytes`` (a 1 MiB batch of 4 KB records). The records of a fetch beyond the first
+    full chunk are dropped before the chunk is handed over, and read again (``records_per_chunk``
+    at a time) once the client has taken it: they are never held while a send waits, so a client
+    that stops reading pins one chunk and the records in it, however large the batches. (Holding
+    them while the client seems to keep up does not work: the kernel's socket buffers take the
+    first chunks of a client that reads nothing at once.)
+    """
+
+    __slots__ = ("records_per_chunk",)
+
+    def __init__(self) -> None:
+        self.records_per_chunk = BATCH_RECORDS
+
+
 async def _deliver(
-    broker: Broker, positions: dict[TopicPartition, int], *, with_topic: bool
+    broker: Broker,
+    positions: dict[TopicPartition, int],
+    *,
+    with_topic: bool,
+    max_chunk_bytes: int,
+    pacer: _Pacer,
 ) -> AsyncIterator[bytes]:
-    """Fetch one round from ``positions`` (advancing them) and yield one chunk per partition batch."""
+    """Fetch one round from ``positions`` (advancing them), yielding chunks of about
+    ``max_chunk_bytes`` (a single larger event is a chunk of its own)."""
     from app.groups.service import FetchedRecord
 
     for tp in sorted(positions, key=lambda tp: (tp[1], tp[0])):
         if await broker.confirmed_high_watermark(await broker.partition(*tp)) <= positions[tp]:
             continue
         try:
-            result = await broker.fetch(
-                tp[0], tp[1], positions[tp], max_records=BATCH_RECORDS, max_bytes=BATCH_BYTES, max_wait_ms=0
-            )
+            async with _fetch_slot():
+                result = await broker.fetch(
+                    *tp, positions[tp], max_records=pacer.records_per_chunk, max_bytes=max_chunk_bytes,
+                    max_wait_ms=0,
+                )
         except OffsetOutOfRangeError as exc:
             # Retention removed records the stream had not reached: continue at the log start.
             positions[tp] = exc.log_start_offset
@@ -167,13 +220,32 @@ async def _deliver(
         if not result.records:
             positions[tp] = result.next_offset
             continue
-        chunk = []
-        for record, timestamp_type in zip(result.records, result.timestamp_types, strict=True):
+        records, types = result.records, result.timestamp_types
+        next_offset = result.next_offset
+        fetched = len(records)
+        del result
+        chunk: list[bytes] = []
+        size = 0
+        for index, record in enumerate(records):
             positions[tp] = record.offset + 1
             cursor = encode_cursor(positions, with_topic=with_topic)
-            chunk.append(_record_event(FetchedRecord(tp[0], tp[1], record, timestamp_type), cursor))
-        positions[tp] = max(positions[tp], result.next_offset)
+            chunk.append(_record_event(FetchedRecord(tp[0], tp[1], record, types[index]), cursor))
+            size += len(chunk[-1])
+            if size >= max_chunk_bytes:
+                pacer.records_per_chunk = index + 1
+                if index + 1 < fetched:
+                    next_offset = positions[tp]  # the rest is read again once this chunk is taken
+                break
+        else:
+            if fetched >= pacer.records_per_chunk:  # small records: fetch more of them next time
+                pacer.records_per_chunk = min(BATCH_RECORDS, pacer.records_per_chunk * 2)
+        positions[tp] = max(positions[tp], next_offset)
+        del records, types  # nothing of the fetch is held while the chunk waits to be sent
         yield b"".join(chunk)
+        # A send to a client that has gone returns at once, and so may a fetch: without a
+        # checkpoint here a stream whose client left would render the whole log without ever
+        # letting the event loop run (and Starlette see the disconnect that cancels it).
+        await asyncio.sleep(0)
 
 
 class EventStreamResponse(StreamingResponse):
@@ -206,10 +278,12 @@ async def topic_stream(
     positions: dict[TopicPartition, int],
     *,
     heartbeat_s: float,
+    max_chunk_bytes: int = MAX_CHUNK_BYTES,
 ) -> AsyncIterator[bytes]:
     """Every record of ``positions``' partitions from there on, as ``event: record``; ``: ping``
     comments every ``heartbeat_s`` of silence."""
     yield f"retry: {RETRY_MS}\n: stream of {topic}\n\n".encode()
+    pacer = _Pacer()
     last_sent = time.monotonic()
     try:
         while True:
@@ -223,7 +297,10 @@ async def topic_stream(
             if not await broker.wait_for_data(positions, min(idle, TOPIC_CHECK_S)):
                 await broker.partition(topic, next(iter(positions))[1])  # UnknownTopicError once deleted
                 continue
-            async for chunk in _deliver(broker, positions, with_topic=False):
+            deliver = _deliver(
+                broker, positions, with_topic=False, max_chunk_bytes=max_chunk_bytes, pacer=pacer
+            )
+            async for chunk in deliver:
                 yield chunk
                 last_sent = time.monotonic()
     except TidelogError as exc:  # the topic was deleted under the stream, …
@@ -239,6 +316,7 @@ async def group_stream(
     view: MemberView,
     *,
     heartbeat_s: float,
+    max_chunk_bytes: int = MAX_CHUNK_BYTES,
 ) -> AsyncIterator[bytes]:
     """The member ``view`` (joined by the caller) for the life of the connection: delivers its
     partitions' records, follows rebalances by heartbeating, and leaves when the client goes.
@@ -248,6 +326,7 @@ async def group_stream(
     """
     member_id = view.member_id
     positions: dict[TopicPartition, int] = {}
+    pacer = _Pacer()
     try:
         yield f"retry: {RETRY_MS}\n".encode() + _member_event(view)
         assignment: tuple[TopicPartition, ...] | None = None
@@ -287,7 +366,11 @@ async def group_stream(
             wait = min(next_sync, last_sent + heartbeat_s) - time.monotonic()
             if wait > 0 and positions:
                 if await service.broker.wait_for_data(positions, wait):
-                    async for chunk in _deliver(service.broker, positions, with_topic=True):
+                    deliver = _deliver(
+                        service.broker, positions, with_topic=True, max_chunk_bytes=max_chunk_bytes,
+                        pacer=pacer,
+                    )
+                    async for chunk in deliver:
                         yield chunk
                         last_sent = time.monotonic()
                     continue

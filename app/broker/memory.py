@@ -12,18 +12,25 @@ faults are expensive), parsing a 1,000-record produce body took 7.5 ms with the 
 ``MALLOC_MMAP_THRESHOLD_`` in the environment): the broker keeps up to 256 MiB of freed heap for
 reuse, and only allocations of 32 MiB and more (glibc's ceiling) get their own mapping. It is a
 no-op on other C libraries, and when the environment already sets either variable.
+
+Keeping 256 MiB of freed heap is right for steady request traffic, wrong after a burst: 2,000 event
+streams whose clients stopped reading each held a chunk, and once they are gone that memory would
+stay with the process. ``give_back_memory`` (``malloc_trim(0)``) returns free heap to the kernel;
+the request pools call it, in a worker thread, when the last open event stream of a burst ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import gc
 import logging
 import os
 import sys
+import threading
 
-__all__ = ["freeze_startup_heap", "tune_allocator"]
+__all__ = ["freeze_startup_heap", "give_back_memory", "give_back_memory_soon", "tune_allocator"]
 
 logger = logging.getLogger("tidelog.broker")
 
@@ -34,6 +41,40 @@ MMAP_THRESHOLD = 32 * 1024 * 1024
 
 _tuned = False
 _frozen = False
+_trimming = threading.Lock()
+
+
+def give_back_memory() -> bool:
+    """Return the free heap to the kernel (glibc's ``malloc_trim(0)``); False where there is none."""
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return False
+    if not _trimming.acquire(blocking=False):
+        return True  # another thread is trimming right now
+    try:
+        trim.argtypes = [ctypes.c_size_t]
+        trim.restype = ctypes.c_int
+        trimmed = trim(0)
+        logger.info("allocator: free memory given back to the kernel (%s)", "some" if trimmed else "none")
+    finally:
+        _trimming.release()
+    return True
+
+
+def give_back_memory_soon() -> None:
+    """``give_back_memory`` in a worker thread (it can take milliseconds on a large heap)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        give_back_memory()
+        return
+    loop.run_in_executor(None, give_back_memory)
 
 
 def tune_allocator() -> bool:

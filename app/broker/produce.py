@@ -7,8 +7,10 @@ for OpenAPI with pydantic models that are never run on the hot path.
 
 Error classes: malformed structure or wrong JSON types → ``InvalidRequestError`` (400, 40001);
 a key/value/header that cannot be stored in its declared format → ``InvalidRecordError`` (400,
-40002); a value outside a documented limit → ``InvalidParameterError`` (422, 42204). A request
-with any such error is refused as a whole before anything is appended.
+40002); a value outside a documented limit → ``InvalidParameterError`` (422, 42204); a JSON key or value
+nested deeper than ``max_json_depth`` or holding a number no reader can hold → 422 42221/42222
+(``app/broker/json_limits.py``). A request with any such error is refused as a whole before
+anything is appended.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ import msgspec
 import orjson
 
 from app.broker.formats import Format, encode_data, encode_header_value, pack_attributes, parse_format
+from app.broker.json_limits import (
+    DEFAULT_MAX_JSON_DEPTH,
+    NumberOutOfRangeError,
+    ValueTooDeepError,
+    check_json_text,
+    dump_json,
+    may_hold_big_numbers,
+)
 from app.errors_base import InvalidParameterError, InvalidRequestError, TidelogError
 from storage import Header, RecordIn
 
@@ -113,6 +123,7 @@ def parse_record(
     header_binary: bool,
     attributes: int,
     now_ms: int,
+    max_depth: int = DEFAULT_MAX_JSON_DEPTH,
 ) -> tuple[RecordIn, int | None]:
     """One record object of a produce request → the ``RecordIn`` to append and its asked partition."""
     if type(obj) is not dict:
@@ -125,8 +136,8 @@ def parse_record(
         )
     if "value" not in obj:
         raise InvalidRequestError(f"{where}.value is required (null for a tombstone)")
-    key = encode_data(obj.get("key"), key_format, f"{where}.key")
-    value = encode_data(obj["value"], value_format, f"{where}.value")
+    key = _encode(obj.get("key"), key_format, f"{where}.key", max_depth)
+    value = _encode(obj["value"], value_format, f"{where}.value", max_depth)
     partition = _optional_int(obj, "partition", f"{where}.", 0, INT32_MAX)
     timestamp = _optional_int(obj, "timestamp", f"{where}.", 0, INT64_MAX)
     raw_headers = obj.get("headers")
@@ -167,7 +178,79 @@ def _header_binary(name: object) -> bool:
     raise InvalidParameterError(f"header_format must be string or binary, got {name!r}")
 
 
-def parse_produce_body(body: object, *, max_records: int, now_ms: int) -> ParsedRecords:
+def _encode(data: object, fmt: Format, where: str, max_depth: int) -> bytes | None:
+    """``encode_data``, with the nesting and number checks for JSON."""
+    if fmt is Format.JSON and data is not None:
+        return dump_json(data, where, max_depth)
+    return encode_data(data, fmt, where)
+
+
+def _loads(text: bytes, where: str, max_depth: int) -> object:
+    """``text`` parsed exactly, or the error that says why not (``where``: "the request body", "line 3").
+
+    orjson reads an integer beyond 64 bits as a float, which would store another number than the
+    one sent: text that may hold one is parsed by msgspec, which keeps integers exact (and refuses
+    the ones it cannot hold), so the number check names the field.
+    """
+    if may_hold_big_numbers(text):
+        try:
+            return msgspec.json.decode(text)
+        except msgspec.ValidationError:  # an integer or float msgspec cannot hold
+            _locate_number(text, where, max_depth)
+            raise NumberOutOfRangeError(
+                f"{where} holds a number which not every reader can hold: integers must lie in "
+                "-2**63..2**64-1 and floats within a double's range; send it as a string",
+                field=where,
+            ) from None
+        except RecursionError:
+            raise _too_deep(where, max_depth) from None
+        except msgspec.DecodeError as exc:
+            raise InvalidRequestError(f"{where} is not valid JSON: {exc}") from None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit"):
+            raise _too_deep(where, max_depth) from None
+        if "infinity" in str(exc):
+            raise NumberOutOfRangeError(
+                f"{where} holds a number beyond a double's range, which not every reader can hold",
+                field=where,
+            ) from None
+        raise InvalidRequestError(f"{where} is not valid JSON: {exc}") from None
+
+
+_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw]).decode
+
+
+def _locate_number(text: bytes, where: str, max_depth: int) -> None:
+    """Raise the number check's error naming the record field of ``text`` that holds the number."""
+    try:
+        top = _top_level(text)
+        if where == "the request body":
+            records = _raw_list(bytes(top["records"]))
+            places = [(f"records[{i}]", _top_level(bytes(raw))) for i, raw in enumerate(records)]
+        else:
+            places = [(where, top)]
+    except (msgspec.DecodeError, msgspec.ValidationError, KeyError, RecursionError):
+        return
+    for place, fields in places:
+        for name in ("key", "value"):
+            if name in fields:
+                check_json_text(bytes(fields[name]), f"{place}.{name}", max_depth)
+
+
+def _too_deep(where: str, max_depth: int) -> ValueTooDeepError:
+    return ValueTooDeepError(
+        f"{where} nests arrays and objects far deeper than a record's key or value may "
+        f"({max_depth} levels, max_json_depth)",
+        limit=max_depth,
+    )
+
+
+def parse_produce_body(
+    body: object, *, max_records: int, now_ms: int, max_depth: int = DEFAULT_MAX_JSON_DEPTH
+) -> ParsedRecords:
     """The JSON body of ``POST .../records`` → records to append.
 
     Raises ``InvalidRequestError``/``InvalidRecordError``/``InvalidParameterError`` naming the record.
@@ -201,7 +284,9 @@ def parse_produce_body(body: object, *, max_records: int, now_ms: int) -> Parsed
     if producer_id is not None and producer_epoch is not None and sequence is not None:
         parsed.producer_id, parsed.producer_epoch, parsed.sequence = producer_id, producer_epoch, sequence
     attributes = pack_attributes(key_format, value_format)
-    _parse_records(raw_records, parsed, key_format, value_format, header_binary, attributes, now_ms)
+    _parse_records(
+        raw_records, parsed, key_format, value_format, header_binary, attributes, now_ms, max_depth
+    )
     return parsed
 
 
@@ -213,6 +298,7 @@ def _parse_records(
     header_binary: bool,
     attributes: int,
     now_ms: int,
+    max_depth: int,
 ) -> None:
     """The records loop: a fast path for plain records, ``parse_record`` (exact errors) for the rest.
 
@@ -226,7 +312,6 @@ def _parse_records(
     partitions = parsed.partitions
     add_record = records.append
     add_partition = partitions.append
-    dumps = orjson.dumps
     new_record = RecordIn
     fields = _RECORD_FIELDS
     json_values = value_format is Format.JSON
@@ -252,7 +337,11 @@ def _parse_records(
                 )
             ):
                 if value is not None:
-                    value = dumps(value) if json_values else value.encode("ascii")
+                    value = (
+                        dump_json(value, f"records[{i}].value", max_depth)
+                        if json_values
+                        else value.encode("ascii")
+                    )
                 add_record(
                     new_record(
                         value,
@@ -272,6 +361,7 @@ def _parse_records(
             header_binary=header_binary,
             attributes=attributes,
             now_ms=now_ms,
+            max_depth=max_depth,
         )
         add_record(record)
         add_partition(partition)
@@ -330,7 +420,9 @@ class _Fallback(Exception):
     """The fast path met something it leaves to the exact parser."""
 
 
-def parse_produce_json(body: bytes, *, max_records: int, now_ms: int) -> ParsedRecords:
+def parse_produce_json(
+    body: bytes, *, max_records: int, now_ms: int, max_depth: int = DEFAULT_MAX_JSON_DEPTH
+) -> ParsedRecords:
     """The raw JSON body of a produce request → records to append: fast, with exact errors.
 
     Most bodies go through a typed msgspec decoder that hands over each value's JSON text without
@@ -345,19 +437,22 @@ def parse_produce_json(body: bytes, *, max_records: int, now_ms: int) -> ParsedR
         except UnicodeDecodeError as exc:
             raise InvalidRequestError(f"the request body is not valid UTF-8: {exc.reason}") from None
     try:
-        return _parse_fast(body, max_records, now_ms)
-    except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError, _Fallback, TidelogError):
+        return _parse_fast(body, max_records, now_ms, max_depth)
+    except (
+        msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError, RecursionError, _Fallback,
+        TidelogError,
+    ):
         pass
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
-    return parse_produce_body(document, max_records=max_records, now_ms=now_ms)
+    document = _loads(body, "the request body", max_depth)
+    return parse_produce_body(document, max_records=max_records, now_ms=now_ms, max_depth=max_depth)
 
 
-def _parse_fast(body: bytes, max_records: int, now_ms: int) -> ParsedRecords:
+def _parse_fast(
+    body: bytes, max_records: int, now_ms: int, max_depth: int = DEFAULT_MAX_JSON_DEPTH
+) -> ParsedRecords:
     decoded = _decode_body(body)
     body_compact = not _needs_recheck(body)
+    big_numbers = may_hold_big_numbers(body)
     raw_records = decoded.records
     if not 1 <= len(raw_records) <= max_records:
         raise _Fallback
@@ -390,6 +485,8 @@ def _parse_fast(body: bytes, max_records: int, now_ms: int) -> ParsedRecords:
             # which orjson refuses). A body without either (what orjson-based clients send) needs
             # no check per value.
             value = text if body_compact or not _needs_recheck(text) else dumps(loads(text))
+            if big_numbers or value.count(b"[") + value.count(b"{") > max_depth:
+                check_json_text(value, f"records[{i}].value", max_depth)
         else:
             value = encode_data(loads(text), value_format, f"records[{i}].value")
         key = item.key
@@ -397,7 +494,7 @@ def _parse_fast(body: bytes, max_records: int, now_ms: int) -> ParsedRecords:
             if string_keys and type(key) is str and key.isascii():
                 key = key.encode("ascii")
             else:
-                key = encode_data(key, key_format, f"records[{i}].key")
+                key = _encode(key, key_format, f"records[{i}].key", max_depth)
         headers: Sequence[Header] = ()
         if item.headers:
             headers = [
@@ -422,6 +519,7 @@ def parse_record_json(
     header_binary: bool,
     attributes: int,
     now_ms: int,
+    max_depth: int = DEFAULT_MAX_JSON_DEPTH,
 ) -> tuple[RecordIn, int | None]:
     """One record's JSON text (an NDJSON line) → ``RecordIn`` and asked partition, as ``parse_record``.
 
@@ -436,11 +534,12 @@ def parse_record_json(
             value = None
         elif value_format is Format.JSON:
             value = orjson.dumps(orjson.loads(text)) if _needs_recheck(text) else text
+            check_json_text(value, f"{where}.value", max_depth)
         else:
             value = encode_data(orjson.loads(text), value_format, f"{where}.value")
         key = item.key
         if key is not None:
-            key = encode_data(key, key_format, f"{where}.key")
+            key = _encode(key, key_format, f"{where}.key", max_depth)
         headers: Sequence[Header] = ()
         if item.headers:
             headers = [
@@ -449,12 +548,11 @@ def parse_record_json(
             ]
         timestamp = now_ms if item.timestamp is None else item.timestamp
         return RecordIn(value, key, headers, timestamp, attributes), item.partition
-    except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError, TidelogError):
+    except (
+        msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError, RecursionError, TidelogError
+    ):
         pass
-    try:
-        document = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"{where} is not valid JSON: {exc}") from None
+    document = _loads(line, where, max_depth)
     return parse_record(
         document,
         where,
@@ -463,4 +561,5 @@ def parse_record_json(
         header_binary=header_binary,
         attributes=attributes,
         now_ms=now_ms,
+        max_depth=max_depth,
     )

@@ -37,6 +37,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from app.bounds import INT32_MAX, NonNegativeInt32
 from app.cluster.errors import NotLeaderError
 from app.cluster.fetch_wire import encode_fetched
 from app.cluster.partition import FetchPartition
@@ -52,7 +53,7 @@ public_router = APIRouter(prefix="/v1", tags=["cluster"])
 
 
 class ReassignRequest(BaseModel):
-    replicas: list[int] = Field(
+    replicas: list[NonNegativeInt32] = Field(
         min_length=1, max_length=1000, description="The new replica set; the first is the preferred leader."
     )
 
@@ -72,11 +73,12 @@ class ReassignmentOut(BaseModel):
     status_code=202,
     response_model=ReassignmentOut,
     responses=error_responses(
-        ErrorCode.UNKNOWN_TOPIC, ErrorCode.UNKNOWN_PARTITION, ErrorCode.INVALID_REPLICATION_FACTOR
+        ErrorCode.UNKNOWN_TOPIC, ErrorCode.UNKNOWN_PARTITION, ErrorCode.INVALID_REPLICATION_FACTOR,
+        ErrorCode.INVALID_REQUEST,
     ),
 )
 async def reassign_partition(
-    request: Request, topic: str, partition: Annotated[int, Path(ge=0)], body: ReassignRequest
+    request: Request, topic: str, partition: Annotated[int, Path(ge=0, le=INT32_MAX)], body: ReassignRequest
 ) -> ReassignmentOut:
     """Move a partition's replicas (clustered mode): the new replicas catch up as followers, then
     the controller switches to the new set once all of them are in the ISR (docs/cluster.md)."""

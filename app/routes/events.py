@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ValidationError
 
+from app.bounds import INT32_MAX, spec_bounds
 from app.deps import BrokerDep
 from app.error_codes import ErrorCode
 from app.errors import error_responses
@@ -131,7 +132,10 @@ async def topic_events(
             await broker.partition(topic, number)  # 404 40402 for a partition the topic lacks
     resume = parse_cursor(last_event_id or cursor or "", topic=topic)
     positions = await start_positions(broker, topic, numbers, resolved_start, resume)
-    return EventStreamResponse(topic_stream(broker, topic, positions, heartbeat_s=heartbeat_ms / 1000))
+    chunk = request.app.state.settings.sse_max_buffer_bytes
+    return EventStreamResponse(
+        topic_stream(broker, topic, positions, heartbeat_s=heartbeat_ms / 1000, max_chunk_bytes=chunk)
+    )
 
 
 @router.get(
@@ -151,8 +155,8 @@ async def group_events(
     assignor: Annotated[
         str, Query(description="range | roundrobin | cooperative-sticky | streams")
     ] = "range",
-    session_timeout_ms: Annotated[int | None, Query()] = None,
-    rebalance_timeout_ms: Annotated[int | None, Query(gt=0)] = None,
+    session_timeout_ms: Annotated[Annotated[int, spec_bounds(1, INT32_MAX)] | None, Query()] = None,
+    rebalance_timeout_ms: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     instance_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
     auto_offset_reset: Annotated[str, Query(description="earliest | latest | none")] = "latest",
     heartbeat_ms: HeartbeatMs = 15_000,
@@ -190,4 +194,7 @@ async def group_events(
             group, [OffsetCommit(t, p, offset, "sse Last-Event-ID") for (t, p), offset in resume.items()]
         )
     view = await service.join(group, join)
-    return EventStreamResponse(group_stream(service, group, join, view, heartbeat_s=heartbeat_ms / 1000))
+    chunk = request.app.state.settings.sse_max_buffer_bytes
+    return EventStreamResponse(
+        group_stream(service, group, join, view, heartbeat_s=heartbeat_ms / 1000, max_chunk_bytes=chunk)
+    )

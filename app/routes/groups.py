@@ -13,6 +13,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.bounds import INT32_MAX, Int32, Int64, NonNegativeInt32, NonNegativeInt64, PositiveInt32, spec_bounds
 from app.broker.formats import render_record
 from app.config import Settings
 from app.deps import SettingsDep
@@ -28,7 +29,22 @@ from app.routes.topics import JsonBody
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 
-GroupId = Annotated[str, Path(min_length=1, max_length=255, description="The consumer group's id.")]
+#: A group id follows the topic-name rules: 1 to 249 of ``[a-zA-Z0-9._-]``, not ``.`` or ``..`` (so no
+#: NUL, no ``/``, nothing a path or a log line could misread). The pattern has no lookaround, so
+#: it says "not . or .." as: a first character other than a dot, or a dot then a non-dot, or two
+#: dots and more.
+GROUP_ID_PATTERN = r"^(?:[a-zA-Z0-9_-][a-zA-Z0-9._-]*|\.[a-zA-Z0-9_-][a-zA-Z0-9._-]*|\.\.[a-zA-Z0-9._-]+)$"
+GroupId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=249,
+        pattern=GROUP_ID_PATTERN,
+        description=(
+            "The consumer group's id: 1 to 249 of ASCII letters, digits, '.', '_' and '-'; not '.' or '..'."
+        ),
+    ),
+]
 MemberId = Annotated[str, Path(min_length=1, max_length=64, description="A member id from the join.")]
 
 
@@ -64,11 +80,11 @@ class JoinIn(BaseModel):
         description="An RE2 regular expression matched against whole topic names (linear time).",
     )
     assignor: Literal["range", "roundrobin", "cooperative-sticky", "streams"] = "range"
-    session_timeout_ms: int | None = Field(
+    session_timeout_ms: Annotated[int, spec_bounds(1, INT32_MAX)] | None = Field(
         None, description="Default 45000, within group.min/max.session.timeout.ms (else 422 42207)."
     )
-    rebalance_timeout_ms: int | None = Field(
-        None, gt=0, description="How long a revoked partition waits for its old owner. Default: the session."
+    rebalance_timeout_ms: PositiveInt32 | None = Field(
+        None, description="How long a revoked partition waits for its old owner. Default: the session."
     )
     instance_id: str | None = Field(
         None, min_length=1, max_length=255, description="Static membership (KIP-345): group.instance.id."
@@ -88,7 +104,7 @@ class JoinOut(BaseModel):
 class HeartbeatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    generation: int | None = Field(
+    generation: Int32 | None = Field(
         None, description="Acknowledges every revocation up to this generation (the member let go)."
     )
 
@@ -107,9 +123,9 @@ class SeekIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     topic: str
-    partition: int = Field(ge=0)
+    partition: NonNegativeInt32
     to: Literal["earliest", "latest", "offset", "timestamp"]
-    value: int | None = Field(None, description="The offset, or the timestamp (epoch ms).")
+    value: Int64 | None = Field(None, description="The offset, or the timestamp (epoch ms).")
 
 
 class SeekOut(BaseModel):
@@ -122,8 +138,10 @@ class OffsetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     topic: str
-    partition: int = Field(ge=0)
-    offset: int = Field(ge=0, description="The next offset to consume (last processed + 1), as in Kafka.")
+    partition: NonNegativeInt32
+    offset: NonNegativeInt64 = Field(
+        description="The next offset to consume (last processed + 1), as in Kafka."
+    )
     metadata: str | None = Field(None, max_length=4096)
 
 
@@ -140,7 +158,7 @@ class CommitIn(BaseModel):
     )
 
     member_id: str | None = Field(None, description="Omit only while the group has no members.")
-    generation: int | None = None
+    generation: Int32 | None = None
     offsets: list[OffsetIn] = Field(min_length=1)
 
 
@@ -163,9 +181,11 @@ class ResetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     topics: list[str] = Field(min_length=1)
-    partitions: list[int] | None = Field(None, description="Default: every partition of each topic.")
+    partitions: list[NonNegativeInt32] | None = Field(
+        None, description="Default: every partition of each topic."
+    )
     to: Literal["earliest", "latest", "timestamp", "offset", "shift_by"]
-    value: int | None = Field(None, description="Timestamp (ms), offset, or shift (may be negative).")
+    value: Int64 | None = Field(None, description="Timestamp (ms), offset, or shift (may be negative).")
     dry_run: bool = False
 
 
@@ -340,7 +360,7 @@ async def join_group(group: GroupId, body: JoinIn, service: GroupServiceDep) -> 
 @router.post(
     "/{group}/members/{member_id}/heartbeat",
     response_model=HeartbeatOut,
-    responses=error_responses(ErrorCode.UNKNOWN_MEMBER),
+    responses=error_responses(ErrorCode.INVALID_REQUEST, ErrorCode.UNKNOWN_MEMBER),
 )
 async def heartbeat(
     group: GroupId, member_id: MemberId, service: GroupServiceDep, body: HeartbeatIn | None = None
@@ -403,9 +423,13 @@ async def poll_records(
     member_id: MemberId,
     service: GroupServiceDep,
     settings: SettingsDep,
-    max_records: Annotated[int, Query(description="At most fetch_max_records.")] = 500,
-    max_bytes: Annotated[int, Query(description="At most fetch_max_bytes.")] = 1024 * 1024,
-    max_wait_ms: Annotated[int, Query(description="Long-poll; capped at half the session timeout.")] = 1000,
+    max_records: Annotated[int, Query(ge=1, le=INT32_MAX, description="At most fetch_max_records.")] = 500,
+    max_bytes: Annotated[
+        int, Query(ge=1, le=INT32_MAX, description="At most fetch_max_bytes.")
+    ] = 1024 * 1024,
+    max_wait_ms: Annotated[
+        int, Query(ge=0, le=INT32_MAX, description="Long-poll; capped at half the session timeout.")
+    ] = 1000,
 ) -> Response:
     """Records from the member's assigned partitions (long-poll, fair across partitions).
 
@@ -444,6 +468,7 @@ def _limits(settings: Settings, max_records: int, max_bytes: int, max_wait_ms: i
     response_model=SeekOut,
     dependencies=[JsonBody],
     responses=error_responses(
+        ErrorCode.INVALID_REQUEST,
         ErrorCode.UNKNOWN_MEMBER,
         ErrorCode.ILLEGAL_GENERATION,
         ErrorCode.UNKNOWN_TOPIC,
@@ -464,6 +489,7 @@ async def seek(group: GroupId, member_id: MemberId, body: SeekIn, service: Group
     response_class=Response,
     dependencies=[JsonBody],
     responses=error_responses(
+        ErrorCode.INVALID_REQUEST,
         ErrorCode.UNKNOWN_MEMBER,
         ErrorCode.ILLEGAL_GENERATION,
         ErrorCode.GROUP_NOT_EMPTY,
@@ -497,6 +523,7 @@ async def get_offsets(group: GroupId, service: GroupServiceDep) -> OffsetsOut:
     response_model=ResetOut,
     dependencies=[JsonBody],
     responses=error_responses(
+        ErrorCode.INVALID_REQUEST,
         ErrorCode.GROUP_NOT_EMPTY,
         ErrorCode.UNKNOWN_TOPIC,
         ErrorCode.UNKNOWN_PARTITION,

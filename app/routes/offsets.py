@@ -92,6 +92,7 @@ class DeleteRecordsOut(BaseModel):
         ErrorCode.OFFSET_OUT_OF_RANGE,
         ErrorCode.NOT_LEADER,
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode.INVALID_REQUEST,
     ),
     summary="Delete the records below an offset (Kafka's DeleteRecords)",
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.bounds import NonNegativeInt64
 from app.broker import Broker
 from app.error_codes import ErrorCode
 from app.errors import error_responses
@@ -19,7 +20,7 @@ class InitProducerRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    producer_id: int | None = Field(None, ge=0)
+    producer_id: NonNegativeInt64 | None = None
     producer_epoch: int | None = Field(None, ge=0, le=32767)
 
 

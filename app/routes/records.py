@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -53,6 +54,7 @@ from app.openapi import json_lines
 __all__ = ["router"]
 
 router = APIRouter(tags=["records"])
+logger = logging.getLogger("tidelog.records")
 
 NDJSON = "application/x-ndjson"
 _NDJSON_CHUNK_RECORDS = 1000
@@ -70,9 +72,9 @@ class ProduceRecord(BaseModel):
     value: Any = Field(..., description="In value_format; null is a tombstone.")
     headers: list[RecordHeader] | None = None
     partition: int | None = Field(
-        None, ge=0, description="Explicit partition; else by key (murmur2) or sticky."
+        None, ge=0, le=INT32_MAX, description="Explicit partition; else by key (murmur2) or sticky."
     )
-    timestamp: int | None = Field(None, ge=0, description="Epoch milliseconds; default: now.")
+    timestamp: int | None = Field(None, ge=0, le=INT64_MAX, description="Epoch milliseconds; default: now.")
 
 
 class ProduceRequest(BaseModel):
@@ -80,9 +82,11 @@ class ProduceRequest(BaseModel):
     key_format: Literal["json", "string", "binary"] = "string"
     value_format: Literal["json", "string", "binary"] = "json"
     header_format: Literal["string", "binary"] = "string"
-    producer_id: int | None = Field(None, ge=0, description="Idempotent producer id (POST /v1/producers).")
+    producer_id: int | None = Field(
+        None, ge=0, le=INT64_MAX, description="Idempotent producer id (POST /v1/producers)."
+    )
     producer_epoch: int | None = Field(None, ge=0, le=32767)
-    sequence: int | None = Field(None, ge=0, description="Sequence number of the first record.")
+    sequence: int | None = Field(None, ge=0, le=INT32_MAX, description="Sequence number of the first record.")
 
 
 class ProduceResult(BaseModel):
@@ -237,7 +241,10 @@ async def _produce_json(
     """The answer, and whether a partition failed with a retriable (5xx) error (records may be written)."""
     settings: Settings = request.app.state.settings
     parsed = parse_produce_json(
-        body, max_records=settings.max_records_per_request, now_ms=int(time.time() * 1000)
+        body,
+        max_records=settings.max_records_per_request,
+        now_ms=int(time.time() * 1000),
+        max_depth=settings.max_json_depth,
     )
     outcome = await broker.produce(topic, parsed, acks=acks, partition=partition, key_producer=key_producer)
     _count(request, outcome, topic)
@@ -400,8 +407,25 @@ async def _produce_ndjson(
     else:
         await broker.partition(topic, partition)
     max_records = settings.max_records_per_request
+    counts = {"lines": 0, "produced": 0, "failed": 0}
 
     async def lines() -> AsyncIterator[bytes]:
+        """The answer's lines; the last one is always ``{"summary": …}`` or ``{"error": …}``."""
+        try:
+            async for chunk in _all_lines():
+                yield chunk
+        except TidelogError as exc:
+            yield _final_line("error", error_code=int(exc.code), message=exc.detail, **counts)
+            return
+        except Exception:
+            # Never a stream that just stops: the client learns that the rest was not produced.
+            logger.exception("NDJSON produce to %s failed after %d lines", topic, counts["lines"])
+            message = "internal error; the lines after the last acknowledged one were not produced"
+            yield _final_line("error", error_code=int(ErrorCode.INTERNAL_ERROR), message=message, **counts)
+            return
+        yield _final_line("summary", **counts)
+
+    async def _all_lines() -> AsyncIterator[bytes]:
         pending: list[tuple[int, bytes]] = []
         buffer = b""
         line_no = 0
@@ -413,6 +437,7 @@ async def _produce_ndjson(
             *complete, buffer = buffer.split(b"\n")
             for raw in complete:
                 line_no += 1
+                counts["lines"] = line_no
                 if raw.strip():
                     pending.append((line_no, raw))
             while pending:
@@ -421,6 +446,7 @@ async def _produce_ndjson(
                 yield await _ack_chunk(batch, total > max_records)
         if buffer.strip():
             pending.append((line_no + 1, buffer))
+            counts["lines"] = line_no + 1
         if pending:
             total += len(pending)
             yield await _ack_chunk(pending, total > max_records)
@@ -445,6 +471,7 @@ async def _produce_ndjson(
                     header_binary=header_binary,
                     attributes=attributes,
                     now_ms=now_ms,
+                    max_depth=settings.max_json_depth,
                 )
             except TidelogError as exc:
                 errors[number] = _error_line(number, int(exc.code), exc.detail)
@@ -477,7 +504,9 @@ async def _produce_ndjson(
                     results[number] = orjson.dumps({"line": number, **result.as_json()})
             break
         for number, _ in batch:
-            out.append(errors.get(number) or results[number])
+            line = errors.get(number) or results[number]
+            counts["failed" if b'"error_code"' in line else "produced"] += 1
+            out.append(line)
         return b"\n".join(out) + b"\n"
 
     return _NdjsonAnswer(lines())
@@ -490,6 +519,10 @@ async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
             yield chunk
     except ClientDisconnect:
         return
+
+
+def _final_line(kind: str, **fields: object) -> bytes:
+    return orjson.dumps({kind: fields}) + b"\n"
 
 
 def _error_line(number: int, code: int, message: str) -> bytes:
@@ -531,15 +564,18 @@ async def fetch(
         int | None, Query(ge=0, le=INT64_MAX, description="First offset to return; default the log start.")
     ] = None,
     max_records: Annotated[
-        int, Query(ge=1, description="At most this many records (≤ fetch_max_records).")
+        int, Query(ge=1, le=INT32_MAX, description="At most this many records (≤ fetch_max_records).")
     ] = 500,
     max_bytes: Annotated[
-        int, Query(ge=1, description="Record batch bytes to read (at least one batch is returned).")
+        int,
+        Query(ge=1, le=INT32_MAX, description="Record batch bytes to read (at least one batch is returned)."),
     ] = 1024 * 1024,
     max_wait_ms: Annotated[
-        int, Query(ge=0, description="Long-poll up to this long (≤ fetch_max_wait_ms).")
+        int, Query(ge=0, le=INT32_MAX, description="Long-poll up to this long (≤ fetch_max_wait_ms).")
     ] = 0,
-    min_bytes: Annotated[int, Query(ge=0, description="Answer as soon as this many bytes are readable.")] = 1,
+    min_bytes: Annotated[
+        int, Query(ge=0, le=INT32_MAX, description="Answer as soon as this many bytes are readable.")
+    ] = 1,
     key_format: Annotated[FormatParam | None, Query(description="Default: as produced.")] = None,
     value_format: Annotated[FormatParam | None, Query(description="Default: as produced.")] = None,
     header_format: Annotated[Literal["string", "binary"], Query()] = "string",

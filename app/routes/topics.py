@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.bounds import INT16_MAX, INT32_MAX, spec_bounds
 from app.deps import JsonBody, TopicServiceDep
 from app.error_codes import ErrorCode
 from app.errors import error_responses
@@ -92,8 +93,13 @@ class CreateTopic(BaseModel):
     )
 
     name: str = Field(description="1 to 249 of ASCII letters, digits, '.', '_' and '-'; not '.' or '..'.")
-    partitions: int | None = Field(None, description="Default: the broker's num_partitions.")
-    replication_factor: int | None = Field(None, description="Must be 1 on a single broker.")
+    partitions: Annotated[int, spec_bounds(1, INT32_MAX)] | None = Field(
+        None,
+        description="Default: the broker's num_partitions; at most max_partitions_per_topic (else 42203).",
+    )
+    replication_factor: Annotated[int, spec_bounds(1, INT16_MAX)] | None = Field(
+        None, description="Must be 1 on a single broker (else 42205)."
+    )
     configs: dict[str, Any] = Field(
         default_factory=dict, description="Topic config overrides, name → value (see docs/configuration.md)."
     )
@@ -102,7 +108,9 @@ class CreateTopic(BaseModel):
 class UpdateTopic(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    partitions: int = Field(description="The new partition count; it can only be raised.")
+    partitions: Annotated[int, spec_bounds(1, INT32_MAX)] = Field(
+        description="The new partition count; it can only be raised (else 42203)."
+    )
 
 
 class UpdateTopicConfigs(BaseModel):

@@ -236,7 +236,9 @@ class TopicService:
                              partitions=info.partitions, configs=info.configs, defaults=info.defaults)
         async with self._changes:
             record = await to_thread.run_sync(self._create, name, count, replicas, overrides)
-            self.broker.open_topic(name, count, log_config, record.topic_id)
+            # 1,000 partitions are 1,000 directories and files: created in a worker thread, so every
+            # other request keeps being answered meanwhile (the broker's topic table is thread-safe).
+            await to_thread.run_sync(self.broker.open_topic, name, count, log_config, record.topic_id)
         return self._info(record, with_offsets=True)
 
     async def wait_ready(self, name: str, partitions: int, timeout_ms: int) -> list[int]:
@@ -255,8 +257,9 @@ class TopicService:
         async with self._changes:
             record, grew = await to_thread.run_sync(self._grow, name, partitions)
             if grew:
-                self.broker.open_topic(
-                    name, partitions, log_config_for(self.settings, record.overrides), record.topic_id
+                await to_thread.run_sync(
+                    self.broker.open_topic,
+                    name, partitions, log_config_for(self.settings, record.overrides), record.topic_id,
                 )
         return self._info(record, with_offsets=True)
 
@@ -272,7 +275,7 @@ class TopicService:
         """Delete the topic from the catalog, then its logs."""
         async with self._changes:
             await to_thread.run_sync(self._delete, name)
-            self.broker.delete_topic(name)
+            await to_thread.run_sync(self.broker.delete_topic, name)  # closes and renames every log
 
     def _ensure_open(self, record: _TopicRecord) -> None:
         """Open logs the catalog has and this broker has not: the topic (or its new partitions, or a

@@ -105,6 +105,7 @@ __all__ = [
     "NotFoundError",
     "NotLeaderError",
     "NotReadyError",
+    "NumberOutOfRangeError",
     "OffsetOutOfRangeError",
     "OutOfOrderSequenceError",
     "OverloadedError",
@@ -140,6 +141,7 @@ __all__ = [
     "UnknownProducerError",
     "UnknownTopicError",
     "UnsupportedMediaTypeError",
+    "ValueTooDeepError",
     "error_from_response",
 ]
 
@@ -449,6 +451,12 @@ class InvalidTopicPatternError(InvalidInputError):
     """A topic_pattern RE2 cannot compile, or one over the length limit."""
 
 
+class ValueTooDeepError(InvalidInputError):
+    """A JSON key or value nested deeper than the broker's limit."""
+
+
+class NumberOutOfRangeError(InvalidInputError):
+    """A JSON number no reader can hold (an integer beyond 64 bits, an infinite float)."""
 
 
 class TooManyConnectionsPerIpError(TooManyRequestsError):
@@ -509,6 +517,8 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     42207: InvalidSessionTimeoutError,
     42210: InvalidTimestampError,
     42220: InvalidTopicPatternError,
+    42221: ValueTooDeepError,
+    42222: NumberOutOfRangeError,
     42901: TooManyRequestsError,
     42902: TooManyConnectionsPerIpError,
     42903: TooManyWaitersPerClientError,

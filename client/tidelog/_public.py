@@ -37,6 +37,7 @@ from tidelog._errors import (
     NotFoundError,
     NotLeaderError,
     NotReadyError,
+    NumberOutOfRangeError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
     OverloadedError,
@@ -72,6 +73,7 @@ from tidelog._errors import (
     UnknownProducerError,
     UnknownTopicError,
     UnsupportedMediaTypeError,
+    ValueTooDeepError,
 )
 from tidelog._future import DeliveryFuture
 from tidelog._leaders import LeaderCache
@@ -143,6 +145,7 @@ __all__ = [
     "NotFoundError",
     "NotLeaderError",
     "NotReadyError",
+    "NumberOutOfRangeError",
     "OffsetOutOfRangeError",
     "OffsetsResult",
     "OutOfOrderSequenceError",
@@ -190,6 +193,7 @@ __all__ = [
     "UnknownProducerError",
     "UnknownTopicError",
     "UnsupportedMediaTypeError",
+    "ValueTooDeepError",
     "murmur2",
     "partition_for_key",
 ]

@@ -491,7 +491,8 @@ def test_ndjson_produce_acknowledges_one_line_per_record(client: Any) -> None:
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/x-ndjson")
-    acks = [orjson.loads(line) for line in response.content.splitlines()]
+    *acks, summary = [orjson.loads(line) for line in response.content.splitlines()]
+    assert summary == {"summary": {"lines": 2502, "produced": 2500, "failed": 1}}
     assert len(acks) == 2501
     assert acks[3] == {"line": 5, "error_code": 40001, "message": acks[3]["message"]}
     good = [a for a in acks if "offset" in a]

@@ -133,7 +133,8 @@ def test_ndjson_streams_in_and_acks_stream_out(broker_process: BrokerProcess) ->
             params={"acks": "all"},
         ) as response:
             assert response.status_code == 200
-            acks = [orjson.loads(line) for line in response.iter_lines() if line]
+            *acks, summary = [orjson.loads(line) for line in response.iter_lines() if line]
+        assert summary == {"summary": {"lines": 500, "produced": 500, "failed": 0}}
         assert [a["offset"] for a in acks] == list(range(500))
         assert [a["line"] for a in acks] == list(range(1, 501))
         fetched = http.get(
