@@ -112,6 +112,7 @@ def test_json_format_claims_are_checked(client: Any) -> None:
     problem = assert_problem(produce(client, batch([b'{"a":'])), 400, 40021)
     assert "JSON" in problem["detail"]
     assert_problem(produce(client, batch([b'"\xff"'])), 400, 40021)
+    assert_problem(produce(client, batch([b"\xff"], attributes=1 << 2)), 400, 40021)  # string, not UTF-8
     # The same bytes as binary values are fine.
     assert produce(client, batch([b'{"a":'], attributes=0)).status_code == 200
 

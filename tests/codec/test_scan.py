@@ -59,6 +59,8 @@ def test_each_check_names_what_failed() -> None:
 @given(records=st.lists(records_in, min_size=1, max_size=12))
 @HYPOTHESIS
 def test_every_batch_the_encoder_builds_passes(records: list[RecordIn]) -> None:
+    # Random attribute bits would claim formats the random bytes are not in: binary keys and values.
+    records = [RecordIn(r.value, r.key, r.headers, r.timestamp, BINARY_ONLY) for r in records]
     batch = encode_batch(records, base_offset=0, now_ms=NOW)
     assert scan_batch(batch).record_count == len(records)
 

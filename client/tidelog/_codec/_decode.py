@@ -246,8 +246,9 @@ def scan_section(
     varint fits, lengths are -1 (null) or within the record, offset deltas are exactly 0..count-1,
     each record ends where its length says and the records fill the section, header keys are UTF-8
     and header values -1 or within the record, timestamps lie in ``[earliest_ts, latest_ts]``
-    (KIP-937's bounds), a key is present when ``need_key`` (compacted topics), and a key or value
-    whose attribute bits claim the JSON format (2) passes ``json_ok(data, start, stop)``. Raises
+    (KIP-937's bounds), a key is present when ``need_key`` (compacted topics), a key or value
+    whose attribute bits claim the JSON format (2) passes ``json_ok(data, start, stop)`` and one that
+    claims the string format (1) is UTF-8 (readers show both as they are). Raises
     ``CorruptRecordError`` naming the record's index; reading past ``data`` raises ``IndexError``.
     """
     max_ts = -(2**63)
@@ -284,6 +285,11 @@ def scan_section(
                 raise CorruptRecordError(
                     f"record {index}'s {('key', 'value')[part]} is not valid JSON, "
                     "but its attributes claim the JSON format"
+                )
+            if bits == 1 and not _is_utf8(data, pos, pos + n):
+                raise CorruptRecordError(
+                    f"record {index}'s {('key', 'value')[part]} is not UTF-8, "
+                    "but its attributes claim the string format"
                 )
             pos += n
         header_count, pos = _varint(data, pos)
