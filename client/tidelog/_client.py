@@ -26,7 +26,7 @@ from tidelog._core.connection import (
     MAX_REDIRECTS,
     CallState,
     RetryPolicy,
-    decode_answer,
+    answer_of,
     resolve_url,
     translate_error,
 )
@@ -59,6 +59,10 @@ class Client(_Base):
     ``username=`` and ``password=``, or any ``httpx.Auth`` as ``auth=``. They go with every request,
     to every broker the client is routed to, and with its SSE streams.
 
+    ``batch_format`` (default on): producers and partition reads use the binary batch format
+    (``application/vnd.tidelog.batch``, docs/records.md), falling back to JSON for good as soon as a
+    broker answers 415 or 406 for it.
+
     >>> with Client("http://127.0.0.1:8080") as client:           # doctest: +SKIP
     ...     client.admin.create_topic("orders", partitions=3)
     ...     with client.producer() as producer:
@@ -80,10 +84,12 @@ class Client(_Base):
         username: str | None = None,
         password: str | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
+        batch_format: bool = True,
     ) -> None:
         super().__init__(
             url, timeout, retries, backoff_ms, headers,
             api_key=api_key, token=token, username=username, password=password, auth=auth,
+            batch_format=batch_format,
         )  # fmt: skip
         self._http = httpx.Client(transport=transport, **self._http_options(max_connections))
         self._transport = transport
@@ -99,7 +105,7 @@ class Client(_Base):
         state = self._call_state(call, retries)
         while True:
             try:
-                return call.parse(decode_answer(self._send(state, timeout)))
+                return call.parse(answer_of(call, self._send(state, timeout)))
             except TidelogError as error:
                 delay = state.failed(error)
                 if delay is None:
@@ -218,20 +224,22 @@ class Client(_Base):
         header_format: str | None = None,
     ) -> FetchResult:
         """Fetch records of one partition from ``offset`` (long-polls up to ``max_wait_ms``)."""
-        return self.call(
-            _api.fetch(
-                topic,
-                partition,
-                offset,
-                max_records=max_records,
-                max_bytes=max_bytes,
-                max_wait_ms=max_wait_ms,
-                min_bytes=min_bytes,
-                key_format=key_format,
-                value_format=value_format,
-                header_format=header_format,
-            )
-        )
+        options: dict[str, Any] = {
+            "max_records": max_records,
+            "max_bytes": max_bytes,
+            "max_wait_ms": max_wait_ms,
+            "min_bytes": min_bytes,
+            "key_format": key_format,
+            "value_format": value_format,
+            "header_format": header_format,
+        }
+        call = self._fetch_call(topic, partition, offset, **options)
+        try:
+            return self.call(call)
+        except TidelogError as error:
+            if not self._format_refused(call, error):
+                raise
+        return self.call(self._fetch_call(topic, partition, offset, **options))
 
     def offsets(self, topic: str, partition: int, *, timestamp: int | None = None) -> PartitionOffsets:
         """Return a partition's log start, high watermark and log end (and the offset for ``timestamp``)."""
@@ -290,10 +298,12 @@ class AsyncClient(_Base):
         username: str | None = None,
         password: str | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
+        batch_format: bool = True,
     ) -> None:
         super().__init__(
             url, timeout, retries, backoff_ms, headers,
             api_key=api_key, token=token, username=username, password=password, auth=auth,
+            batch_format=batch_format,
         )  # fmt: skip
         self._http = httpx.AsyncClient(transport=transport, **self._http_options(max_connections))
         self._admin: AsyncAdmin | None = None
@@ -309,7 +319,7 @@ class AsyncClient(_Base):
         state = self._call_state(call, retries)
         while True:
             try:
-                return call.parse(decode_answer(await self._send(state, timeout)))
+                return call.parse(answer_of(call, await self._send(state, timeout)))
             except TidelogError as error:
                 delay = state.failed(error)
                 if delay is None:
@@ -418,20 +428,22 @@ class AsyncClient(_Base):
         header_format: str | None = None,
     ) -> FetchResult:
         """Fetch records of one partition from ``offset`` (see ``Client.fetch``)."""
-        return await self.call(
-            _api.fetch(
-                topic,
-                partition,
-                offset,
-                max_records=max_records,
-                max_bytes=max_bytes,
-                max_wait_ms=max_wait_ms,
-                min_bytes=min_bytes,
-                key_format=key_format,
-                value_format=value_format,
-                header_format=header_format,
-            )
-        )
+        options: dict[str, Any] = {
+            "max_records": max_records,
+            "max_bytes": max_bytes,
+            "max_wait_ms": max_wait_ms,
+            "min_bytes": min_bytes,
+            "key_format": key_format,
+            "value_format": value_format,
+            "header_format": header_format,
+        }
+        call = self._fetch_call(topic, partition, offset, **options)
+        try:
+            return await self.call(call)
+        except TidelogError as error:
+            if not self._format_refused(call, error):
+                raise
+        return await self.call(self._fetch_call(topic, partition, offset, **options))
 
     async def offsets(self, topic: str, partition: int, *, timestamp: int | None = None) -> PartitionOffsets:
         return await self.call(_api.partition_offsets(topic, partition, timestamp))

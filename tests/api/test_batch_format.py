@@ -58,9 +58,7 @@ def test_batches_are_appended_as_they_are_and_fetched_back_as_json_and_binary(cl
     }
     records = fetch(client, "bin")["records"]
     assert [(r["key"], r["value"]) for r in records] == [("k1", {"a": 1}), ("k2", 2), (None, "x")]
-    raw = client.get(
-        "/v1/topics/bin/partitions/0/records", params={"offset": 1}, headers={"Accept": BATCH}
-    )
+    raw = client.get("/v1/topics/bin/partitions/0/records", params={"offset": 1}, headers={"Accept": BATCH})
     assert raw.status_code == 200
     assert raw.headers["content-type"] == BATCH
     assert raw.headers["tidelog-next-offset"] == "3"

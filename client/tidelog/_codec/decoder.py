@@ -70,7 +70,6 @@ _scan_section: Callable[..., int] = _decoder.scan_section
 """Which record decoder is in use: "mypyc" (compiled) or "python"."""
 
 
-
 def validate_batch(buf: Buffer, pos: int = 0, *, check_records: bool = False) -> BatchHeader:
     """Return the header of the batch at ``buf[pos]`` after checking magic, length, counts and CRC-32C.
 
@@ -94,7 +93,6 @@ def validate_batch(buf: Buffer, pos: int = 0, *, check_records: bool = False) ->
         if any(a >= b for a, b in pairwise(offsets)):
             raise CorruptRecordError(f"batch at position {pos} has record offsets that do not increase")
     return header
-
 
 
 def _always(data: bytes, start: int, stop: int) -> bool:
