@@ -50,6 +50,7 @@ def _include_routers(app: FastAPI) -> None:
     from app.routes import (
         cluster,
         events,
+        fetch_many,
         groups,
         health,
         log_dirs,
@@ -61,7 +62,7 @@ def _include_routers(app: FastAPI) -> None:
     from app.ui import router as ui_router
 
     for router in (health.router, cluster.router, log_dirs.router, topics.router, records.router,
-                   offsets.router, producers.router, groups.router, events.router):
+                   fetch_many.router, offsets.router, producers.router, groups.router, events.router):
         app.include_router(router)
     if app.state.settings.ui_enabled:
         app.include_router(ui_router)

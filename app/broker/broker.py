@@ -389,6 +389,11 @@ class Broker:
 
     # -- topic admin hooks (called by TopicService after its catalog transaction commits) ------------
 
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` has begun (long polls answer with what there is)."""
+        return self._closed
+
     def partition_dir(self, topic: str, partition: int) -> Path:
         return self.data_dir / f"{topic}-{partition}"
 
@@ -1009,7 +1014,7 @@ class Broker:
         # fetch of max_records often needs a small part of max_bytes (1,000 records of 100 bytes are
         # ~130 KB of a 4 MiB budget). The steps add up to what one read of max_bytes would return.
         first_read = min(max_bytes, max(min_bytes, _FETCH_STEP_BYTES))
-        data, position, high_watermark, log_start = await self._read_when_ready(
+        data, position, high_watermark, log_start = await self.read_when_ready(
             handle, topic, offset, first_read, min_bytes, max_wait_ms
         )
         records, types, next_offset = decode_fetched(
@@ -1046,7 +1051,7 @@ class Broker:
             bytes_read=total,
         )
 
-    async def _read_when_ready(
+    async def read_when_ready(
         self, handle: PartitionHandle, topic: str, offset: int | None, read_bytes: int, min_bytes: int,
         max_wait_ms: int,
     ) -> tuple[bytes, int, int, int]:  # fmt: skip
@@ -1121,7 +1126,7 @@ class Broker:
         if self.cluster is not None:
             await self.cluster.ensure_known(handle)
             self.cluster.check_fetch(handle, offset, leader_only=leader_only)
-        data, position, high_watermark, log_start = await self._read_when_ready(
+        data, position, high_watermark, log_start = await self.read_when_ready(
             handle, topic, offset, max_bytes, min_bytes, max_wait_ms
         )
         next_offset = max(position, min(batches_end_offset(data), high_watermark)) if data else position
