@@ -6,6 +6,7 @@ a lost answer, and how to read the answer. The two clients only differ in how th
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -21,6 +22,7 @@ from tidelog._types import (
     ProduceResult,
     RecordMetadata,
     TopicDescription,
+    TopicPartition,
 )
 
 T = TypeVar("T")
@@ -420,6 +422,76 @@ def fetch_batches(
         idempotent=True,
         extra_timeout=(max_wait_ms or 0) / 1000.0,
         partition_route=(topic, partition),
+        raw=True,
+    )
+
+
+def fetch_many(
+    offsets: Mapping[TopicPartition, int],
+    *,
+    max_records: int | None,
+    max_bytes: int | None,
+    partition_max_bytes: int | None,
+    max_wait_ms: int | None,
+    min_bytes: int | None,
+    binary: bool,
+) -> Call[dict[TopicPartition, FetchResult | Exception]]:
+    """One ``POST /v1/fetch`` of many partitions; each comes back as its ``FetchResult`` or its error.
+
+    Sent to the leader of the first partition when the client knows it (the caller groups the
+    partitions by leader). ``binary``: asks for the framed record batches (docs/records.md); a JSON
+    answer is read as such.
+    """
+    from tidelog._batch import BATCH_MEDIA_TYPE, decode_fetch_many
+    from tidelog._codec import CodecError
+    from tidelog._errors import error_from_response
+
+    wanted: list[dict[str, Any]] = []
+    for tp, offset in offsets.items():
+        entry: dict[str, Any] = {"topic": tp.topic, "partition": tp.partition, "offset": offset}
+        if partition_max_bytes is not None:
+            entry["max_bytes"] = partition_max_bytes
+        wanted.append(entry)
+    body: dict[str, Any] = {"partitions": wanted}
+    for name, value in (
+        ("max_records", max_records),
+        ("max_bytes", max_bytes),
+        ("max_wait_ms", max_wait_ms),
+        ("min_bytes", min_bytes),
+    ):
+        if value is not None:
+            body[name] = value
+
+    def parse(response: Any) -> dict[TopicPartition, FetchResult | Exception]:
+        if response.headers.get("content-type", "").startswith(BATCH_MEDIA_TYPE):
+            try:
+                return decode_fetch_many(response.content, offsets, max_records=max_records)
+            except (CodecError, ValueError, struct.error) as exc:
+                raise ProtocolError(f"fetch: a binary answer that does not decode: {exc}") from None
+        out: dict[TopicPartition, FetchResult | Exception] = {}
+        for part in _mapping(response.json(), "fetch").get("partitions") or ():
+            if not isinstance(part, Mapping):
+                raise ProtocolError("fetch: a partition is not an object")
+            tp = TopicPartition(str(part.get("topic")), int(part.get("partition", -1)))
+            code = part.get("error_code")
+            if isinstance(code, int):
+                out[tp] = error_from_response(code // 100, {**part, "detail": part.get("message") or ""})
+                continue
+            out[tp] = FetchResult.from_json(
+                part, topic=tp.topic, partition=tp.partition, offset=offsets.get(tp, 0)
+            )
+        return out
+
+    first = next(iter(offsets))
+    return Call(
+        "POST",
+        "/v1/fetch",
+        parse,
+        json=body,
+        headers={"Accept": BATCH_MEDIA_TYPE} if binary else {},
+        idempotent=True,
+        extra_timeout=(max_wait_ms or 0) / 1000.0,
+        partition_route=(first.topic, first.partition),
         raw=True,
     )
 

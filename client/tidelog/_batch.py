@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tidelog._codec import RecordIn, TimestampType, decode_batch, encode_batch, iter_batches
 from tidelog._records import OutgoingRecord
-from tidelog._types import FetchResult, HeaderValue, Record, json_dumps_compact
+from tidelog._types import FetchResult, HeaderValue, Record, TopicPartition, json_dumps_compact
 
-__all__ = ["BATCH_MEDIA_TYPE", "decode_fetch", "encode_records"]
+__all__ = ["BATCH_MEDIA_TYPE", "decode_fetch", "decode_fetch_many", "encode_records"]
 
 BATCH_MEDIA_TYPE = "application/vnd.tidelog.batch"
 
@@ -147,3 +148,45 @@ def decode_fetch(
                 )
             )
     return FetchResult(out, max(next_offset, offset), high_watermark, log_start_offset)
+
+
+_FRAME = struct.Struct(">iiqqqi")  # partition, error_code, high_watermark, log_start, next_offset, length
+_TOPIC_LENGTH = struct.Struct(">h")
+
+
+def decode_fetch_many(
+    data: bytes,
+    offsets: Mapping[TopicPartition, int],
+    *,
+    max_records: int | None,
+) -> dict[TopicPartition, FetchResult | Exception]:
+    """The frames of a binary ``POST /v1/fetch`` answer (docs/records.md), one per partition."""
+    from tidelog._errors import error_from_response
+
+    out: dict[TopicPartition, FetchResult | Exception] = {}
+    pos = 0
+    view = memoryview(data)
+    while pos < len(data):
+        (n,) = _TOPIC_LENGTH.unpack_from(data, pos)
+        topic = bytes(view[pos + 2 : pos + 2 + n]).decode("utf-8")
+        pos += 2 + n
+        partition, code, hw, log_start, next_offset, length = _FRAME.unpack_from(data, pos)
+        pos += _FRAME.size
+        payload = bytes(view[pos : pos + length])
+        pos += length
+        tp = TopicPartition(topic, partition)
+        if code:
+            body = json.loads(payload)
+            out[tp] = error_from_response(code // 100, {**body, "detail": body.get("message", "")})
+            continue
+        out[tp] = decode_fetch(
+            payload,
+            topic=topic,
+            partition=partition,
+            offset=offsets.get(tp, 0),
+            next_offset=next_offset,
+            high_watermark=hw,
+            log_start_offset=log_start,
+            max_records=max_records,
+        )
+    return out

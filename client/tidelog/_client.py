@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -31,12 +32,13 @@ from tidelog._core.connection import (
     translate_error,
 )
 from tidelog._core.session import ClientBase as _Base
-from tidelog._errors import TidelogError
+from tidelog._errors import ResourceNotFoundError, TidelogError
 from tidelog._types import (
     FetchResult,
     PartitionOffsets,
     ProduceResult,
     TopicDescription,
+    TopicPartition,
 )
 
 if TYPE_CHECKING:
@@ -241,6 +243,64 @@ class Client(_Base):
                 raise
         return self.call(self._fetch_call(topic, partition, offset, **options))
 
+    def fetch_many(
+        self,
+        offsets: Mapping[TopicPartition | tuple[str, int], int],
+        *,
+        max_records: int | None = None,
+        max_bytes: int | None = None,
+        partition_max_bytes: int | None = None,
+        max_wait_ms: int | None = None,
+        min_bytes: int | None = None,
+    ) -> dict[TopicPartition, FetchResult | Exception]:
+        """Fetch many partitions from their offsets: one ``POST /v1/fetch`` per broker (each for the
+        partitions it leads, concurrently), answering once ``min_bytes`` are there or ``max_wait_ms``
+        ends. Each partition maps to its ``FetchResult`` or its own error; a partition whose leader
+        moved is asked again at the leader its error names."""
+        wanted = {TopicPartition(*tp): offset for tp, offset in offsets.items()}
+        options = {
+            "max_records": max_records,
+            "max_bytes": max_bytes,
+            "partition_max_bytes": partition_max_bytes,
+            "max_wait_ms": max_wait_ms,
+            "min_bytes": min_bytes,
+        }
+        results: dict[TopicPartition, FetchResult | Exception] = {}
+        for _ in range(2):
+            calls = self._fetch_many_calls(wanted, options)
+            try:
+                if len(calls) == 1:
+                    answers = [self.call(calls[0])]
+                else:
+                    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+                        answers = list(pool.map(self.call, calls))
+            except ResourceNotFoundError:
+                # A broker without POST /v1/fetch: one fetch per partition, as before it.
+                return {tp: self._fetch_one(tp, offset, options) for tp, offset in wanted.items()}
+            for answer in answers:
+                results.update(answer)
+            wanted = self._fetch_many_retry(results, wanted)
+            if not wanted:
+                break
+            options["max_wait_ms"] = 0
+        return results
+
+    def _fetch_one(
+        self, tp: TopicPartition, offset: int, options: Mapping[str, Any]
+    ) -> FetchResult | Exception:
+        try:
+            return self.fetch(
+                tp.topic,
+                tp.partition,
+                offset,
+                max_records=options["max_records"],
+                max_bytes=options["partition_max_bytes"],
+                max_wait_ms=0,
+                min_bytes=options["min_bytes"],
+            )
+        except TidelogError as error:
+            return error
+
     def offsets(self, topic: str, partition: int, *, timestamp: int | None = None) -> PartitionOffsets:
         """Return a partition's log start, high watermark and log end (and the offset for ``timestamp``)."""
         return self.call(_api.partition_offsets(topic, partition, timestamp))
@@ -444,6 +504,57 @@ class AsyncClient(_Base):
             if not self._format_refused(call, error):
                 raise
         return await self.call(self._fetch_call(topic, partition, offset, **options))
+
+    async def fetch_many(
+        self,
+        offsets: Mapping[TopicPartition | tuple[str, int], int],
+        *,
+        max_records: int | None = None,
+        max_bytes: int | None = None,
+        partition_max_bytes: int | None = None,
+        max_wait_ms: int | None = None,
+        min_bytes: int | None = None,
+    ) -> dict[TopicPartition, FetchResult | Exception]:
+        """Fetch many partitions from their offsets (see ``Client.fetch_many``)."""
+        wanted = {TopicPartition(*tp): offset for tp, offset in offsets.items()}
+        options = {
+            "max_records": max_records,
+            "max_bytes": max_bytes,
+            "partition_max_bytes": partition_max_bytes,
+            "max_wait_ms": max_wait_ms,
+            "min_bytes": min_bytes,
+        }
+        results: dict[TopicPartition, FetchResult | Exception] = {}
+        for _ in range(2):
+            calls = self._fetch_many_calls(wanted, options)
+            try:
+                answers = await asyncio.gather(*(self.call(c) for c in calls))
+            except ResourceNotFoundError:
+                # A broker without POST /v1/fetch: one fetch per partition, as before it.
+                return {tp: await self._fetch_one(tp, offset, options) for tp, offset in wanted.items()}
+            for answer in answers:
+                results.update(answer)
+            wanted = self._fetch_many_retry(results, wanted)
+            if not wanted:
+                break
+            options["max_wait_ms"] = 0
+        return results
+
+    async def _fetch_one(
+        self, tp: TopicPartition, offset: int, options: Mapping[str, Any]
+    ) -> FetchResult | Exception:
+        try:
+            return await self.fetch(
+                tp.topic,
+                tp.partition,
+                offset,
+                max_records=options["max_records"],
+                max_bytes=options["partition_max_bytes"],
+                max_wait_ms=0,
+                min_bytes=options["min_bytes"],
+            )
+        except TidelogError as error:
+            return error
 
     async def offsets(self, topic: str, partition: int, *, timestamp: int | None = None) -> PartitionOffsets:
         return await self.call(_api.partition_offsets(topic, partition, timestamp))

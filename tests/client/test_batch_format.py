@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.broker_process import BrokerProcess
-from tidelog import AsyncClient, Client
+from tidelog import AsyncClient, Client, FetchResult, TopicPartition, UnknownTopicError
 
 pytestmark = pytest.mark.e2e
 
@@ -129,6 +129,55 @@ def test_the_async_client_produces_and_reads_in_binary(broker: BrokerProcess, to
                 futures = [await producer.send(topic_name, {"i": i}, partition=0) for i in range(5)]
                 await asyncio.gather(*futures)
             result = await client.fetch(topic_name, 0, 2)
+            many = (await client.fetch_many({(topic_name, 0): 3}))[TopicPartition(topic_name, 0)]
+            assert isinstance(many, FetchResult) and [r.offset for r in many.records] == [3, 4]
             return [r.value for r in result.records]
 
     assert asyncio.run(run()) == [{"i": i} for i in range(2, 5)]
+
+
+@pytest.mark.parametrize("batch_format", [True, False])
+def test_fetch_many_reads_every_partition_in_one_request(
+    broker: BrokerProcess, topic_name: str, batch_format: bool
+) -> None:
+    with Client(broker.url, batch_format=batch_format) as client:
+        _create(client, topic_name, partitions=4)
+        with client.producer() as producer:
+            for p in range(4):
+                for i in range(p + 1):
+                    producer.send(topic_name, {"p": p, "i": i}, partition=p)
+        offsets = {(topic_name, p): 0 for p in range(4)}
+        offsets[("no-such-topic", 0)] = 0
+        results = client.fetch_many(offsets, max_wait_ms=0)
+        for p in range(4):
+            result = results[TopicPartition(topic_name, p)]
+            assert isinstance(result, FetchResult)
+            assert [r.value for r in result.records] == [{"p": p, "i": i} for i in range(p + 1)]
+            assert result.next_offset == result.high_watermark == p + 1
+        assert isinstance(results[TopicPartition("no-such-topic", 0)], UnknownTopicError)
+        # From inside a batch, at most max_records.
+        again = client.fetch_many({(topic_name, 3): 1}, max_records=2)[TopicPartition(topic_name, 3)]
+        assert isinstance(again, FetchResult)
+        assert [r.offset for r in again.records] == [1, 2] and again.next_offset == 3
+
+
+def test_fetch_many_long_polls_until_a_partition_grows(broker: BrokerProcess, topic_name: str) -> None:
+    import threading
+    import time
+
+    with Client(broker.url) as client:
+        _create(client, topic_name, partitions=3)
+
+        def later() -> None:
+            time.sleep(0.5)
+            client.produce(topic_name, [{"value": "late", "partition": 2}], acks="1")
+
+        thread = threading.Thread(target=later)
+        started = time.monotonic()
+        thread.start()
+        results = client.fetch_many({(topic_name, p): 0 for p in range(3)}, max_wait_ms=10_000)
+        elapsed = time.monotonic() - started
+        thread.join()
+        assert 0.4 < elapsed < 8
+        late = results[TopicPartition(topic_name, 2)]
+        assert isinstance(late, FetchResult) and [r.value for r in late.records] == ["late"]

@@ -15,10 +15,10 @@ import httpx
 from tidelog import _api
 from tidelog._core.connection import USER_AGENT, CallState, RetryPolicy, Router, resolve_url, timeout_for
 from tidelog._core.credentials import resolve_auth
-from tidelog._errors import NotAcceptableError, UnsupportedMediaTypeError
+from tidelog._errors import NotAcceptableError, NotLeaderError, UnsupportedMediaTypeError
 from tidelog._leaders import LeaderCache
 from tidelog._records import OutgoingRecord, check_format, encode_record
-from tidelog._types import FetchResult, ProduceResult
+from tidelog._types import FetchResult, ProduceResult, TopicPartition
 
 __all__ = ["ClientBase"]
 
@@ -84,6 +84,33 @@ class ClientBase:
             value_format=value_format,
             header_format=header_format,
         )
+
+    def _fetch_many_calls(
+        self, offsets: Mapping[TopicPartition, int], options: Mapping[str, Any]
+    ) -> list[_api.Call[dict[TopicPartition, FetchResult | Exception]]]:
+        """One ``POST /v1/fetch`` per broker: the partitions grouped by the leader the client knows
+        (those it does not know go to its own broker), as Kafka's Fetcher groups by leader."""
+        groups: dict[str | None, dict[TopicPartition, int]] = {}
+        for tp, offset in offsets.items():
+            groups.setdefault(self.leaders.leader_url(tp.topic, tp.partition), {})[tp] = offset
+        return [_api.fetch_many(group, binary=self.batch_format, **options) for group in groups.values()]
+
+    def _fetch_many_retry(
+        self, results: Mapping[TopicPartition, FetchResult | Exception], offsets: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        """The partitions to ask again at once: those answered "not the leader here" with the leader
+        named (KIP-951), whose leader the client now knows."""
+        again: dict[TopicPartition, int] = {}
+        for tp, result in results.items():
+            if isinstance(result, NotLeaderError):
+                body = result.body if isinstance(result.body, Mapping) else {}
+                url, leader_id = body.get("leader_url"), body.get("leader_id")
+                if isinstance(url, str) and url:
+                    self.leaders.learn(
+                        tp.topic, tp.partition, url, leader_id if isinstance(leader_id, int) else None
+                    )
+                    again[tp] = offsets[tp]
+        return again
 
     def _format_refused(self, call: _api.Call[Any], error: Exception) -> bool:
         """True when ``error`` is a broker refusing the binary format of ``call``: use JSON from now on."""
