@@ -40,6 +40,7 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--max-request-bytes", click.IntRange(min=1024), "Largest request body [16 MiB]."),
     ("--max-partitions-per-topic", click.IntRange(min=1), "Most partitions per topic [1000]."),
     ("--max-records-per-request", click.IntRange(min=1), "Most records per produce request [100000]."),
+    ("--raw-produce-route", bool, "Plain produce requests skip FastAPI's per-request work [on]."),
     ("--batch-max-decompressed-bytes", click.IntRange(min=1024), "Binary batch decompressed bound [64 MiB]."),
     ("--fetch-max-wait-ms", click.IntRange(min=0), "Largest fetch max_wait_ms [30000]."),
     ("--fetch-max-records", click.IntRange(min=1), "Largest fetch max_records [100000]."),

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(16 * MiB, ge=1 * KiB, description="Largest request body accepted (413).")
     max_partitions_per_topic: int = Field(1000, ge=1, description="Most partitions a topic may have.")
     max_records_per_request: int = Field(100_000, ge=1, description="Most records in one produce request.")
+    raw_produce_route: bool = Field(
+        True, description="Plain produce requests skip FastAPI's per-request work (app/routes/raw.py)."
+    )
     batch_max_decompressed_bytes: int = Field(
         64 * MiB, ge=1 * KiB, description="Most bytes a compressed binary batch may decompress to (413)."
     )

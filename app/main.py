@@ -56,6 +56,7 @@ def _include_routers(app: FastAPI) -> None:
         log_dirs,
         offsets,
         producers,
+        raw,
         records,
         topics,
     )
@@ -66,6 +67,9 @@ def _include_routers(app: FastAPI) -> None:
         app.include_router(router)
     if app.state.settings.ui_enabled:
         app.include_router(ui_router)
+    if app.state.settings.raw_produce_route:
+        # Ahead of the FastAPI produce routes, which serve what the raw ones do not take (app/routes/raw.py).
+        app.router.routes[0:0] = raw.raw_produce_routes()
 
 
 def begin_shutdown(app: FastAPI) -> None:
