@@ -692,7 +692,15 @@ class Broker:
                         leader, topic, h.partition, records, indices, acks.value, key_producer
                     )
                     calls.append(_forwarded(forward))
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        outcomes: list[tuple[list[RecordResult], int] | BaseException]
+        if len(calls) == 1:
+            # One partition (nearly every request): no gather, so no task around the call.
+            try:
+                outcomes = [await calls[0]]
+            except Exception as exc:
+                outcomes = [exc]
+        else:
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
         results: list[RecordResult | None] = [None] * len(records)
         appended_records = appended_bytes = 0
         errors: list[BaseException] = []
@@ -779,17 +787,32 @@ class Broker:
             except BaseException:
                 handle.write_lock.release()
                 raise
-        # The append runs in a task of its own that releases the lock when it ends: a request
-        # cancelled meanwhile (client gone, shutdown) must neither stop an append half-way nor
-        # free the lock while a thread still appends.
-        task = asyncio.get_running_loop().create_task(self._append_then_release(handle, batches, parsed))
-        if acks is Acks.NONE:
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            task.add_done_callback(_log_background_append)
-            n = sum(len(b) for b in batches)
-            return [RecordResult(handle.partition)] * n, 0
-        appended, n_bytes = await asyncio.shield(task)
+        config_now = handle.log.config
+        if (
+            acks is not Acks.NONE
+            and config_now.flush_messages is None
+            and config_now.flush_ms is None
+            and all(len(b) <= _INLINE_APPEND_RECORDS for b in batches)
+        ):
+            # Small batches append on the loop without suspending (``_append_locked`` awaits nothing
+            # then), so nothing can cancel the append half-way: no task of its own is needed, which
+            # saves a task and a shield per single-record request.
+            try:
+                appended, n_bytes = await self._append_locked(handle, batches, parsed)
+            finally:
+                handle.write_lock.release()
+        else:
+            # The append runs in a task of its own that releases the lock when it ends: a request
+            # cancelled meanwhile (client gone, shutdown) must neither stop an append half-way nor
+            # free the lock while a thread still appends.
+            task = asyncio.get_running_loop().create_task(self._append_then_release(handle, batches, parsed))
+            if acks is Acks.NONE:
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+                task.add_done_callback(_log_background_append)
+                n = sum(len(b) for b in batches)
+                return [RecordResult(handle.partition)] * n, 0
+            appended, n_bytes = await asyncio.shield(task)
         if acks is Acks.ALL and appended:
             try:
                 await handle.wait_durable(appended[-1].last_offset + 1)
