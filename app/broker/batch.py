@@ -41,22 +41,13 @@ _decode_raw = msgspec.json.Decoder(msgspec.Raw).decode
 
 
 def json_ok(data: bytes, start: int, stop: int) -> bool:
-    """True when ``data[start:stop]`` is one JSON value in UTF-8 (what fetch may splice as it is).
+    """True when ``data[start:stop]`` is one JSON value (the scan has checked its UTF-8 already).
 
-    msgspec checks the syntax without building the value (lone surrogate escapes are refused);
-    it does not check the UTF-8 of strings, so text that is not ASCII is decoded once more.
+    msgspec checks the syntax without building the value, and refuses lone surrogate escapes.
     """
-    view = memoryview(data)[start:stop]
     try:
-        _decode_raw(view)
+        _decode_raw(memoryview(data)[start:stop])
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return False
-    chunk = bytes(view)
-    if chunk.isascii():
-        return True
-    try:
-        chunk.decode("utf-8")
-    except UnicodeDecodeError:
         return False
     return True
 

@@ -104,3 +104,21 @@ def test_the_compiled_scanner_matches_the_python_one(compiled_decoder: object) -
             except (CorruptRecordError, IndexError) as exc:
                 outcomes.append(type(exc))
         assert outcomes[0] == outcomes[1]
+
+
+@given(
+    text=st.one_of(
+        st.binary(max_size=12),
+        st.text(max_size=8).map(lambda t: ('"' + t + '"').encode("utf-8", "surrogatepass")),
+        st.integers().map(lambda i: str(i).encode()),
+        st.sampled_from([b"01", b"-", b"-0", b'"\\n"', b'"a"b"', b"1e5", b" 1"]),
+    )
+)
+@HYPOTHESIS
+def test_what_the_plain_json_check_accepts_every_json_parser_accepts(text: bytes) -> None:
+    import json
+
+    from tidelog._codec._decode import _is_utf8, _plain_json
+
+    if _is_utf8(text, 0, len(text)) and _plain_json(text, 0, len(text)):
+        json.loads(text)  # raises if the fast check let invalid JSON through

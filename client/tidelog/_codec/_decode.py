@@ -229,6 +229,31 @@ def _is_utf8(data: bytes, start: int, stop: int) -> bool:
     return True
 
 
+def _plain_json(data: bytes, start: int, stop: int) -> bool:
+    """True when ``data[start:stop]`` is certainly one JSON value of the plainest kinds: a string with
+    no escape and no control character, or an integer without leading zeros. False means "ask the
+    full parser", not "invalid": the scan checks most produced values without calling out."""
+    if stop - start < 1:
+        return False
+    first = data[start]
+    if first == 0x22:  # "
+        if stop - start < 2 or data[stop - 1] != 0x22:
+            return False
+        for i in range(start + 1, stop - 1):
+            b = data[i]
+            if b == 0x22 or b == 0x5C or b < 0x20:  # a quote, a backslash, a control character
+                return False
+        return True
+    i = start + 1 if first == 0x2D else start  # -
+    if i >= stop or (data[i] == 0x30 and stop - i > 1):  # nothing after the sign, or a leading zero
+        return False
+    for j in range(i, stop):
+        b = data[j]
+        if b < 0x30 or b > 0x39:
+            return False
+    return True
+
+
 def scan_section(
     data: bytes,
     pos: int,
@@ -247,8 +272,9 @@ def scan_section(
     each record ends where its length says and the records fill the section, header keys are UTF-8
     and header values -1 or within the record, timestamps lie in ``[earliest_ts, latest_ts]``
     (KIP-937's bounds), a key is present when ``need_key`` (compacted topics), a key or value
-    whose attribute bits claim the JSON format (2) passes ``json_ok(data, start, stop)`` and one that
-    claims the string format (1) is UTF-8 (readers show both as they are). Raises
+    whose attribute bits claim the JSON format (2) is UTF-8 and one JSON value (the plainest strings
+    and integers are recognised here, anything else must pass ``json_ok(data, start, stop)``), and
+    one that claims the string format (1) is UTF-8 (readers show both as they are). Raises
     ``CorruptRecordError`` naming the record's index; reading past ``data`` raises ``IndexError``.
     """
     max_ts = -(2**63)
@@ -281,7 +307,10 @@ def scan_section(
             if n < 0 or pos + n > record_end:
                 raise CorruptRecordError(f"record {index} has a {('key', 'value')[part]} of length {n}")
             bits = (attributes >> (2 * part)) & 0b11
-            if bits == 2 and not json_ok(data, pos, pos + n):
+            if bits == 2 and not (
+                _is_utf8(data, pos, pos + n)
+                and (_plain_json(data, pos, pos + n) or json_ok(data, pos, pos + n))
+            ):
                 raise CorruptRecordError(
                     f"record {index}'s {('key', 'value')[part]} is not valid JSON, "
                     "but its attributes claim the JSON format"
