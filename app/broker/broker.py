@@ -1,6 +1,6 @@
 """The Broker: every open partition log of this process, and produce/fetch/offsets over them.
 
-Lifecycle: ``create_app``'s lifespan builds ``Broker(settings, catalog, storage_health)``, awaits
+Lifecycle: ``create_app``'s lifespan builds ``Broker(settings, catalog, storage_health, replication)``, awaits
 ``start()`` (removes what the catalog does not know from the data directory, then opens the log of
 every partition of every topic in the catalog, under ``<data_dir>/<topic>-<partition>/``) and
 ``close()`` on the way out (every log closed cleanly: flush, producer-state snapshot, clean-shutdown
@@ -52,7 +52,7 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.broker.batch import check_batches
 from app.broker.errors import (
@@ -73,6 +73,7 @@ from app.broker.memory import freeze_startup_heap, tune_allocator
 from app.broker.partitioner import StickyPartitioner, partition_for_key
 from app.broker.partitions import PartitionHandle, PartitionState
 from app.broker.produce import ParsedRecords, RecordResult, estimated_size
+from app.broker.replication import Replication
 from app.broker.storage_health import StorageHealth
 from app.catalog import Catalog
 from app.catalog import groups as groups_catalog
@@ -90,10 +91,6 @@ from app.topics.configs import log_config_for
 from storage import AppendResult, LogConfig, PartitionLog, RecordIn, TimestampType, layout
 from storage import errors as storage_errors
 from storage.checkpoint import fsync_dir
-
-if TYPE_CHECKING:
-    from app.cluster.forward import ProduceForwarder
-    from app.cluster.hooks import ReplicationHooks
 
 __all__ = ["Acks", "Broker", "ProduceOutcome", "RetentionStats"]
 
@@ -204,7 +201,9 @@ def _error_of(exc: BaseException) -> tuple[int, str]:
 class Broker:
     """The partition logs of one broker process and the operations of the data path."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, storage_health: StorageHealth) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog, storage_health: StorageHealth, replication: Replication
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         #: Whether writes work (shared with ``/readyz`` and, in a cluster, the ClusterManager).
@@ -228,10 +227,9 @@ class Broker:
             + settings.broker_session_timeout_ms
             + ABANDONED_CLAIM_MARGIN_MS,
         )
-        #: Clustered mode's replication hooks (app/cluster), set by the lifespan; None on a single node.
-        self.cluster: ReplicationHooks | None = None
-        #: Clustered mode: sends a topic-level produce's records to their partitions' leaders.
-        self.forwarder: ProduceForwarder | None = None
+        #: Leadership, replication and forwarding (app/broker/replication.py): SingleNode, or the
+        #: cluster manager in clustered mode.
+        self.replication = replication
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -674,24 +672,19 @@ class Broker:
             (found.partitions[p], indices, self._split(records, indices, config, parsed.idempotent))
             for p, indices in groups.items()
         ]
-        forwarder = self.forwarder if partition is None else None
-        if forwarder is None:
-            calls = [
-                self._produce_partition(h, records, batches, parsed, acks, config) for h, _, batches in plans
-            ]
-        else:
-            # Clustered topic-level produce: partitions led elsewhere go to their leaders
-            # (app/cluster/forward.py), concurrently with the local appends.
-            calls = []
-            for h, indices, batches in plans:
-                leader = forwarder.leader_of(topic, h.partition)
-                if leader is None:
-                    calls.append(self._produce_partition(h, records, batches, parsed, acks, config))
-                else:
-                    forward = forwarder.forward(
-                        leader, topic, h.partition, records, indices, acks.value, key_producer
-                    )
-                    calls.append(_forwarded(forward))
+        # A topic-level produce in a cluster: partitions led elsewhere go to their leaders
+        # (app/cluster/forward.py), concurrently with the local appends.
+        replication = self.replication
+        calls = []
+        for h, indices, batches in plans:
+            leader = None if partition is not None else replication.leader_elsewhere(topic, h.partition)
+            if leader is None:
+                calls.append(self._produce_partition(h, records, batches, parsed, acks, config))
+            else:
+                forward = replication.forward(
+                    leader, topic, h.partition, records, indices, acks.value, key_producer
+                )
+                calls.append(_forwarded(forward))
         outcomes: list[tuple[list[RecordResult], int] | BaseException]
         if len(calls) == 1:
             # One partition (nearly every request): no gather, so no task around the call.
@@ -778,15 +771,14 @@ class Broker:
         acks: Acks,
         config: LogConfig,
     ) -> tuple[list[RecordResult], int]:
-        if self.cluster is not None:
-            await self.cluster.ensure_known(handle)
+        replication = self.replication
+        await replication.ensure_known(handle)
         await handle.write_lock.acquire()
-        if self.cluster is not None:
-            try:
-                self.cluster.check_append(handle, acks_all=acks is Acks.ALL)
-            except BaseException:
-                handle.write_lock.release()
-                raise
+        try:
+            replication.check_append(handle, acks_all=acks is Acks.ALL)
+        except BaseException:
+            handle.write_lock.release()
+            raise
         config_now = handle.log.config
         if (
             acks is not Acks.NONE
@@ -819,8 +811,7 @@ class Broker:
             except storage_errors.StorageError as exc:
                 self.note_storage_failure(handle, exc)
                 raise _translate(exc, self._closed) from exc
-            if self.cluster is not None:
-                await self.cluster.wait_replicated(handle, appended[-1].last_offset + 1)
+            await replication.wait_replicated(handle, appended[-1].last_offset + 1)
         log_append_time = config.message_timestamp_type == TimestampType.LOG_APPEND_TIME
         results: list[RecordResult] = []
         p = handle.partition
@@ -881,10 +872,7 @@ class Broker:
                 if sequence >= 0:
                     sequence += len(batch)
                 results.append(result)
-                if self.cluster is None:
-                    handle.advance_high_watermark()
-                else:
-                    self.cluster.after_append(handle)
+                self.replication.after_append(handle)
         except storage_errors.StorageError as exc:
             self.note_storage_failure(handle, exc)
             raise _translate(exc, self._closed) from exc
@@ -921,15 +909,13 @@ class Broker:
                 raise ProducerFencedError(
                     f"producer {first.producer_id} epoch {first.producer_epoch} is fenced by epoch {newest}"
                 )
-        if self.cluster is not None:
-            await self.cluster.ensure_known(handle)
+        await self.replication.ensure_known(handle)
         await handle.write_lock.acquire()
-        if self.cluster is not None:
-            try:
-                self.cluster.check_append(handle, acks_all=acks is Acks.ALL)
-            except BaseException:
-                handle.write_lock.release()
-                raise
+        try:
+            self.replication.check_append(handle, acks_all=acks is Acks.ALL)
+        except BaseException:
+            handle.write_lock.release()
+            raise
         batches = [body[c.position : c.position + c.size] for c in checked]
         task = asyncio.get_running_loop().create_task(self._append_batches_then_release(handle, batches))
         if acks is Acks.NONE:
@@ -944,8 +930,7 @@ class Broker:
             except storage_errors.StorageError as exc:
                 self.note_storage_failure(handle, exc)
                 raise _translate(exc, self._closed) from exc
-            if self.cluster is not None:
-                await self.cluster.wait_replicated(handle, appended[-1].last_offset + 1)
+            await self.replication.wait_replicated(handle, appended[-1].last_offset + 1)
         return appended, n_bytes
 
     async def _append_batches_then_release(
@@ -964,10 +949,7 @@ class Broker:
                     else:
                         result = await asyncio.to_thread(log.append_batch, batch, records_checked=True)
                     results.append(result)
-                    if self.cluster is None:
-                        handle.advance_high_watermark()
-                    else:
-                        self.cluster.after_append(handle)
+                    self.replication.after_append(handle)
             except storage_errors.StorageError as exc:
                 self.note_storage_failure(handle, exc)
                 raise _translate(exc, self._closed) from exc
@@ -1029,9 +1011,8 @@ class Broker:
         ``log_start_offset`` and ``high_watermark``) for an offset below the log start or above its end.
         """
         handle = await self.partition(topic, partition)
-        if self.cluster is not None:
-            await self.cluster.ensure_known(handle)
-            self.cluster.check_fetch(handle, offset, leader_only=leader_only)
+        await self.replication.ensure_known(handle)
+        self.replication.check_fetch(handle, offset, leader_only=leader_only)
         log = handle.log
         # Read in steps rather than max_bytes at once: a read copies every byte it covers, and a
         # fetch of max_records often needs a small part of max_bytes (1,000 records of 100 bytes are
@@ -1146,9 +1127,8 @@ class Broker:
         (at least one whole batch), returned as they are, not decoded.
         """
         handle = await self.partition(topic, partition)
-        if self.cluster is not None:
-            await self.cluster.ensure_known(handle)
-            self.cluster.check_fetch(handle, offset, leader_only=leader_only)
+        await self.replication.ensure_known(handle)
+        self.replication.check_fetch(handle, offset, leader_only=leader_only)
         data, position, high_watermark, log_start = await self.read_when_ready(
             handle, topic, offset, max_bytes, min_bytes, max_wait_ms
         )
@@ -1190,10 +1170,8 @@ class Broker:
     async def confirmed_high_watermark(self, handle: PartitionHandle) -> int:
         """The high watermark a stream or group poll served by this broker may read up to: in a
         cluster, on a follower, the local one once it covers the leader's (ReadIndex)."""
-        if self.cluster is None:
-            return handle.log.high_watermark
-        await self.cluster.ensure_known(handle)
-        return await self.cluster.read_index(handle)
+        await self.replication.ensure_known(handle)
+        return await self.replication.read_index(handle)
 
     # -- offsets ------------------------------------------------------------------------------------
 
@@ -1206,8 +1184,7 @@ class Broker:
         log start). An offset beyond the high watermark is ``OffsetOutOfRangeError``.
         """
         handle = await self.partition(topic, partition)
-        if self.cluster is not None:
-            self.cluster.check_append(handle, acks_all=False)
+        self.replication.check_append(handle, acks_all=False)
         log = handle.log
         target = log.high_watermark if offset == -1 else offset
         try:

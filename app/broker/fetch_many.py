@@ -66,9 +66,8 @@ async def fetch_many(
     for want, answer in zip(wanted, answers, strict=True):
         try:
             found = await broker.partition(want.topic, want.partition)
-            if broker.cluster is not None:
-                await broker.cluster.ensure_known(found)
-                broker.cluster.check_fetch(found, want.offset, leader_only=leader_only)
+            await broker.replication.ensure_known(found)
+            broker.replication.check_fetch(found, want.offset, leader_only=leader_only)
         except TidelogError as exc:
             answer.error = exc
             handles.append(None)

@@ -39,6 +39,7 @@ from app.errors import error_responses
 from app.errors_base import InvalidParameterError, TidelogError
 from app.limits import parked, until_stopping
 from app.metrics import Metrics
+from app.openapi import json_lines
 from app.routes.records import NDJSON, FetchedRecord
 
 __all__ = ["router"]
@@ -175,7 +176,7 @@ def _binary_partition(answer: PartitionData, metrics: Metrics) -> bytes:
             f"(NDJSON: one partition object per line; {BATCH_MEDIA_TYPE}: one frame per partition, "
             "docs/records.md).",
             "content": {
-                NDJSON: {"schema": {"type": "string"}},
+                NDJSON: json_lines(PartitionRecords, description="One partition object per line."),
                 BATCH_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
             },
         },

@@ -49,6 +49,7 @@ from app.errors import UnsupportedMediaTypeError, error_responses
 from app.errors_base import InvalidParameterError, TidelogError
 from app.limits import parked, until_stopping
 from app.metrics import Metrics
+from app.openapi import json_lines
 
 __all__ = ["router"]
 
@@ -98,6 +99,24 @@ class BatchResult(BaseModel):
     last_offset: int = Field(..., description="Offset of its last record.")
     log_append_time: int = Field(..., description="The batch's timestamp on LogAppendTime topics, else -1.")
     duplicate: bool = Field(False, description="An idempotent retry: the offsets are the first append's.")
+
+
+class ProduceAck(BaseModel):
+    """An NDJSON produce answer line: the input line ``line`` was appended."""
+
+    line: int
+    partition: int
+    offset: int = Field(description="-1 with acks=0.")
+    timestamp: int
+
+
+class ProduceLineError(BaseModel):
+    """An NDJSON produce answer line: the input line ``line`` was not appended."""
+
+    line: int
+    partition: int | None = Field(None, description="Set when the partition's batch failed.")
+    error_code: int
+    message: str
 
 
 class ProduceResponse(BaseModel):
@@ -150,7 +169,7 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 _PRODUCE_CONTENT: dict[str, Any] = {
     "application/json": {"schema": _inline_schema(ProduceRequest)},
-    NDJSON: {"schema": {"type": "string", "description": "One ProduceRecord JSON object per line."}},
+    NDJSON: json_lines(ProduceRecord, description="One ProduceRecord JSON object per line."),
 }
 _PRODUCE_BODY = {"requestBody": {"required": True, "content": _PRODUCE_CONTENT}}
 _PARTITION_PRODUCE_BODY = {
@@ -197,7 +216,7 @@ _PRODUCE_RESPONSES: dict[int | str, dict[str, Any]] = {
 _PRODUCE_RESPONSES[200] = {
     "model": ProduceResponse,
     "description": "Every record appended (offsets in request order), or NDJSON acknowledgements.",
-    "content": {NDJSON: {"schema": {"type": "string"}}},
+    "content": {NDJSON: json_lines(ProduceAck, ProduceLineError, description="One answer per input line.")},
 }
 
 AcksParam = Annotated[
@@ -596,7 +615,7 @@ def _check_limit(name: str, value: int, limit: int, setting: str) -> None:
             f"{BATCH_MEDIA_TYPE}: the stored record batches, the first of which may start before offset, "
             "with the offsets in Tidelog-* headers).",
             "content": {
-                NDJSON: {"schema": {"type": "string"}},
+                NDJSON: json_lines(FetchedRecord, description="One record per line."),
                 BATCH_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
             },
         },

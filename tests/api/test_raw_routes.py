@@ -1,6 +1,7 @@
 """The raw produce routes (app/routes/raw.py) answer every request exactly as the FastAPI routes do.
 
-One table of requests goes to two brokers, one with ``raw_produce_route`` on and one with it off;
+One table of requests goes to two brokers (keyed records, so that the sticky partitioner's choice
+cannot differ between them), one with ``raw_produce_route`` on and one with it off;
 every answer (status, content type, body with the clock's timestamps blanked) must be the same, and
 so must the OpenAPI spec. The table covers what the raw routes take and what they leave to FastAPI.
 """
@@ -30,16 +31,16 @@ def _batch() -> bytes:
 
 # (method, path, query, headers, body)
 REQUESTS: list[tuple[str, str, str, dict[str, str], bytes]] = [
-    ("POST", "/v1/topics/t/records", "", JSON, b'{"records":[{"value":{"a":1}}]}'),
+    ("POST", "/v1/topics/t/records", "", JSON, b'{"records":[{"key":"k","value":{"a":1}}]}'),
     ("POST", "/v1/topics/t/records", "acks=1", JSON, b'{"records":[{"value":"x","key":"k"}]}'),
-    ("POST", "/v1/topics/t/records", "acks=0", JSON, b'{"records":[{"value":1}]}'),
-    ("POST", "/v1/topics/t/records", "acks=all", {}, b'{"records":[{"value":2}]}'),
+    ("POST", "/v1/topics/t/records", "acks=0", JSON, b'{"records":[{"key":"k","value":1}]}'),
+    ("POST", "/v1/topics/t/records", "acks=all", {}, b'{"records":[{"key":"k","value":2}]}'),
     ("POST", "/v1/topics/t/records", "acks=-1", JSON, b'{"records":[{"value":3,"partition":1}]}'),
     ("POST", "/v1/topics/t/partitions/1/records", "acks=1", JSON, b'{"records":[{"value":4}]}'),
     ("POST", "/v1/topics/t/partitions/1/records", "", {"Content-Type": BATCH}, b"<batch>"),
     # errors the handler raises
     ("POST", "/v1/topics/t/records", "", JSON, b'{"records":[]}'),
-    ("POST", "/v1/topics/t/records", "", JSON, b'{"records":[{"value":1}'),
+    ("POST", "/v1/topics/t/records", "", JSON, b'{"records":[{"key":"k","value":1}'),
     ("POST", "/v1/topics/t/records", "", JSON, b'{"records":[{"value":1,"partition":9}]}'),
     ("POST", "/v1/topics/t/records", "", JSON, b'{"records":[{"key":1}]}'),
     ("POST", "/v1/topics/t/records", "", JSON, b'{"nope":1}'),
@@ -48,14 +49,32 @@ REQUESTS: list[tuple[str, str, str, dict[str, str], bytes]] = [
     ("POST", "/v1/topics/t/records", "", {"Content-Type": "text/plain"}, b"x"),
     ("POST", "/v1/topics/t/records", "", {"Content-Type": BATCH}, b"<batch>"),
     ("POST", "/v1/topics/t/partitions/0/records", "", {"Content-Type": BATCH}, b"garbage"),
-    ("POST", "/v1/topics/t/records", "", {**JSON, "Idempotency-Key": "k1"}, b'{"records":[{"value":5}]}'),
-    ("POST", "/v1/topics/t/records", "", {**JSON, "Idempotency-Key": "k1"}, b'{"records":[{"value":5}]}'),
-    ("POST", "/v1/topics/t/records", "", {**JSON, "Idempotency-Key": "k1"}, b'{"records":[{"value":6}]}'),
+    (
+        "POST",
+        "/v1/topics/t/records",
+        "",
+        {**JSON, "Idempotency-Key": "k1"},
+        b'{"records":[{"key":"k","value":5}]}',
+    ),
+    (
+        "POST",
+        "/v1/topics/t/records",
+        "",
+        {**JSON, "Idempotency-Key": "k1"},
+        b'{"records":[{"key":"k","value":5}]}',
+    ),
+    (
+        "POST",
+        "/v1/topics/t/records",
+        "",
+        {**JSON, "Idempotency-Key": "k1"},
+        b'{"records":[{"key":"k","value":6}]}',
+    ),
     # what the raw routes leave to FastAPI
-    ("POST", "/v1/topics/t/records", "acks=2", JSON, b'{"records":[{"value":1}]}'),
-    ("POST", "/v1/topics/t/records", "acks=1&acks=1", JSON, b'{"records":[{"value":1}]}'),
-    ("POST", "/v1/topics/t/records", "value_format=json", JSON, b'{"records":[{"value":1}]}'),
-    ("POST", "/v1/topics/t/records", "foo=bar", JSON, b'{"records":[{"value":7}]}'),
+    ("POST", "/v1/topics/t/records", "acks=2", JSON, b'{"records":[{"key":"k","value":1}]}'),
+    ("POST", "/v1/topics/t/records", "acks=1&acks=1", JSON, b'{"records":[{"key":"k","value":1}]}'),
+    ("POST", "/v1/topics/t/records", "value_format=json", JSON, b'{"records":[{"key":"k","value":1}]}'),
+    ("POST", "/v1/topics/t/records", "foo=bar", JSON, b'{"records":[{"key":"k","value":7}]}'),
     ("POST", "/v1/topics/t/partitions/01/records", "", JSON, b'{"records":[{"value":8}]}'),
     ("POST", "/v1/topics/t/partitions/-1/records", "", JSON, b'{"records":[{"value":1}]}'),
     ("POST", "/v1/topics/t/partitions/99999999999/records", "", JSON, b'{"records":[{"value":1}]}'),
