@@ -41,6 +41,8 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--max-partitions-per-topic", click.IntRange(min=1), "Most partitions per topic [1000]."),
     ("--max-records-per-request", click.IntRange(min=1), "Most records per produce request [100000]."),
     ("--max-json-depth", click.IntRange(1, 200), "Nesting levels of a JSON key or value [64]."),
+    ("--raw-produce-route", bool, "Plain produce requests skip FastAPI's per-request work [on]."),
+    ("--batch-max-decompressed-bytes", click.IntRange(min=1024), "Binary batch decompressed bound [64 MiB]."),
     ("--fetch-max-wait-ms", click.IntRange(min=0), "Largest fetch max_wait_ms [30000]."),
     ("--fetch-max-records", click.IntRange(min=1), "Largest fetch max_records [100000]."),
     ("--fetch-max-bytes", click.IntRange(min=1), "Largest fetch max_bytes [64 MiB]."),

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         64, ge=1, le=200,  # orjson serialises at most 255 levels
         description="Levels of arrays and objects a record's JSON key or value may nest (422 42221 beyond).",
     )
+    raw_produce_route: bool = Field(
+        True, description="Plain produce requests skip FastAPI's per-request work (app/routes/raw.py)."
+    )
+    batch_max_decompressed_bytes: int = Field(
+        64 * MiB, ge=1 * KiB, description="Most bytes a compressed binary batch may decompress to (413)."
+    )
     fetch_max_wait_ms: int = Field(30_000, ge=0, description="Largest max_wait_ms a fetch may ask for.")
     fetch_max_records: int = Field(100_000, ge=1, description="Largest max_records a fetch may ask for.")
     fetch_max_bytes: int = Field(64 * MiB, ge=1, description="Largest max_bytes a fetch may ask for.")

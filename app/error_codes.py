@@ -14,6 +14,8 @@ class ErrorCode(IntEnum):
     INVALID_REQUEST = 40001  # malformed JSON, wrong types, missing fields
     INVALID_RECORD = 40002  # a record that cannot be decoded in its declared format (bad base64, …)
     MALFORMED_HTTP_REQUEST = 40003  # bytes that are not an HTTP/1.1 request (answered by the server)
+    CORRUPT_BATCH = 40020  # a binary produce batch with a bad frame, magic, CRC-32C or header field
+    INVALID_BATCH_RECORDS = 40021  # a binary produce batch whose records fail the broker's checks
     # 404
     UNKNOWN_TOPIC = 40401
     UNKNOWN_PARTITION = 40402
@@ -38,6 +40,7 @@ class ErrorCode(IntEnum):
     # 413
     RECORD_TOO_LARGE = 41301  # one batch over max.message.bytes
     REQUEST_TOO_LARGE = 41302  # a body over the broker's request size limit
+    BATCH_DECOMPRESSED_TOO_LARGE = 41303  # a binary batch that decompresses past batch_max_decompressed_bytes
     # 415
     UNSUPPORTED_MEDIA_TYPE = 41501
     # 416

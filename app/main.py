@@ -58,21 +58,26 @@ def _include_routers(app: FastAPI) -> None:
     from app.routes import (
         cluster,
         events,
+        fetch_many,
         groups,
         health,
         log_dirs,
         offsets,
         producers,
+        raw,
         records,
         topics,
     )
     from app.ui import router as ui_router
 
     for router in (health.router, cluster.router, log_dirs.router, topics.router, records.router,
-                   offsets.router, producers.router, groups.router, events.router):
+                   fetch_many.router, offsets.router, producers.router, groups.router, events.router):
         app.include_router(router)
     if app.state.settings.ui_enabled:
         app.include_router(ui_router)
+    if app.state.settings.raw_produce_route:
+        # Ahead of the FastAPI produce routes, which serve what the raw ones do not take (app/routes/raw.py).
+        app.router.routes[0:0] = raw.raw_produce_routes()
 
 
 def begin_shutdown(app: FastAPI) -> None:

@@ -138,6 +138,52 @@ def _problem_bytes(code: ErrorCode, detail: str, *, retry_after: bool = False) -
     return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
 
 
+class _CoalescedWrites:
+    """A response's transport that sends its head and its body in one ``write`` (one syscall, one
+    TCP segment for a small answer) when the answer has a ``Content-Length``.
+
+    uvicorn writes the status line and headers when ``http.response.start`` arrives and the body
+    when ``http.response.body`` does: two ``send`` calls per request, about a sixth of the broker's
+    CPU for a single-record produce (py-spy, docs/benchmarks.md). A response of known length sends
+    its body right after its start, so the head is held until then; a streamed (chunked) answer, a
+    ``100 Continue`` and everything else are written at once, as before.
+    """
+
+    __slots__ = ("_cycle", "_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+            return
+        cycle = self._cycle
+        if (
+            cycle.response_started
+            and cycle.chunked_encoding is False
+            and not cycle.response_complete
+            and cycle.scope["method"] != "HEAD"  # uvicorn writes no body for HEAD: nothing would follow
+        ):
+            # The head of a response with a Content-Length: its body follows in the next write.
+            self._held = data
+            return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class BrokerHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of this module; ``guard`` is set by ``protocol_class``."""
 
@@ -207,6 +253,8 @@ class BrokerHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and str(cycle.scope.get("path", "")).endswith("/events"):
             self._bound_send_buffer()
+        if cycle is not None and self.transport is not None:
+            cycle.transport = _CoalescedWrites(self.transport, cycle)  # type: ignore[assignment]
         if self.guard.min_rate > 0 and cycle is not None and cycle.more_body and self._expects_body():
             self._body_started = time.monotonic()
             self._body_paused_s = 0.0

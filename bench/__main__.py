@@ -15,7 +15,7 @@ from bench.suite import SCALES, Suite, headline, render_section, write_charts, w
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
-WORKLOADS = ("1", "2", "3", "4", "5", "profile")
+WORKLOADS = ("1", "2", "3", "4", "5", "6", "7", "profile")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         help="workload sizes: full (make bench, < 15 min) or smoke (seconds)",
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated workloads to run: 1 to 5 and/or profile (default all)"
+        "--only", default="", help="comma-separated workloads to run: 1 to 7 and/or profile (default all)"
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile of the broker")
     parser.add_argument(

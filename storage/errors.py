@@ -2,6 +2,8 @@
 
     StorageError                     (= tidelog._codec.CodecError)
      ├── CorruptRecordError          bytes that fail the length, magic or CRC check      (codec's)
+     │    ├── InvalidRecordsError    a produced batch whose records fail ``scan_batch``   (codec's)
+     │    └── RecordsTooLargeError   records that decompress past the bound               (codec's)
      ├── InvalidRecordError          a well-formed batch the log refuses (bad timestamp, empty, …) (codec's)
      │    └── RecordTooLargeError    a batch over max.message.bytes
      ├── UnsupportedCompressionError a codec this build does not read or write (snappy)  (codec's)
@@ -26,11 +28,18 @@ three codec errors are re-exported, so an error the codec raises deep inside a l
 from __future__ import annotations
 
 from tidelog._codec.errors import CodecError as StorageError
-from tidelog._codec.errors import CorruptRecordError, InvalidRecordError, UnsupportedCompressionError
+from tidelog._codec.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    InvalidRecordsError,
+    RecordsTooLargeError,
+    UnsupportedCompressionError,
+)
 
 __all__ = [
     "CorruptRecordError",
     "InvalidRecordError",
+    "InvalidRecordsError",
     "LogClosedError",
     "LogReadOnlyError",
     "OffsetOutOfRangeError",
@@ -38,6 +47,7 @@ __all__ = [
     "ProducerFencedError",
     "ProducerStateError",
     "RecordTooLargeError",
+    "RecordsTooLargeError",
     "StorageError",
     "StorageFullError",
     "StorageWriteError",

@@ -473,8 +473,13 @@ class PartitionLog:
         self._maybe_flush(now)
         return AppendResult(base, last, log_append_time)
 
-    def append_batch(self, batch: bytes, *, assign_offsets: bool = True) -> AppendResult:
+    def append_batch(
+        self, batch: bytes, *, assign_offsets: bool = True, records_checked: bool = False
+    ) -> AppendResult:
         """Append one pre-encoded batch (CRC checked).
+
+        ``records_checked``: the caller has already run ``scan_batch`` over it (the broker's binary
+        produce: frame, CRC and records), so neither the CRC nor the records are checked again here.
 
         With ``assign_offsets`` (a leader) the batch gets offsets from the log end, the latest
         leader epoch and, for LogAppendTime topics, the append time; idempotent batches are checked.
@@ -482,7 +487,11 @@ class PartitionLog:
         """
         # A leader decodes a foreign batch's records too (Kafka's LogValidator): a correct CRC over
         # malformed records must not reach the log. A follower copies what its leader validated.
-        header = validate_batch(batch, check_records=assign_offsets)
+        # Checked batches (``scan_batch`` ran over them, CRC included) are not checksummed twice.
+        if records_checked:
+            header = parse_header(batch)
+        else:
+            header = validate_batch(batch, check_records=assign_offsets)
         if header.size != len(batch):
             raise InvalidRecordError(
                 f"expected exactly one record batch of {header.size} bytes, got {len(batch)} bytes"

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -53,6 +54,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from app.broker.batch import check_batches
 from app.broker.errors import (
     InsufficientStorageError,
     InvalidRecordError,
@@ -65,7 +67,7 @@ from app.broker.errors import (
     StorageWriteFailedError,
     UnknownProducerError,
 )
-from app.broker.fetch import FetchResult, decode_fetched
+from app.broker.fetch import BatchFetchResult, FetchResult, batches_end_offset, decode_fetched
 from app.broker.idempotency import ABANDONED_CLAIM_MARGIN_MS, IdempotencyKeys
 from app.broker.memory import freeze_startup_heap, tune_allocator
 from app.broker.partitioner import StickyPartitioner, partition_for_key
@@ -97,6 +99,7 @@ logger = logging.getLogger("tidelog.broker")
 _BATCH_OVERHEAD = 61  # bytes of a record batch header, offset and length prefix included
 #: Batches of at most this many records are appended on the event loop, larger ones in a thread.
 _INLINE_APPEND_RECORDS = 64
+_INLINE_CHECK_BYTES = 64 * 1024  # binary produce: bodies up to this size are checked on the loop
 _FETCH_STEP_BYTES = 256 * 1024  # first read of a fetch; later reads double it, up to max_bytes
 _STORAGE_PROBE_INTERVAL_S = 1.0  # while storage fails: how often the disk is probed
 
@@ -383,6 +386,11 @@ class Broker:
         self.storage_health.partition_writable(topic, partition)
 
     # -- topic admin hooks (called by TopicService after its catalog transaction commits) ------------
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` has begun (long polls answer with what there is)."""
+        return self._closed
 
     def partition_dir(self, topic: str, partition: int) -> Path:
         return self.data_dir / f"{topic}-{partition}"
@@ -677,7 +685,15 @@ class Broker:
                     leader, topic, h.partition, records, indices, acks.value, key_producer
                 )
                 calls.append(_forwarded(forward))
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        outcomes: list[tuple[list[RecordResult], int] | BaseException]
+        if len(calls) == 1:
+            # One partition (nearly every request): no gather, so no task around the call.
+            try:
+                outcomes = [await calls[0]]
+            except Exception as exc:
+                outcomes = [exc]
+        else:
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
         results: list[RecordResult | None] = [None] * len(records)
         appended_records = appended_bytes = 0
         errors: list[BaseException] = []
@@ -763,17 +779,32 @@ class Broker:
         except BaseException:
             handle.write_lock.release()
             raise
-        # The append runs in a task of its own that releases the lock when it ends: a request
-        # cancelled meanwhile (client gone, shutdown) must neither stop an append half-way nor
-        # free the lock while a thread still appends.
-        task = asyncio.get_running_loop().create_task(self._append_then_release(handle, batches, parsed))
-        if acks is Acks.NONE:
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            task.add_done_callback(_log_background_append)
-            n = sum(len(b) for b in batches)
-            return [RecordResult(handle.partition)] * n, 0
-        appended, n_bytes = await asyncio.shield(task)
+        config_now = handle.log.config
+        if (
+            acks is not Acks.NONE
+            and config_now.flush_messages is None
+            and config_now.flush_ms is None
+            and all(len(b) <= _INLINE_APPEND_RECORDS for b in batches)
+        ):
+            # Small batches append on the loop without suspending (``_append_locked`` awaits nothing
+            # then), so nothing can cancel the append half-way: no task of its own is needed, which
+            # saves a task and a shield per single-record request.
+            try:
+                appended, n_bytes = await self._append_locked(handle, batches, parsed)
+            finally:
+                handle.write_lock.release()
+        else:
+            # The append runs in a task of its own that releases the lock when it ends: a request
+            # cancelled meanwhile (client gone, shutdown) must neither stop an append half-way nor
+            # free the lock while a thread still appends.
+            task = asyncio.get_running_loop().create_task(self._append_then_release(handle, batches, parsed))
+            if acks is Acks.NONE:
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+                task.add_done_callback(_log_background_append)
+                n = sum(len(b) for b in batches)
+                return [RecordResult(handle.partition)] * n, 0
+            appended, n_bytes = await asyncio.shield(task)
         if acks is Acks.ALL and appended:
             try:
                 await handle.wait_durable(appended[-1].last_offset + 1)
@@ -848,6 +879,86 @@ class Broker:
         self.storage_health.write_succeeded()
         return results, max(0, log.size_bytes - size_before)
 
+    async def produce_batches(
+        self, topic: str, partition: int, body: bytes, *, acks: Acks = Acks.ALL, max_decompressed: int
+    ) -> tuple[list[AppendResult], int]:
+        """Append a binary produce body (record batches v2, ``app/broker/batch.py``) to one partition.
+
+        Every batch is checked before any is appended (a failure refuses the whole request); then the
+        batches' bytes are appended as they are, with offsets, the leader epoch and (LogAppendTime
+        topics) the append time patched in, under the idempotent-producer checks of the log. Returns
+        each batch's ``AppendResult`` (empty with acks=0) and the bytes appended.
+        """
+        handle = await self.partition(topic, partition)
+        config = handle.log.config
+        now_ms = int(time.time() * 1000)
+        check = functools.partial(
+            check_batches,
+            body,
+            config,
+            now_ms=now_ms,
+            max_records=self.settings.max_records_per_request,
+            max_decompressed=max_decompressed,
+            max_depth=self.settings.max_json_depth,
+        )
+        # The scan is CPU work in proportion to the body: small bodies are checked on the loop.
+        checked = check() if len(body) <= _INLINE_CHECK_BYTES else await asyncio.to_thread(check)
+        first = checked[0].header
+        if first.producer_id >= 0:
+            newest = self._producer_epochs.get(first.producer_id)
+            if newest is not None and first.producer_epoch < newest:
+                raise ProducerFencedError(
+                    f"producer {first.producer_id} epoch {first.producer_epoch} is fenced by epoch {newest}"
+                )
+        await self.replication.ensure_known(handle)
+        await handle.write_lock.acquire()
+        try:
+            self.replication.check_append(handle, acks_all=acks is Acks.ALL)
+        except BaseException:
+            handle.write_lock.release()
+            raise
+        batches = [body[c.position : c.position + c.size] for c in checked]
+        task = asyncio.get_running_loop().create_task(self._append_batches_then_release(handle, batches))
+        if acks is Acks.NONE:
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            task.add_done_callback(_log_background_append)
+            return [], 0
+        appended, n_bytes = await asyncio.shield(task)
+        if acks is Acks.ALL and appended:
+            try:
+                await handle.wait_durable(appended[-1].last_offset + 1)
+            except storage_errors.StorageError as exc:
+                self.note_storage_failure(handle, exc)
+                raise _translate(exc, self._closed) from exc
+            await self.replication.wait_replicated(handle, appended[-1].last_offset + 1)
+        return appended, n_bytes
+
+    async def _append_batches_then_release(
+        self, handle: PartitionHandle, batches: list[bytes]
+    ) -> tuple[list[AppendResult], int]:
+        """Append checked batches as they are (the partition's lock is held; released at the end)."""
+        try:
+            log = handle.log
+            size_before = log.size_bytes
+            may_fsync = log.config.flush_messages is not None or log.config.flush_ms is not None
+            results: list[AppendResult] = []
+            try:
+                for batch in batches:
+                    if len(batch) <= _INLINE_CHECK_BYTES and not may_fsync:
+                        result = log.append_batch(batch, records_checked=True)
+                    else:
+                        result = await asyncio.to_thread(log.append_batch, batch, records_checked=True)
+                    results.append(result)
+                    self.replication.after_append(handle)
+            except storage_errors.StorageError as exc:
+                self.note_storage_failure(handle, exc)
+                raise _translate(exc, self._closed) from exc
+            self.storage_health.write_succeeded()
+            return results, max(0, log.size_bytes - size_before)
+        finally:
+            handle.write_lock.release()
+
     # -- producers ----------------------------------------------------------------------------------
 
     async def init_producer(
@@ -900,55 +1011,17 @@ class Broker:
         ``max_wait_ms`` with whatever there is. Raises ``OffsetOutOfRangeError`` (with
         ``log_start_offset`` and ``high_watermark``) for an offset below the log start or above its end.
         """
-        loop = asyncio.get_running_loop()
         handle = await self.partition(topic, partition)
         await self.replication.ensure_known(handle)
         self.replication.check_fetch(handle, offset, leader_only=leader_only)
         log = handle.log
-        deadline = loop.time() + max_wait_ms / 1000.0
         # Read in steps rather than max_bytes at once: a read copies every byte it covers, and a
         # fetch of max_records often needs a small part of max_bytes (1,000 records of 100 bytes are
         # ~130 KB of a 4 MiB budget). The steps add up to what one read of max_bytes would return.
         first_read = min(max_bytes, max(min_bytes, _FETCH_STEP_BYTES))
-        event: asyncio.Event | None = None
-        try:
-            while True:
-                high_watermark = log.high_watermark
-                log_start = log.log_start_offset
-                position = log_start if offset is None else offset
-                if position < log_start or position > log.log_end_offset:
-                    raise OffsetOutOfRangeError(
-                        f"offset {position} is out of range: the log holds [{log_start}, {high_watermark})",
-                        offset=position,
-                        log_start_offset=log_start,
-                        high_watermark=high_watermark,
-                        log_end_offset=log.log_end_offset,
-                    )
-                data = b""
-                if position < high_watermark:
-                    try:
-                        data = log.read(position, first_read, max_offset=high_watermark).data
-                    except storage_errors.OffsetOutOfRangeError:
-                        continue  # retention moved the log start meanwhile: check again
-                    except storage_errors.LogClosedError as exc:
-                        raise _translate(exc, self._closed) from None
-                remaining = deadline - loop.time()
-                if len(data) >= min_bytes or remaining <= 0:
-                    break
-                if event is None:
-                    event = asyncio.Event()
-                    handle.add_waiter(event)
-                    continue  # registered: check once more so no append is missed
-                if self._closed:
-                    break  # shutting down: answer with what there is rather than hold the shutdown
-                if self._topics.get(topic) is None:
-                    raise UnknownTopicError(f"topic {topic!r} was deleted")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), remaining)
-                event.clear()
-        finally:
-            if event is not None:
-                handle.remove_waiter(event)
+        data, position, high_watermark, log_start = await self.read_when_ready(
+            handle, topic, offset, first_read, min_bytes, max_wait_ms
+        )
         records, types, next_offset = decode_fetched(
             data, offset=position, high_watermark=high_watermark, max_records=max_records
         )
@@ -982,6 +1055,86 @@ class Broker:
             timestamp_types=types,
             bytes_read=total,
         )
+
+    async def read_when_ready(
+        self, handle: PartitionHandle, topic: str, offset: int | None, read_bytes: int, min_bytes: int,
+        max_wait_ms: int,
+    ) -> tuple[bytes, int, int, int]:  # fmt: skip
+        """The long poll of a fetch: whole batches from ``offset`` (None: the log start), read once at
+        least ``min_bytes`` are readable or ``max_wait_ms`` has passed.
+
+        Returns the data (at most ``read_bytes``, at least one whole batch when there is one), the
+        position read from, the high watermark and the log start offset the read saw. Raises
+        ``OffsetOutOfRangeError`` for an offset below the log start or above its end.
+        """
+        loop = asyncio.get_running_loop()
+        log = handle.log
+        deadline = loop.time() + max_wait_ms / 1000.0
+        event: asyncio.Event | None = None
+        try:
+            while True:
+                high_watermark = log.high_watermark
+                log_start = log.log_start_offset
+                position = log_start if offset is None else offset
+                if position < log_start or position > log.log_end_offset:
+                    raise OffsetOutOfRangeError(
+                        f"offset {position} is out of range: the log holds [{log_start}, {high_watermark})",
+                        offset=position,
+                        log_start_offset=log_start,
+                        high_watermark=high_watermark,
+                        log_end_offset=log.log_end_offset,
+                    )
+                data = b""
+                if position < high_watermark:
+                    try:
+                        data = log.read(position, read_bytes, max_offset=high_watermark).data
+                    except storage_errors.OffsetOutOfRangeError:
+                        continue  # retention moved the log start meanwhile: check again
+                    except storage_errors.LogClosedError as exc:
+                        raise _translate(exc, self._closed) from None
+                remaining = deadline - loop.time()
+                if len(data) >= min_bytes or remaining <= 0:
+                    return data, position, high_watermark, log_start
+                if event is None:
+                    event = asyncio.Event()
+                    handle.add_waiter(event)
+                    continue  # registered: check once more so no append is missed
+                if self._closed:
+                    # shutting down: answer with what there is rather than hold the shutdown
+                    return data, position, high_watermark, log_start
+                if self._topics.get(topic) is None:
+                    raise UnknownTopicError(f"topic {topic!r} was deleted")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+                event.clear()
+        finally:
+            if event is not None:
+                handle.remove_waiter(event)
+
+    async def fetch_batches(
+        self,
+        topic: str,
+        partition: int,
+        offset: int | None,
+        *,
+        max_bytes: int,
+        max_wait_ms: int,
+        min_bytes: int = 1,
+        leader_only: bool = False,
+    ) -> BatchFetchResult:
+        """The stored batches of one partition from the batch holding ``offset``, below the high watermark.
+
+        The long poll and the errors of ``fetch``; the bytes are one ``pread`` of at most ``max_bytes``
+        (at least one whole batch), returned as they are, not decoded.
+        """
+        handle = await self.partition(topic, partition)
+        await self.replication.ensure_known(handle)
+        self.replication.check_fetch(handle, offset, leader_only=leader_only)
+        data, position, high_watermark, log_start = await self.read_when_ready(
+            handle, topic, offset, max_bytes, min_bytes, max_wait_ms
+        )
+        next_offset = max(position, min(batches_end_offset(data), high_watermark)) if data else position
+        return BatchFetchResult(data, position, next_offset, high_watermark, log_start)
 
     async def wait_for_data(self, positions: Mapping[tuple[str, int], int], timeout_s: float) -> bool:
         """True as soon as any listed partition's high watermark is above its position; False on timeout.

@@ -6,6 +6,9 @@
      ├── UnknownTopicError              40401 (app.errors_base)
      ├── UnknownPartitionError          40402 (app.errors_base)
      ├── InvalidRecordError             40002 a record that cannot be decoded or stored as declared
+     ├── CorruptBatchError              40020 a binary produce batch: bad frame, magic, CRC, header
+     ├── InvalidBatchRecordsError       40021 a binary produce batch whose records fail the checks
+     ├── BatchDecompressedTooLargeError 41303 a binary batch that decompresses past the bound
      ├── UnknownProducerError           40405 a producer id the catalog never allocated
      ├── ProducerFencedError            40905 an epoch older than the producer's current one
      ├── OutOfOrderSequenceError        40906 a gap in an idempotent producer's sequences
@@ -26,8 +29,11 @@ from app.errors_base import TidelogError
 from storage import errors as storage_errors
 
 __all__ = [
+    "BatchDecompressedTooLargeError",
+    "CorruptBatchError",
     "IdempotencyKeyReusedError",
     "InsufficientStorageError",
+    "InvalidBatchRecordsError",
     "InvalidRecordError",
     "InvalidTimestampError",
     "OffsetOutOfRangeError",
@@ -42,6 +48,24 @@ __all__ = [
 
 class InvalidRecordError(TidelogError):
     code = ErrorCode.INVALID_RECORD
+
+
+class CorruptBatchError(TidelogError):
+    """Extras: ``batch`` (its index in the request body, from 0) and ``position`` (its first byte)."""
+
+    code = ErrorCode.CORRUPT_BATCH
+
+
+class InvalidBatchRecordsError(TidelogError):
+    """Extras as ``CorruptBatchError``."""
+
+    code = ErrorCode.INVALID_BATCH_RECORDS
+
+
+class BatchDecompressedTooLargeError(TidelogError):
+    """Extras as ``CorruptBatchError``, plus ``limit``."""
+
+    code = ErrorCode.BATCH_DECOMPRESSED_TOO_LARGE
 
 
 class UnknownProducerError(TidelogError):

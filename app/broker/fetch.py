@@ -1,12 +1,47 @@
-"""Fetch results: raw batches read from a partition log, decoded and trimmed to what was asked."""
+"""Fetch results: raw batches read from a partition log, decoded and trimmed to what was asked, or
+kept as they are for a binary fetch (``application/vnd.tidelog.batch``)."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from storage import Record, TimestampType, decode_batch, iter_batches
 
-__all__ = ["FetchResult", "decode_fetched"]
+__all__ = ["BatchFetchResult", "FetchResult", "batches_end_offset", "decode_fetched"]
+
+# base_offset (0), batch_length (8) and, 15 bytes on, last_offset_delta (23) of a batch header
+_BASE_LENGTH = struct.Struct(">qi")
+_LAST_OFFSET_DELTA = struct.Struct(">i")
+_LOG_OVERHEAD = 12
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFetchResult:
+    """A binary fetch: whole stored batches from the one holding ``offset``, and where to continue."""
+
+    data: bytes
+    offset: int
+    next_offset: int
+    high_watermark: int
+    log_start_offset: int
+
+
+def batches_end_offset(data: bytes) -> int:
+    """The offset after the last whole batch of ``data`` (whole batches, as ``PartitionLog.read`` gives).
+
+    Only the 12-byte prefixes and the last offset deltas are read: the batches were checked when
+    they were appended.
+    """
+    unpack = _BASE_LENGTH.unpack_from
+    end = -1
+    pos = 0
+    n = len(data)
+    while pos + 27 <= n:
+        base, length = unpack(data, pos)
+        end = base + _LAST_OFFSET_DELTA.unpack_from(data, pos + 23)[0] + 1
+        pos += length + _LOG_OVERHEAD
+    return end
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from app.broker import Acks, Broker, ProduceOutcome
+from app.broker.batch import BATCH_MEDIA_TYPE
 from app.broker.errors import InvalidTimestampError
 from app.broker.formats import Format, pack_attributes, parse_format, render_records_json
 from app.broker.idempotency import StoredAnswer, check_key, request_hash
@@ -97,6 +98,13 @@ class ProduceResult(BaseModel):
     message: str | None = None
 
 
+class BatchResult(BaseModel):
+    base_offset: int = Field(..., description="Offset of the batch's first record.")
+    last_offset: int = Field(..., description="Offset of its last record.")
+    log_append_time: int = Field(..., description="The batch's timestamp on LogAppendTime topics, else -1.")
+    duplicate: bool = Field(False, description="An idempotent retry: the offsets are the first append's.")
+
+
 class ProduceAck(BaseModel):
     """An NDJSON produce answer line: the input line ``line`` was appended."""
 
@@ -116,7 +124,14 @@ class ProduceLineError(BaseModel):
 
 
 class ProduceResponse(BaseModel):
-    results: list[ProduceResult]
+    results: list[ProduceResult] = Field(
+        ..., description="One per record in request order (empty for a binary produce: see batches)."
+    )
+    batches: list[BatchResult] | None = Field(
+        None,
+        description=f"Binary produce ({BATCH_MEDIA_TYPE}) only: one per record batch, in body order "
+        "(none with acks=0).",
+    )
 
 
 class FetchedRecord(BaseModel):
@@ -156,12 +171,23 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return resolved
 
 
-_PRODUCE_BODY = {
+_PRODUCE_CONTENT: dict[str, Any] = {
+    "application/json": {"schema": _inline_schema(ProduceRequest)},
+    NDJSON: json_lines(ProduceRecord, description="One ProduceRecord JSON object per line."),
+}
+_PRODUCE_BODY = {"requestBody": {"required": True, "content": _PRODUCE_CONTENT}}
+_PARTITION_PRODUCE_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": _inline_schema(ProduceRequest)},
-            NDJSON: json_lines(ProduceRecord, description="One ProduceRecord JSON object per line."),
+            **_PRODUCE_CONTENT,
+            BATCH_MEDIA_TYPE: {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "Kafka record batches v2 (magic 2) end to end (docs/records.md).",
+                }
+            },
         },
     }
 }
@@ -173,6 +199,9 @@ _PRODUCE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **error_responses(
         ErrorCode.INVALID_REQUEST,
         ErrorCode.INVALID_RECORD,
+        ErrorCode.CORRUPT_BATCH,
+        ErrorCode.INVALID_BATCH_RECORDS,
+        ErrorCode.BATCH_DECOMPRESSED_TOO_LARGE,
         ErrorCode.UNKNOWN_TOPIC,
         ErrorCode.UNKNOWN_PARTITION,
         ErrorCode.UNKNOWN_PRODUCER,
@@ -209,15 +238,21 @@ def _acks(value: str) -> Acks:
     return Acks.ALL if value in ("all", "-1") else Acks(value)
 
 
-def _media_type(request: Request) -> str:
+def _media_type(request: Request, partition: int | None) -> str:
     content_type = request.headers.get("content-type")
     if content_type is None:
         return "application/json"
     media = content_type.split(";", 1)[0].strip().lower()
-    if media in ("application/json", NDJSON):
+    if media in ("application/json", NDJSON) or (media == BATCH_MEDIA_TYPE and partition is not None):
         return media
+    if media == BATCH_MEDIA_TYPE:
+        raise UnsupportedMediaTypeError(
+            f"{BATCH_MEDIA_TYPE} batches are produced to one partition: "
+            "POST /v1/topics/{topic}/partitions/{partition}/records"
+        )
     raise UnsupportedMediaTypeError(
-        f"Content-Type {media!r} is not supported here: send application/json or {NDJSON}"
+        f"Content-Type {media!r} is not supported here: send application/json, {NDJSON} "
+        f"or (to a partition) {BATCH_MEDIA_TYPE}"
     )
 
 
@@ -268,7 +303,15 @@ async def _produce(
 ) -> Response:
     broker: Broker = request.app.state.broker
     acks = _acks(acks_value)
-    media = _media_type(request)
+    media = _media_type(request, partition)
+    if media == BATCH_MEDIA_TYPE and partition is not None:
+        if idempotency_key is not None or key_format or value_format or header_format:
+            raise InvalidParameterError(
+                f"a {BATCH_MEDIA_TYPE} body carries its own formats (record attributes) and idempotence "
+                "(producer id, epoch and sequence in the batch header): no Idempotency-Key, key_format, "
+                "value_format or header_format"
+            )
+        return await _produce_batches(request, broker, topic, partition, acks)
     if media == NDJSON:
         if idempotency_key is not None:
             # A stream has no single answer to replay: refuse rather than silently ignore the key.
@@ -348,7 +391,7 @@ async def produce(
     "/v1/topics/{topic}/partitions/{partition}/records",
     response_model=ProduceResponse,
     responses=_PRODUCE_RESPONSES,
-    openapi_extra=_PRODUCE_BODY,
+    openapi_extra=_PARTITION_PRODUCE_BODY,
     summary="Produce records to one partition",
 )
 async def produce_to_partition(
@@ -364,6 +407,29 @@ async def produce_to_partition(
     """Append records to one partition; with ``producer_id``/``producer_epoch``/``sequence``, idempotently."""
     return await _produce(
         request, topic, partition, acks, key_format, value_format, header_format, idempotency_key
+    )
+
+
+async def _produce_batches(
+    request: Request, broker: Broker, topic: str, partition: int, acks: Acks
+) -> Response:
+    """A binary produce: record batches v2 checked and appended as they are (app/broker/batch.py)."""
+    settings: Settings = request.app.state.settings
+    body = await request.body()
+    appended, n_bytes = await broker.produce_batches(
+        topic, partition, body, acks=acks, max_decompressed=settings.batch_max_decompressed_bytes
+    )
+    metrics: Metrics = request.app.state.metrics
+    if appended:
+        metrics.produced_records.labels(topic).inc(sum(r.last_offset - r.base_offset + 1 for r in appended))
+        metrics.produced_bytes.labels(topic).inc(n_bytes)
+    batches = b",".join(
+        b'{"base_offset":%d,"last_offset":%d,"log_append_time":%d,"duplicate":%b}'
+        % (r.base_offset, r.last_offset, r.log_append_time, b"true" if r.duplicate else b"false")
+        for r in appended
+    )
+    return Response(
+        b'{"results":[],"batches":[%b]}' % batches, media_type="application/json"
     )
 
 
@@ -532,6 +598,41 @@ def _error_line(number: int, code: int, message: str) -> bytes:
 # ------------------------------------------------------------------------------------------- fetch
 
 
+async def _fetch_batches(
+    request: Request,
+    broker: Broker,
+    topic: str,
+    partition: int,
+    offset: int | None,
+    max_bytes: int,
+    max_wait_ms: int,
+    min_bytes: int,
+    leader_only: bool,
+) -> Response:
+    """A binary fetch: the stored record batches as they are, read with one ``pread``, sent in one message.
+
+    The first batch may begin before ``offset`` (the client skips those records, as Kafka's do).
+    """
+    read = functools.partial(
+        broker.fetch_batches, topic, partition, offset, max_bytes=max_bytes, min_bytes=min_bytes,
+        leader_only=leader_only,
+    )  # fmt: skip
+    with parked(request.scope, max_wait_ms):
+        result = await until_stopping(request.app.state.stopping, read(max_wait_ms=max_wait_ms))
+    if result is None:
+        result = await read(max_wait_ms=0)
+    if result.data:
+        metrics: Metrics = request.app.state.metrics
+        metrics.fetched_records.labels(topic).inc(max(0, result.next_offset - result.offset))
+        metrics.fetched_bytes.labels(topic).inc(len(result.data))
+    headers = {
+        "Tidelog-Next-Offset": str(result.next_offset),
+        "Tidelog-High-Watermark": str(result.high_watermark),
+        "Tidelog-Log-Start-Offset": str(result.log_start_offset),
+    }
+    return Response(result.data, media_type=BATCH_MEDIA_TYPE, headers=headers)
+
+
 def _check_limit(name: str, value: int, limit: int, setting: str) -> None:
     if value > limit:
         raise InvalidParameterError(f"{name} {value} is above the broker's limit {setting}={limit}")
@@ -543,8 +644,13 @@ def _check_limit(name: str, value: int, limit: int, setting: str) -> None:
     responses={
         200: {
             "model": FetchResponse,
-            "description": "Records from offset, never past the high watermark (NDJSON: one per line).",
-            "content": {NDJSON: json_lines(FetchedRecord, description="One record per line.")},
+            "description": "Records from offset, never past the high watermark (NDJSON: one per line; "
+            f"{BATCH_MEDIA_TYPE}: the stored record batches, the first of which may start before offset, "
+            "with the offsets in Tidelog-* headers).",
+            "content": {
+                NDJSON: json_lines(FetchedRecord, description="One record per line."),
+                BATCH_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            },
         },
         **error_responses(
             ErrorCode.INVALID_RECORD,
@@ -596,7 +702,17 @@ async def fetch(
     _check_limit("max_bytes", max_bytes, settings.fetch_max_bytes, "fetch_max_bytes")
     _check_limit("max_wait_ms", max_wait_ms, settings.fetch_max_wait_ms, "fetch_max_wait_ms")
     _check_limit("min_bytes", min_bytes, settings.fetch_max_bytes, "fetch_max_bytes")
-    ndjson = accept is not None and NDJSON in accept.lower()
+    wanted = accept.lower() if accept is not None else ""
+    if BATCH_MEDIA_TYPE in wanted:
+        if key_format is not None or value_format is not None or header_format != "string":
+            raise InvalidParameterError(
+                f"{BATCH_MEDIA_TYPE} answers carry the stored bytes: no key_format, value_format or "
+                "header_format"
+            )
+        return await _fetch_batches(
+            request, broker, topic, partition, offset, max_bytes, max_wait_ms, min_bytes, replica == "leader"
+        )
+    ndjson = NDJSON in wanted
     kf = None if key_format is None else Format[key_format.upper()]
     vf = None if value_format is None else Format[value_format.upper()]
     read = functools.partial(

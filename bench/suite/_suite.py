@@ -26,6 +26,8 @@ from ._model import Figure, Results, Target, percentile
 from ._nats import JetStream
 from ._profile import profile_while
 from ._redis import PrivateRedisServer, RedisStreams
+from ._requests import MANY_PARTITIONS, ONE_REQUEST, run_many_partitions, run_one_request
+from ._requests import targets as request_targets
 from ._runner import Contender, interleave
 from ._scale import Scale
 from ._tidelog import Tidelog
@@ -167,6 +169,8 @@ class Suite:
                 (LATENCY, [self.latency]),
                 (SCALING, [self.scaling, self.random_fetch_and_memory]),
                 (CEILING, [self.ceiling]),
+                (ONE_REQUEST, [self.one_request]),
+                (MANY_PARTITIONS, [self.many_partitions]),
             ]
             if self.profile:
                 plan.append(("Profile", [self.profile_broker]))
@@ -267,7 +271,16 @@ class Suite:
                 1.2,
                 False,
             ),
+            *request_targets(s),
         ]
+
+    # -- 6. one request, 7. many partitions (bench/suite/_requests.py) -------------------------------
+
+    def one_request(self) -> None:
+        run_one_request(self.results, self._t(), self.scale, self.workdir, self._name)
+
+    def many_partitions(self) -> None:
+        run_many_partitions(self.results, self._t(), self.scale, self._name)
 
     def _large_case(self) -> str:
         s = self.scale

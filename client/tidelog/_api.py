@@ -6,6 +6,7 @@ a lost answer, and how to read the answer. The two clients only differ in how th
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -21,6 +22,7 @@ from tidelog._types import (
     ProduceResult,
     RecordMetadata,
     TopicDescription,
+    TopicPartition,
 )
 
 T = TypeVar("T")
@@ -55,6 +57,10 @@ class Call(Generic[T]):
     # The partition this request is for: sent to its leader when the client knows it (clustered
     # mode, tidelog/_leaders.py), and a 307 to the leader is followed and remembered.
     partition_route: tuple[str, int] | None = None
+    # A body of bytes (sent as it is, with its Content-Type in ``headers``) instead of ``json``.
+    content: bytes | None = None
+    # ``parse`` takes the ``httpx.Response`` of a success rather than its JSON body (binary answers).
+    raw: bool = False
 
 
 def normalize_acks(acks: int | str) -> str:
@@ -287,6 +293,206 @@ def fetch(
         idempotent=True,
         extra_timeout=(max_wait_ms or 0) / 1000.0,
         partition_route=(topic, partition),
+    )
+
+
+def produce_batch(
+    topic: str,
+    records: Sequence[OutgoingRecord],
+    *,
+    partition: int,
+    acks: str,
+    key_format: str,
+    value_format: str,
+    producer_id: int | None = None,
+    producer_epoch: int | None = None,
+    sequence: int | None = None,
+) -> Call[ProduceResult]:
+    """A binary produce (``application/vnd.tidelog.batch``) of ``records`` as one record batch."""
+    from tidelog._batch import BATCH_MEDIA_TYPE, encode_records
+
+    data, timestamps = encode_records(
+        records,
+        key_format=key_format,
+        value_format=value_format,
+        producer_id=-1 if producer_id is None else producer_id,
+        producer_epoch=-1 if producer_epoch is None or producer_id is None else producer_epoch,
+        base_sequence=-1 if sequence is None or producer_id is None else sequence,
+    )
+
+    def parse(answer: Any) -> ProduceResult:
+        batches = _mapping(answer, "produce").get("batches") if answer is not None else None
+        if not batches:
+            # acks=0: answered before the append.
+            return ProduceResult(tuple(RecordMetadata(topic, partition, -1, -1) for _ in records))
+        if len(batches) != 1 or not isinstance(batches[0], Mapping):
+            raise ProtocolError(f"produce: {len(batches)} batch results for one batch")
+        answer_batch = batches[0]
+        base, last = answer_batch.get("base_offset"), answer_batch.get("last_offset")
+        append_time = answer_batch.get("log_append_time")
+        if not isinstance(append_time, int) or append_time < 0:
+            append_time = None
+        if not isinstance(base, int) or not isinstance(last, int) or last - base + 1 != len(records):
+            raise ProtocolError(f"produce: offsets {base}..{last} for {len(records)} records")
+        results: tuple[RecordMetadata | Exception, ...] = tuple(
+            RecordMetadata(topic, partition, base + i, ts if append_time is None else append_time)
+            for i, ts in enumerate(timestamps)
+        )
+        return ProduceResult(results)
+
+    return Call(
+        "POST",
+        f"/v1/topics/{_seg(topic)}/partitions/{partition}/records",
+        parse,
+        params={"acks": acks},
+        headers={"Content-Type": BATCH_MEDIA_TYPE},
+        content=data,
+        idempotent=producer_id is not None,
+        partition_route=(topic, partition),
+    )
+
+
+def fetch_batches(
+    topic: str,
+    partition: int,
+    offset: int,
+    *,
+    max_records: int | None,
+    max_bytes: int | None,
+    max_wait_ms: int | None,
+    min_bytes: int | None,
+    key_format: str | None = None,
+    value_format: str | None = None,
+    header_format: str | None = None,
+) -> Call[FetchResult]:
+    """A binary fetch: the stored batches, decoded here; a broker that answers JSON is read as JSON.
+
+    Formats other than the stored one or ``binary`` need the JSON fetch (the broker converts them).
+    """
+    from tidelog._batch import BATCH_MEDIA_TYPE, decode_fetch
+    from tidelog._codec import CodecError
+
+    params: dict[str, Any] = {"offset": offset}
+    for name, value in (("max_bytes", max_bytes), ("max_wait_ms", max_wait_ms), ("min_bytes", min_bytes)):
+        if value is not None:
+            params[name] = value
+
+    def parse(response: Any) -> FetchResult:
+        if not response.headers.get("content-type", "").startswith(BATCH_MEDIA_TYPE):
+            # A broker without the binary format ignores the Accept and answers JSON.
+            return FetchResult.from_json(
+                _mapping(response.json(), "fetch"),
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key_format=key_format,
+                value_format=value_format,
+                header_format=header_format,
+            )
+        try:
+            numbers = [
+                int(response.headers[h])
+                for h in ("Tidelog-Next-Offset", "Tidelog-High-Watermark", "Tidelog-Log-Start-Offset")
+            ]
+        except (KeyError, ValueError):
+            raise ProtocolError("fetch: a binary answer without its Tidelog-* offset headers") from None
+        try:
+            return decode_fetch(
+                response.content,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                next_offset=numbers[0],
+                high_watermark=numbers[1],
+                log_start_offset=numbers[2],
+                max_records=max_records,
+                key_format=key_format,
+                value_format=value_format,
+                header_format=header_format,
+            )
+        except CodecError as exc:
+            raise ProtocolError(f"fetch: the broker's record batches do not decode: {exc}") from None
+
+    return Call(
+        "GET",
+        f"/v1/topics/{_seg(topic)}/partitions/{partition}/records",
+        parse,
+        params=params,
+        headers={"Accept": BATCH_MEDIA_TYPE},
+        idempotent=True,
+        extra_timeout=(max_wait_ms or 0) / 1000.0,
+        partition_route=(topic, partition),
+        raw=True,
+    )
+
+
+def fetch_many(
+    offsets: Mapping[TopicPartition, int],
+    *,
+    max_records: int | None,
+    max_bytes: int | None,
+    partition_max_bytes: int | None,
+    max_wait_ms: int | None,
+    min_bytes: int | None,
+    binary: bool,
+) -> Call[dict[TopicPartition, FetchResult | Exception]]:
+    """One ``POST /v1/fetch`` of many partitions; each comes back as its ``FetchResult`` or its error.
+
+    Sent to the leader of the first partition when the client knows it (the caller groups the
+    partitions by leader). ``binary``: asks for the framed record batches (docs/records.md); a JSON
+    answer is read as such.
+    """
+    from tidelog._batch import BATCH_MEDIA_TYPE, decode_fetch_many
+    from tidelog._codec import CodecError
+    from tidelog._errors import error_from_response
+
+    wanted: list[dict[str, Any]] = []
+    for tp, offset in offsets.items():
+        entry: dict[str, Any] = {"topic": tp.topic, "partition": tp.partition, "offset": offset}
+        if partition_max_bytes is not None:
+            entry["max_bytes"] = partition_max_bytes
+        wanted.append(entry)
+    body: dict[str, Any] = {"partitions": wanted}
+    for name, value in (
+        ("max_records", max_records),
+        ("max_bytes", max_bytes),
+        ("max_wait_ms", max_wait_ms),
+        ("min_bytes", min_bytes),
+    ):
+        if value is not None:
+            body[name] = value
+
+    def parse(response: Any) -> dict[TopicPartition, FetchResult | Exception]:
+        if response.headers.get("content-type", "").startswith(BATCH_MEDIA_TYPE):
+            try:
+                return decode_fetch_many(response.content, offsets, max_records=max_records)
+            except (CodecError, ValueError, struct.error) as exc:
+                raise ProtocolError(f"fetch: a binary answer that does not decode: {exc}") from None
+        out: dict[TopicPartition, FetchResult | Exception] = {}
+        for part in _mapping(response.json(), "fetch").get("partitions") or ():
+            if not isinstance(part, Mapping):
+                raise ProtocolError("fetch: a partition is not an object")
+            tp = TopicPartition(str(part.get("topic")), int(part.get("partition", -1)))
+            code = part.get("error_code")
+            if isinstance(code, int):
+                out[tp] = error_from_response(code // 100, {**part, "detail": part.get("message") or ""})
+                continue
+            out[tp] = FetchResult.from_json(
+                part, topic=tp.topic, partition=tp.partition, offset=offsets.get(tp, 0)
+            )
+        return out
+
+    first = next(iter(offsets))
+    return Call(
+        "POST",
+        "/v1/fetch",
+        parse,
+        json=body,
+        headers={"Accept": BATCH_MEDIA_TYPE} if binary else {},
+        idempotent=True,
+        extra_timeout=(max_wait_ms or 0) / 1000.0,
+        partition_route=(first.topic, first.partition),
+        raw=True,
     )
 
 

@@ -69,6 +69,7 @@ class AsyncProducer:
             max_pending_records=max_pending_records,
             metadata_max_age_ms=metadata_max_age_ms,
             retry_backoff_ms=retry_backoff_ms,
+            batch_format=client.batch_format,
         )
         self._acc: Accumulator[asyncio.Future[RecordMetadata]] = Accumulator(
             batch_size, max_batch_records, linger_ms / 1000.0

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -26,17 +27,18 @@ from tidelog._core.connection import (
     MAX_REDIRECTS,
     CallState,
     RetryPolicy,
-    decode_answer,
+    answer_of,
     resolve_url,
     translate_error,
 )
 from tidelog._core.session import ClientBase as _Base
-from tidelog._errors import TidelogError
+from tidelog._errors import ResourceNotFoundError, TidelogError
 from tidelog._types import (
     FetchResult,
     PartitionOffsets,
     ProduceResult,
     TopicDescription,
+    TopicPartition,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +61,10 @@ class Client(_Base):
     ``username=`` and ``password=``, or any ``httpx.Auth`` as ``auth=``. They go with every request,
     to every broker the client is routed to, and with its SSE streams.
 
+    ``batch_format`` (default on): producers and partition reads use the binary batch format
+    (``application/vnd.tidelog.batch``, docs/records.md), falling back to JSON for good as soon as a
+    broker answers 415 or 406 for it.
+
     >>> with Client("http://127.0.0.1:8080") as client:           # doctest: +SKIP
     ...     client.admin.create_topic("orders", partitions=3)
     ...     with client.producer() as producer:
@@ -80,10 +86,12 @@ class Client(_Base):
         username: str | None = None,
         password: str | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
+        batch_format: bool = True,
     ) -> None:
         super().__init__(
             url, timeout, retries, backoff_ms, headers,
             api_key=api_key, token=token, username=username, password=password, auth=auth,
+            batch_format=batch_format,
         )  # fmt: skip
         self._http = httpx.Client(transport=transport, **self._http_options(max_connections))
         self._transport = transport
@@ -99,7 +107,7 @@ class Client(_Base):
         state = self._call_state(call, retries)
         while True:
             try:
-                return call.parse(decode_answer(self._send(state, timeout)))
+                return call.parse(answer_of(call, self._send(state, timeout)))
             except TidelogError as error:
                 delay = state.failed(error)
                 if delay is None:
@@ -218,20 +226,80 @@ class Client(_Base):
         header_format: str | None = None,
     ) -> FetchResult:
         """Fetch records of one partition from ``offset`` (long-polls up to ``max_wait_ms``)."""
-        return self.call(
-            _api.fetch(
-                topic,
-                partition,
+        options: dict[str, Any] = {
+            "max_records": max_records,
+            "max_bytes": max_bytes,
+            "max_wait_ms": max_wait_ms,
+            "min_bytes": min_bytes,
+            "key_format": key_format,
+            "value_format": value_format,
+            "header_format": header_format,
+        }
+        call = self._fetch_call(topic, partition, offset, **options)
+        try:
+            return self.call(call)
+        except TidelogError as error:
+            if not self._format_refused(call, error):
+                raise
+        return self.call(self._fetch_call(topic, partition, offset, **options))
+
+    def fetch_many(
+        self,
+        offsets: Mapping[TopicPartition | tuple[str, int], int],
+        *,
+        max_records: int | None = None,
+        max_bytes: int | None = None,
+        partition_max_bytes: int | None = None,
+        max_wait_ms: int | None = None,
+        min_bytes: int | None = None,
+    ) -> dict[TopicPartition, FetchResult | Exception]:
+        """Fetch many partitions from their offsets: one ``POST /v1/fetch`` per broker (each for the
+        partitions it leads, concurrently), answering once ``min_bytes`` are there or ``max_wait_ms``
+        ends. Each partition maps to its ``FetchResult`` or its own error; a partition whose leader
+        moved is asked again at the leader its error names."""
+        wanted = {TopicPartition(*tp): offset for tp, offset in offsets.items()}
+        options = {
+            "max_records": max_records,
+            "max_bytes": max_bytes,
+            "partition_max_bytes": partition_max_bytes,
+            "max_wait_ms": max_wait_ms,
+            "min_bytes": min_bytes,
+        }
+        results: dict[TopicPartition, FetchResult | Exception] = {}
+        for _ in range(2):
+            calls = self._fetch_many_calls(wanted, options)
+            try:
+                if len(calls) == 1:
+                    answers = [self.call(calls[0])]
+                else:
+                    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+                        answers = list(pool.map(self.call, calls))
+            except ResourceNotFoundError:
+                # A broker without POST /v1/fetch: one fetch per partition, as before it.
+                return {tp: self._fetch_one(tp, offset, options) for tp, offset in wanted.items()}
+            for answer in answers:
+                results.update(answer)
+            wanted = self._fetch_many_retry(results, wanted)
+            if not wanted:
+                break
+            options["max_wait_ms"] = 0
+        return results
+
+    def _fetch_one(
+        self, tp: TopicPartition, offset: int, options: Mapping[str, Any]
+    ) -> FetchResult | Exception:
+        try:
+            return self.fetch(
+                tp.topic,
+                tp.partition,
                 offset,
-                max_records=max_records,
-                max_bytes=max_bytes,
-                max_wait_ms=max_wait_ms,
-                min_bytes=min_bytes,
-                key_format=key_format,
-                value_format=value_format,
-                header_format=header_format,
+                max_records=options["max_records"],
+                max_bytes=options["partition_max_bytes"],
+                max_wait_ms=0,
+                min_bytes=options["min_bytes"],
             )
-        )
+        except TidelogError as error:
+            return error
 
     def offsets(self, topic: str, partition: int, *, timestamp: int | None = None) -> PartitionOffsets:
         """Return a partition's log start, high watermark and log end (and the offset for ``timestamp``)."""
@@ -290,10 +358,12 @@ class AsyncClient(_Base):
         username: str | None = None,
         password: str | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
+        batch_format: bool = True,
     ) -> None:
         super().__init__(
             url, timeout, retries, backoff_ms, headers,
             api_key=api_key, token=token, username=username, password=password, auth=auth,
+            batch_format=batch_format,
         )  # fmt: skip
         self._http = httpx.AsyncClient(transport=transport, **self._http_options(max_connections))
         self._admin: AsyncAdmin | None = None
@@ -309,7 +379,7 @@ class AsyncClient(_Base):
         state = self._call_state(call, retries)
         while True:
             try:
-                return call.parse(decode_answer(await self._send(state, timeout)))
+                return call.parse(answer_of(call, await self._send(state, timeout)))
             except TidelogError as error:
                 delay = state.failed(error)
                 if delay is None:
@@ -418,20 +488,73 @@ class AsyncClient(_Base):
         header_format: str | None = None,
     ) -> FetchResult:
         """Fetch records of one partition from ``offset`` (see ``Client.fetch``)."""
-        return await self.call(
-            _api.fetch(
-                topic,
-                partition,
+        options: dict[str, Any] = {
+            "max_records": max_records,
+            "max_bytes": max_bytes,
+            "max_wait_ms": max_wait_ms,
+            "min_bytes": min_bytes,
+            "key_format": key_format,
+            "value_format": value_format,
+            "header_format": header_format,
+        }
+        call = self._fetch_call(topic, partition, offset, **options)
+        try:
+            return await self.call(call)
+        except TidelogError as error:
+            if not self._format_refused(call, error):
+                raise
+        return await self.call(self._fetch_call(topic, partition, offset, **options))
+
+    async def fetch_many(
+        self,
+        offsets: Mapping[TopicPartition | tuple[str, int], int],
+        *,
+        max_records: int | None = None,
+        max_bytes: int | None = None,
+        partition_max_bytes: int | None = None,
+        max_wait_ms: int | None = None,
+        min_bytes: int | None = None,
+    ) -> dict[TopicPartition, FetchResult | Exception]:
+        """Fetch many partitions from their offsets (see ``Client.fetch_many``)."""
+        wanted = {TopicPartition(*tp): offset for tp, offset in offsets.items()}
+        options = {
+            "max_records": max_records,
+            "max_bytes": max_bytes,
+            "partition_max_bytes": partition_max_bytes,
+            "max_wait_ms": max_wait_ms,
+            "min_bytes": min_bytes,
+        }
+        results: dict[TopicPartition, FetchResult | Exception] = {}
+        for _ in range(2):
+            calls = self._fetch_many_calls(wanted, options)
+            try:
+                answers = await asyncio.gather(*(self.call(c) for c in calls))
+            except ResourceNotFoundError:
+                # A broker without POST /v1/fetch: one fetch per partition, as before it.
+                return {tp: await self._fetch_one(tp, offset, options) for tp, offset in wanted.items()}
+            for answer in answers:
+                results.update(answer)
+            wanted = self._fetch_many_retry(results, wanted)
+            if not wanted:
+                break
+            options["max_wait_ms"] = 0
+        return results
+
+    async def _fetch_one(
+        self, tp: TopicPartition, offset: int, options: Mapping[str, Any]
+    ) -> FetchResult | Exception:
+        try:
+            return await self.fetch(
+                tp.topic,
+                tp.partition,
                 offset,
-                max_records=max_records,
-                max_bytes=max_bytes,
-                max_wait_ms=max_wait_ms,
-                min_bytes=min_bytes,
-                key_format=key_format,
-                value_format=value_format,
-                header_format=header_format,
+                max_records=options["max_records"],
+                max_bytes=options["partition_max_bytes"],
+                max_wait_ms=0,
+                min_bytes=options["min_bytes"],
             )
-        )
+        except TidelogError as error:
+            return error
 
     async def offsets(self, topic: str, partition: int, *, timestamp: int | None = None) -> PartitionOffsets:
         return await self.call(_api.partition_offsets(topic, partition, timestamp))

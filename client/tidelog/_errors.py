@@ -15,7 +15,9 @@ Exception tree::
     └── BrokerError                    the broker answered with an error (problem+json)
         ├── BadRequestError (400)
         │   ├── InvalidRequestError            40001
-        │   └── InvalidRecordError             40002
+        │   ├── InvalidRecordError             40002
+        │   ├── CorruptBatchError              40020  a binary produce batch's frame, CRC or header
+        │   └── InvalidBatchRecordsError       40021  a binary produce batch's records
         ├── AuthenticationError (401)      no or a refused credential (see Client's credentials)
         ├── AuthorizationError (403)       the credential's principal may not do this
         ├── NotFoundError (404)
@@ -37,7 +39,8 @@ Exception tree::
         │   └── IdempotencyKeyReusedError      40907
         ├── TooLargeError (413)
         │   ├── RecordTooLargeError            41301
-        │   └── RequestTooLargeError           41302
+        │   ├── RequestTooLargeError           41302
+        │   └── BatchDecompressedTooLargeError 41303
         ├── UnsupportedMediaTypeError          41501
         ├── OffsetOutOfRangeError              41601  carries log_start_offset, high_watermark
         ├── InvalidInputError (422)
@@ -76,15 +79,18 @@ __all__ = [
     "AuthenticationError",
     "AuthorizationError",
     "BadRequestError",
+    "BatchDecompressedTooLargeError",
     "BrokerError",
     "ClientStateError",
     "ConflictError",
     "ConnectError",
+    "CorruptBatchError",
     "GroupNotEmptyError",
     "IdempotencyKeyReusedError",
     "IllegalGenerationError",
     "InsufficientStorageError",
     "InternalServerError",
+    "InvalidBatchRecordsError",
     "InvalidConfigError",
     "InvalidInputError",
     "InvalidParameterError",
@@ -459,6 +465,20 @@ class NumberOutOfRangeError(InvalidInputError):
     """A JSON number no reader can hold (an integer beyond 64 bits, an infinite float)."""
 
 
+class CorruptBatchError(BadRequestError):
+    """A binary produce batch with a bad frame, magic, CRC-32C or header field (names ``batch``)."""
+
+
+class InvalidBatchRecordsError(BadRequestError):
+    """A binary produce batch whose records fail the broker's checks (names ``batch``)."""
+
+
+class BatchDecompressedTooLargeError(TooLargeError):
+    """A compressed binary produce batch that decompresses past the broker's bound."""
+
+
+
+
 class TooManyConnectionsPerIpError(TooManyRequestsError):
     """This client address has max_connections_per_ip connections open."""
 
@@ -487,6 +507,8 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40001: InvalidRequestError,
     40002: InvalidRecordError,
     40003: MalformedRequestError,
+    40020: CorruptBatchError,
+    40021: InvalidBatchRecordsError,
     40401: UnknownTopicError,
     40402: UnknownPartitionError,
     40403: UnknownMemberError,
@@ -506,6 +528,7 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40802: RequestBodyTooSlowError,
     41301: RecordTooLargeError,
     41302: RequestTooLargeError,
+    41303: BatchDecompressedTooLargeError,
     41501: UnsupportedMediaTypeError,
     41601: OffsetOutOfRangeError,
     42201: InvalidConfigError,

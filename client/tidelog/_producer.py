@@ -105,6 +105,7 @@ class Producer:
             max_pending_records=max_pending_records,
             metadata_max_age_ms=metadata_max_age_ms,
             retry_backoff_ms=retry_backoff_ms,
+            batch_format=client.batch_format,
         )
         self._acc: Accumulator[DeliveryFuture] = Accumulator(
             batch_size, max_batch_records, linger_ms / 1000.0

@@ -981,17 +981,17 @@ def test_the_loader_uses_a_compiled_decoder_only_when_built_from_the_current_sou
     monkeypatch.setitem(
         sys.modules, "tidelog._codec._decode_native", fake(current, "/x/_decode_native.cpython-311.so")
     )
-    decode, name = codec._load_decoder()
+    module, name = codec._load_decoder()
     assert name == "mypyc"
-    assert decode() == ["compiled"]
+    assert module.decode_section() == ["compiled"]
     monkeypatch.setitem(
         sys.modules, "tidelog._codec._decode_native", fake("0" * 64, "/x/_decode_native.cpython-311.so")
     )
-    assert codec._load_decoder() == (_decode.decode_section, "python")  # stale: built from another source
+    assert codec._load_decoder() == (_decode, "python")  # stale: built from another source
     monkeypatch.setitem(sys.modules, "tidelog._codec._decode_native", fake(current, "/x/_decode_native.py"))
-    assert codec._load_decoder() == (_decode.decode_section, "python")  # not compiled at all
+    assert codec._load_decoder() == (_decode, "python")  # not compiled at all
     monkeypatch.setitem(sys.modules, "tidelog._codec._decode_native", None)  # makes the import fail
-    assert codec._load_decoder() == (_decode.decode_section, "python")
+    assert codec._load_decoder() == (_decode, "python")
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,14 @@ from tidelog._codec.batch import (
     TimestampType,
 )
 from tidelog._codec.compression import Compression
-from tidelog._codec.decoder import DECODER, decode_batch, decode_records, validate_batch
+from tidelog._codec.decoder import DECODER, decode_batch, decode_records, scan_batch, validate_batch
 from tidelog._codec.encoder import encode_batch, with_base_offset, with_log_append_time
 from tidelog._codec.errors import (
     CodecError,
     CorruptRecordError,
     InvalidRecordError,
+    InvalidRecordsError,
+    RecordsTooLargeError,
     UnsupportedCompressionError,
 )
 from tidelog._codec.scanner import iter_batches, parse_header
@@ -46,8 +48,10 @@ __all__ = [
     "CorruptRecordError",
     "Header",
     "InvalidRecordError",
+    "InvalidRecordsError",
     "Record",
     "RecordIn",
+    "RecordsTooLargeError",
     "TimestampType",
     "UnsupportedCompressionError",
     "decode_batch",
@@ -55,6 +59,7 @@ __all__ = [
     "encode_batch",
     "iter_batches",
     "parse_header",
+    "scan_batch",
     "validate_batch",
     "with_base_offset",
     "with_log_append_time",

@@ -14,7 +14,7 @@ from typing import TypeVar
 from tidelog._codec._varint import read_varint
 from tidelog._codec.errors import CorruptRecordError
 
-__all__ = ["decode_headers", "decode_section"]
+__all__ = ["decode_headers", "decode_section", "scan_section"]
 
 R = TypeVar("R")
 Header = tuple[str, bytes | None]
@@ -195,3 +195,156 @@ def decode_headers(data: bytes, pos: int, record_end: int) -> tuple[tuple[Header
     if pos > record_end:
         raise CorruptRecordError("a record's headers run past the end of the record")
     return tuple(headers), pos
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The zig-zag varint at ``data[pos]`` and the position after it; at most 10 bytes, fits int64."""
+    b = data[pos]
+    if b < 0x80:
+        return (b >> 1) ^ -(b & 1), pos + 1
+    z = b & 0x7F
+    shift = 7
+    pos += 1
+    for _ in range(9):
+        b = data[pos]
+        pos += 1
+        z |= (b & 0x7F) << shift
+        if b < 0x80:
+            if z >> 64:
+                raise CorruptRecordError("a varint does not fit in 64 bits")
+            return (z >> 1) ^ -(z & 1), pos
+        shift += 7
+    raise CorruptRecordError("a varint is longer than 10 bytes")
+
+
+def _is_utf8(data: bytes, start: int, stop: int) -> bool:
+    """True when ``data[start:stop]`` is UTF-8; ASCII (the common case) is checked without a copy."""
+    for i in range(start, stop):
+        if data[i] >= 0x80:
+            try:
+                data[start:stop].decode()
+            except UnicodeDecodeError:
+                return False
+            return True
+    return True
+
+
+def _plain_json(data: bytes, start: int, stop: int) -> bool:
+    """True when ``data[start:stop]`` is certainly one JSON value of the plainest kinds: a string with
+    no escape and no control character, or an integer of at most 18 digits without leading zeros
+    (within 64 bits, so every reader can hold it). False means "ask the full parser", not
+    "invalid": the scan checks most produced values without calling out."""
+    if stop - start < 1:
+        return False
+    first = data[start]
+    if first == 0x22:  # "
+        if stop - start < 2 or data[stop - 1] != 0x22:
+            return False
+        for i in range(start + 1, stop - 1):
+            b = data[i]
+            if b == 0x22 or b == 0x5C or b < 0x20:  # a quote, a backslash, a control character
+                return False
+        return True
+    i = start + 1 if first == 0x2D else start  # -
+    if i >= stop or (data[i] == 0x30 and stop - i > 1):  # nothing after the sign, or a leading zero
+        return False
+    if stop - i > 18:  # possibly beyond 64 bits: the full parser decides
+        return False
+    for j in range(i, stop):
+        b = data[j]
+        if b < 0x30 or b > 0x39:
+            return False
+    return True
+
+
+def scan_section(
+    data: bytes,
+    pos: int,
+    end: int,
+    count: int,
+    base_ts: int,
+    earliest_ts: int,
+    latest_ts: int,
+    need_key: bool,
+    json_ok: Callable[[bytes, int, int], bool],
+) -> int:
+    """Check ``count`` records in ``data[pos:end]`` without building them; return the largest timestamp.
+
+    What a log checks before it appends a batch it did not encode (Kafka's LogValidator): every
+    varint fits, lengths are -1 (null) or within the record, offset deltas are exactly 0..count-1,
+    each record ends where its length says and the records fill the section, header keys are UTF-8
+    and header values -1 or within the record, timestamps lie in ``[earliest_ts, latest_ts]``
+    (KIP-937's bounds), a key is present when ``need_key`` (compacted topics), a key or value
+    whose attribute bits claim the JSON format (2) is UTF-8 and one JSON value (the plainest strings
+    and integers are recognised here, anything else must pass ``json_ok(data, start, stop)``), and
+    one that claims the string format (1) is UTF-8 (readers show both as they are). Raises
+    ``CorruptRecordError`` naming the record's index; reading past ``data`` raises ``IndexError``.
+    """
+    max_ts = -(2**63)
+    for index in range(count):
+        length, pos = _varint(data, pos)
+        if length < 0 or pos + length > end:
+            raise CorruptRecordError(f"record {index} declares length {length}, outside its batch")
+        record_end = pos + length
+        if length < 6:
+            raise CorruptRecordError(f"record {index} declares length {length}, below the minimum 6")
+        attributes = data[pos]
+        delta, pos = _varint(data, pos + 1)
+        ts = base_ts + delta
+        if not earliest_ts <= ts <= latest_ts:
+            raise CorruptRecordError(
+                f"record {index} has timestamp {ts}, outside [{earliest_ts}, {latest_ts}] "
+                "(message.timestamp.before/after.max.ms)"
+            )
+        if ts > max_ts:
+            max_ts = ts
+        offset_delta, pos = _varint(data, pos)
+        if offset_delta != index:
+            raise CorruptRecordError(f"record {index} has offset delta {offset_delta}, expected {index}")
+        for part in range(2):
+            n, pos = _varint(data, pos)
+            if n == -1:
+                if part == 0 and need_key:
+                    raise CorruptRecordError(f"record {index} has no key, but the topic is compacted")
+                continue
+            if n < 0 or pos + n > record_end:
+                raise CorruptRecordError(f"record {index} has a {('key', 'value')[part]} of length {n}")
+            bits = (attributes >> (2 * part)) & 0b11
+            if bits == 2 and not (
+                _is_utf8(data, pos, pos + n)
+                and (_plain_json(data, pos, pos + n) or json_ok(data, pos, pos + n))
+            ):
+                raise CorruptRecordError(
+                    f"record {index}'s {('key', 'value')[part]} is not valid JSON, "
+                    "but its attributes claim the JSON format"
+                )
+            if bits == 1 and not _is_utf8(data, pos, pos + n):
+                raise CorruptRecordError(
+                    f"record {index}'s {('key', 'value')[part]} is not UTF-8, "
+                    "but its attributes claim the string format"
+                )
+            pos += n
+        header_count, pos = _varint(data, pos)
+        if not 0 <= header_count <= record_end - pos:
+            raise CorruptRecordError(f"record {index} declares {header_count} headers")
+        for _ in range(header_count):
+            n, pos = _varint(data, pos)
+            if n < 0 or pos + n > record_end:
+                raise CorruptRecordError(f"record {index} has a header key of length {n}")
+            if not _is_utf8(data, pos, pos + n):
+                raise CorruptRecordError(f"record {index} has a header key that is not UTF-8")
+            pos += n
+            n, pos = _varint(data, pos)
+            if n < -1 or pos + n > record_end:
+                raise CorruptRecordError(f"record {index} has a header value of length {n}")
+            if n > 0:
+                pos += n
+        if pos != record_end:
+            raise CorruptRecordError(
+                f"record {index} declares {record_end - pos} bytes more than it holds"
+                if pos < record_end
+                else f"record {index} overruns its declared length by {pos - record_end} bytes"
+            )
+    if pos != end:
+        raise CorruptRecordError(f"{end - pos} bytes left over after the last of {count} records")
+    return max_ts

@@ -30,7 +30,7 @@ from enum import IntEnum
 import lz4.frame
 import zstandard
 
-from tidelog._codec.errors import CorruptRecordError, UnsupportedCompressionError
+from tidelog._codec.errors import CorruptRecordError, RecordsTooLargeError, UnsupportedCompressionError
 
 __all__ = [
     "MAX_DECOMPRESSED_BYTES",
@@ -125,7 +125,7 @@ def decompress(
 
 
 def _too_large(max_size: int) -> CorruptRecordError:
-    return CorruptRecordError(f"the records of a batch decompress to more than {max_size} bytes")
+    return RecordsTooLargeError(f"the records of a batch decompress to more than {max_size} bytes")
 
 
 # Each byte of an LZ4 block expands to at most 255 bytes (a match length grows by 255 per byte).

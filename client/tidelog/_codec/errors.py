@@ -3,6 +3,9 @@
     CodecError
      ├── CorruptRecordError          bytes that fail the length, magic or CRC check, or records that
      │                               do not fill their batch as declared
+     │    ├── InvalidRecordsError    a batch whose frame and CRC are right but whose records are not
+     │    │                          (``scan_batch``: framing, offsets, timestamps, keys, JSON)
+     │    └── RecordsTooLargeError   records that decompress past the allowed size (a compression bomb)
      ├── InvalidRecordError          values that cannot be encoded (a timestamp past int64, an empty batch)
      └── UnsupportedCompressionError a codec this build does not read or write (snappy)
 
@@ -12,7 +15,14 @@ is ``CodecError``, so ``except StorageError`` catches a damaged batch exactly as
 
 from __future__ import annotations
 
-__all__ = ["CodecError", "CorruptRecordError", "InvalidRecordError", "UnsupportedCompressionError"]
+__all__ = [
+    "CodecError",
+    "CorruptRecordError",
+    "InvalidRecordError",
+    "InvalidRecordsError",
+    "RecordsTooLargeError",
+    "UnsupportedCompressionError",
+]
 
 
 class CodecError(Exception):
@@ -21,6 +31,14 @@ class CodecError(Exception):
 
 class CorruptRecordError(CodecError):
     """Bytes that are not a valid record batch (short, wrong magic, length or CRC mismatch)."""
+
+
+class InvalidRecordsError(CorruptRecordError):
+    """A batch with a sound frame and CRC whose records fail ``scan_batch``'s checks."""
+
+
+class RecordsTooLargeError(CorruptRecordError):
+    """A compressed records section that decompresses to more than the allowed size."""
 
 
 class InvalidRecordError(CodecError):

@@ -48,6 +48,7 @@ __all__ = [
     "CallState",
     "RetryPolicy",
     "Router",
+    "answer_of",
     "decode_answer",
     "may_retry",
     "resolve_url",
@@ -111,6 +112,13 @@ def decode_answer(response: httpx.Response) -> Any:
     if response.is_success:
         return body
     raise error_from_response(response.status_code, body, response.headers.get("Retry-After"))
+
+
+def answer_of(call: Call[Any], response: httpx.Response) -> Any:
+    """What ``call.parse`` takes: the response itself for a raw call's success, else its JSON body."""
+    if call.raw and response.is_success:
+        return response
+    return decode_answer(response)
 
 
 def may_retry(error: TidelogError, call: Call[Any]) -> bool:

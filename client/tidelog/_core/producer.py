@@ -34,6 +34,7 @@ from tidelog._errors import (
     TransportError,
     UnknownPartitionError,
     UnknownProducerError,
+    UnsupportedMediaTypeError,
 )
 from tidelog._future import DeliverySignal
 from tidelog._partitioner import StickyPartitioner, partition_for_key
@@ -220,8 +221,11 @@ class ProducerCore:
         max_pending_records: int,
         metadata_max_age_ms: int,
         retry_backoff_ms: int,
+        batch_format: bool = False,
     ) -> None:
         self.acks = _api.normalize_acks(acks)
+        # Batches go as record batches v2 (docs/records.md) until a broker answers 415 for them.
+        self.batch_format = batch_format
         if idempotent is None:
             idempotent = self.acks == "all"
         if idempotent and self.acks != "all":
@@ -316,6 +320,18 @@ class ProducerCore:
             self.sticky.on_new_batch(batch.tp.topic, counts[0], batch.tp.partition)
 
     def request(self, batch: Batch[Any]) -> _api.Call[ProduceResult]:
+        if self.batch_format:
+            return _api.produce_batch(
+                batch.tp.topic,
+                batch.records,
+                partition=batch.tp.partition,
+                acks=self.acks,
+                key_format=self.key_format,
+                value_format=self.value_format,
+                producer_id=self.producer_id if self.idempotent else None,
+                producer_epoch=self.producer_epoch if self.idempotent else None,
+                sequence=batch.base_sequence if self.idempotent else None,
+            )
         return _api.produce(
             batch.tp.topic,
             batch.records,
@@ -366,6 +382,10 @@ class ProducerCore:
         ``Retry-After`` or ``retry_backoff_ms``, with the same sequence.
         """
         expired = now - batch.created >= self.delivery_timeout_s
+        if isinstance(error, UnsupportedMediaTypeError) and self.batch_format:
+            # A broker without the binary format: nothing was appended, send it again as JSON.
+            self.batch_format = False
+            return OnError.RETRY, now
         if isinstance(error, UnknownProducerError) and not expired:
             return OnError.REINIT, now
         if isinstance(error, RecordTooLargeError) and len(batch.records) > 1:
