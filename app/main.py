@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from anyio import to_thread
 from fastapi import FastAPI
 
+from app.accept import AcceptMiddleware
 from app.api_docs import install_api_docs
 from app.broker.memory import give_back_memory_soon
 from app.broker.storage_health import StorageHealth
@@ -226,6 +227,7 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
         retry_after_s=settings.overload_retry_after_s,
         metrics=metrics,
     )
+    app.add_middleware(AcceptMiddleware)  # 406 before a request takes a slot of any pool
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_cors(app, CorsPolicy.from_settings(settings))  # outermost: refusals carry CORS headers too
     # Outermost of all: the client address every limit sees is the forwarded one when the peer is a

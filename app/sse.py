@@ -135,13 +135,21 @@ def _record_event(item: FetchedRecord, event_id: str) -> bytes:
 
 
 async def start_positions(
-    broker: Broker, topic: str, partitions: list[int], start: str, cursor: Mapping[TopicPartition, int]
+    broker: Broker,
+    topic: str,
+    partitions: list[int],
+    start: str,
+    cursor: Mapping[TopicPartition, int],
+    resets: list[bytes] | None = None,
 ) -> dict[TopicPartition, int]:
     """Where a topic stream starts: the cursor's offsets, else ``start`` (earliest|latest|timestamp:<ms>).
 
     Offsets are clamped into ``[log_start_offset, high_watermark]``: a cursor older than the
     retention resumes at the log start (those records are gone), one past the high watermark (a log
-    that lost unflushed records in a crash) at the high watermark.
+    that lost unflushed records in a crash, or a cursor of another incarnation of the topic) at the
+    high watermark. Never silently: each clamped position adds an ``event: cursor_reset`` to
+    ``resets``, which the stream sends first. A ``timestamp:`` after the last record starts at
+    the high watermark (Kafka's offsetsForTimes finds nothing: the next record is the first).
     """
     positions: dict[TopicPartition, int] = {}
     for partition in partitions:
@@ -151,6 +159,8 @@ async def start_positions(
         tp = (topic, partition)
         if tp in cursor:
             positions[tp] = min(max(cursor[tp], low), high)
+            if positions[tp] != cursor[tp] and resets is not None:
+                resets.append(_cursor_reset(topic, partition, cursor[tp], positions[tp], low, high))
         elif start == "earliest":
             positions[tp] = low
         elif start == "latest":
@@ -159,6 +169,28 @@ async def start_positions(
             found = broker.offset_for_timestamp(topic, partition, int(start.removeprefix("timestamp:")))
             positions[tp] = high if found is None else found
     return positions
+
+
+def _cursor_reset(topic: str, partition: int, asked: int, offset: int, low: int, high: int) -> bytes:
+    past = asked > high
+    detail = (
+        f"the cursor's offset {asked} of partition {partition} is past its high watermark {high}: "
+        f"resuming at {offset}"
+        if past
+        else f"the cursor's offset {asked} of partition {partition} is below its log start {low} "
+        f"(retention removed those records): resuming at {offset}"
+    )
+    payload = {
+        "error_code": int(ErrorCode.OFFSET_OUT_OF_RANGE),
+        "topic": topic,
+        "partition": partition,
+        "requested_offset": asked,
+        "offset": offset,
+        "log_start_offset": low,
+        "high_watermark": high,
+        "detail": detail,
+    }
+    return format_event("cursor_reset", orjson.dumps(payload))
 
 
 def parse_start(value: str) -> str:
@@ -279,10 +311,11 @@ async def topic_stream(
     *,
     heartbeat_s: float,
     max_chunk_bytes: int = MAX_CHUNK_BYTES,
+    resets: list[bytes] | None = None,
 ) -> AsyncIterator[bytes]:
     """Every record of ``positions``' partitions from there on, as ``event: record``; ``: ping``
-    comments every ``heartbeat_s`` of silence."""
-    yield f"retry: {RETRY_MS}\n: stream of {topic}\n\n".encode()
+    comments every ``heartbeat_s`` of silence; first the ``cursor_reset`` events of ``resets``."""
+    yield f"retry: {RETRY_MS}\n: stream of {topic}\n\n".encode() + b"".join(resets or ())
     pacer = _Pacer()
     last_sent = time.monotonic()
     try:

@@ -131,10 +131,13 @@ async def topic_events(
         for number in numbers:
             await broker.partition(topic, number)  # 404 40402 for a partition the topic lacks
     resume = parse_cursor(last_event_id or cursor or "", topic=topic)
-    positions = await start_positions(broker, topic, numbers, resolved_start, resume)
+    resets: list[bytes] = []
+    positions = await start_positions(broker, topic, numbers, resolved_start, resume, resets)
     chunk = request.app.state.settings.sse_max_buffer_bytes
     return EventStreamResponse(
-        topic_stream(broker, topic, positions, heartbeat_s=heartbeat_ms / 1000, max_chunk_bytes=chunk)
+        topic_stream(
+            broker, topic, positions, heartbeat_s=heartbeat_ms / 1000, max_chunk_bytes=chunk, resets=resets
+        )
     )
 
 

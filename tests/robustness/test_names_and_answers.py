@@ -61,3 +61,29 @@ def _provoke_internal_errors(client: Any, app: Any, data_dir: Any) -> None:
             assert answer.json()["detail"]
     finally:
         broker.fetch = real_fetch
+
+
+@pytest.mark.parametrize(
+    ("path", "accept"),
+    [
+        ("/v1/topics", "application/xml"),
+        ("/v1/topics", "text/csv, text/html;q=0.9"),
+        ("/v1/topics/t/partitions/0/records", "image/png"),
+        ("/v1/topics", "application/json;q=0"),
+        ("/v1/topics/t/events", "application/xml"),
+    ],
+)
+def test_an_accept_the_broker_cannot_serve_is_406(client: Any, path: str, accept: str) -> None:
+    answer = client.get(path, headers={"accept": accept})
+    assert answer.status_code == 406, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["error_code"] == 40601
+
+
+@pytest.mark.parametrize(
+    "accept", ["*/*", "application/*", "application/json", "application/x-ndjson", "text/html, */*;q=0.8", ""]
+)
+def test_an_accept_the_broker_can_serve_is_answered(client: Any, accept: str) -> None:
+    assert client.post("/v1/topics", json={"name": "t"}).status_code in (201, 409)
+    answer = client.get("/v1/topics/t/partitions/0/records", headers={"accept": accept})
+    assert answer.status_code == 200, answer.text

@@ -5,6 +5,7 @@ buffers, so the broker, not the test's kernel, has to hold what is not read."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -171,3 +172,47 @@ def test_a_client_that_stops_reading_is_cut_off_and_resumes_exactly(
     rest = asyncio.run(_resume(f"{broker.url}/v1/topics/slow/events", last_id, until=999))
     assert rest == list(range(seen[-1] + 1, 1_000))  # no gap, no duplicate
     assert "read nothing for 1500 ms" in broker.log_text()
+
+
+async def _first_events(
+    url: str, headers: dict[str, str], count: int, out: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Append the first ``count`` events with data to ``out`` (what came, when cancelled)."""
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=30.0)) as client,
+        aconnect_sse(client, "GET", url, headers=headers) as source,
+    ):
+        events = source.aiter_sse()
+        while len(out) < count:
+            event = await events.__anext__()
+            if event.data:
+                out.append((event.event, json.loads(event.data)))
+
+
+def test_a_cursor_past_the_high_watermark_is_reported_not_silently_reset(
+    broker_process: BrokerProcess,
+) -> None:
+    with broker_process.client() as client:
+        assert client.post("/v1/topics", json={"name": "short"}).status_code == 201
+        body = {"records": [{"value": i} for i in range(3)]}
+        assert client.post("/v1/topics/short/partitions/0/records", json=body).status_code == 200
+
+        events: list[tuple[str, dict[str, Any]]] = []
+
+        async def read() -> None:
+            url = f"{broker_process.url}/v1/topics/short/events"
+            reader = asyncio.create_task(_first_events(url, {"Last-Event-ID": "p0:100"}, 2, events))
+            await asyncio.sleep(1.0)  # the stream is open, at the high watermark
+            more = {"records": [{"value": "next"}]}
+            await asyncio.to_thread(client.post, "/v1/topics/short/partitions/0/records", json=more)
+            with contextlib.suppress(TimeoutError):  # asserted below: what came within 20 s
+                await asyncio.wait_for(reader, 20)
+
+        asyncio.run(read())
+    assert len(events) == 2, events
+    (kind, reset), (record_kind, record) = events
+    assert kind == "cursor_reset"
+    assert reset["error_code"] == 41601
+    assert (reset["partition"], reset["requested_offset"], reset["offset"]) == (0, 100, 3)
+    assert reset["high_watermark"] == 3
+    assert record_kind == "record" and record["offset"] == 3 and record["value"] == "next"
