@@ -20,6 +20,7 @@ __all__ = ["SERVE_SETTINGS_OPTIONS", "migrate", "openapi", "serve"]
 
 _POLICIES = click.Choice(["delete", "compact", "compact,delete"])
 _TIMESTAMP_TYPES = click.Choice(["CreateTime", "LogAppendTime"])
+_SAMESITE = click.Choice(["strict", "lax", "none"])
 
 #: (flag, type, help) of every Settings field, in docs/configuration.md's order.
 SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
@@ -33,6 +34,30 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--cors-allow-methods", str, "Methods a cross-origin page may use [GET,HEAD,POST,PUT,PATCH,DELETE]."),
     ("--cors-allow-headers", str, "Request headers a cross-origin page may send [Content-Type,Accept,...]."),
     ("--cors-max-age-s", click.IntRange(min=0), "How long a browser caches a preflight answer [600]."),
+    ("--auth-enabled", bool, "Require a credential on every API request (a switch) [off]."),
+    ("--insecure-allow-public", bool, "Serve a non-loopback address without authentication [off]."),
+    ("--auth-pepper-file", click.Path(dir_okay=False), "Pepper file, id:secret lines [in --data-dir]."),
+    ("--auth-pepper", str, "The pepper, 'id:secret[,id:secret]' (prefer TIDELOG_AUTH_PEPPER) []."),
+    ("--auth-public-health", bool, "/healthz and /readyz answer without a credential [on]."),
+    ("--auth-public-metrics", bool, "/metrics answers without a credential [off]."),
+    ("--auth-public-docs", bool, "/docs, /openapi.json and /ui files answer without a credential [on]."),
+    ("--auth-failure-limit", click.IntRange(min=1), "Failed authentications per address per window [20]."),
+    ("--auth-failure-window-s", click.IntRange(min=1), "Window of --auth-failure-limit [60]."),
+    ("--auth-cache-ttl-s", click.IntRange(0, 3600), "How long a verified credential is cached [60]."),
+    ("--auth-poll-interval-ms", click.IntRange(min=10), "How often revocations are read [200]."),
+    ("--inter-broker-principal", str, "The principal brokers call each other as [User:broker]."),
+    ("--password-time-cost", click.IntRange(min=1), "argon2id time cost [3]."),
+    ("--password-memory-cost-kib", click.IntRange(min=8), "argon2id memory cost, KiB [65536]."),
+    ("--oauthbearer-jwks-endpoint-url", str, "JWKS URL of the JWT issuer (KIP-768) []."),
+    ("--oauthbearer-jwks-endpoint-refresh-ms", click.IntRange(min=1000), "Least JWKS refetch period [1 h]."),
+    ("--oauthbearer-public-key-file", click.Path(dir_okay=False), "Static PEM key for JWTs []."),
+    ("--oauthbearer-algorithms", str, "Accepted JWS algorithms, asymmetric only [RS256]."),
+    ("--oauthbearer-expected-audience", str, "The aud a JWT must carry []."),
+    ("--oauthbearer-expected-issuer", str, "The iss a JWT must carry []."),
+    ("--oauthbearer-sub-claim-name", str, "The JWT claim naming the principal [sub]."),
+    ("--oauthbearer-clock-skew-seconds", click.IntRange(0, 300), "Leeway on exp and nbf [30]."),
+    ("--session-max-age-s", click.IntRange(min=60), "Lifetime of a console session [28800]."),
+    ("--session-cookie-samesite", _SAMESITE, "SameSite of the session cookie [strict]."),
     ("--ui-enabled", bool, "Serve the web console at /ui (`--ui-enabled false`: off) [on]."),
     ("--ui-messages-enabled", bool, "The console shows record contents [on]."),
     ("--ui-export-enabled", bool, "The console offers export of the rows it shows [on]."),

@@ -52,16 +52,20 @@ def _include_routers(app: FastAPI) -> None:
         events,
         groups,
         health,
+        keys,
         log_dirs,
         offsets,
         producers,
         records,
+        sessions,
         topics,
+        users,
     )
     from app.ui import router as ui_router
 
     for router in (health.router, cluster.router, log_dirs.router, topics.router, records.router,
-                   offsets.router, producers.router, groups.router, events.router):
+                   offsets.router, producers.router, groups.router, events.router, keys.router,
+                   users.router, sessions.router):
         app.include_router(router)
     if app.state.settings.ui_enabled:
         app.include_router(ui_router)
@@ -103,9 +107,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     group_service: Any = None
     cluster: Any = None
     forwarder: Any = None
+    authenticator: Any = None
     metrics: Metrics = state.metrics
     try:
         await to_thread.run_sync(catalog.migrate)
+        from app.security.authn import Authenticator
+        from app.security.authn.admin import CredentialAdmin
+
+        authenticator = Authenticator(settings, catalog)
+        await authenticator.start()
+        state.authenticator = authenticator
+        state.credential_admin = CredentialAdmin(authenticator)
         from app.broker import Broker
 
         broker = Broker(settings, catalog, state.storage_health)
@@ -153,6 +165,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await cluster.close()
             if broker is not None:
                 await broker.close()
+            if authenticator is not None:
+                await authenticator.close()
         finally:
             catalog.close()
             if own_lock:
@@ -176,9 +190,31 @@ def _problem_only_errors(app: FastAPI) -> None:
                     content = response.get("content", {})
                     if PROBLEM_JSON in content:
                         content.pop("application/json", None)
+        _declare_security(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare_security(schema: dict[str, Any]) -> None:
+    """The credentials the broker takes (docs/security.md), so generated SDKs accept them; ``{}``
+    first: a broker with authentication off (the default on loopback) takes none."""
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "tlk_<id>_<secret> (an API key) or a JWT",
+            "description": "An API key (`tidelog keys create`) or a JWT from the configured issuer.",
+        },
+        "basic": {"type": "http", "scheme": "basic", "description": "A password user (`tidelog users`)."},
+        "session": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "tidelog_session",
+            "description": "The console's session cookie, set by POST /v1/sessions.",
+        },
+    }
+    schema["security"] = [{}, {"bearer": []}, {"basic": []}, {"session": []}]
 
 
 def _storage_health(settings: Settings) -> StorageHealth:
@@ -226,6 +262,11 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
         max_streams_per_client=settings.max_sse_streams_per_client,
     )
     app.state.limits = limits
+    app.state.authenticator = None  # the lifespan sets it once the catalog is open
+    from app.security.authn import AuthenticationMiddleware
+
+    # Inside the limits (an unauthenticated flood is refused like any other), outside every route.
+    app.add_middleware(AuthenticationMiddleware, settings=settings)
     metrics.parked_requests.set_function(lambda: limits.parked.total)
     metrics.sse_streams.set_function(lambda: limits.streams.total)
     # Added last = outermost: metrics see every answer, including the limits' refusals.
