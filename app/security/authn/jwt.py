@@ -111,6 +111,8 @@ class JwtVerifier:
             raise JwtError("the JWT is for another audience") from None
         except jwt.InvalidIssuerError:
             raise JwtError("the JWT is from another issuer") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise JwtError(f"the JWT has no {exc.claim!r} claim") from None
         except jwt.PyJWTError as exc:
             raise JwtError(f"the JWT is not valid: {type(exc).__name__}") from None
         subject = claims.get(self.claim)
