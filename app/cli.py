@@ -180,6 +180,22 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
         detail = f"cannot use the data directory {settings.data_dir}: {exc.strerror}"
         raise click.ClickException(detail) from None
     settings = check_fd_budget(settings)  # RLIMIT_NOFILE against max_connections and the logs
+    from app.security.authn.bootstrap import SUPER_KEY_FILE, secure_public_start
+
+    try:
+        secured, generated_key = secure_public_start(settings)
+    except ValueError as exc:
+        click.echo(f"tidelog serve: {exc}", err=True)
+        sys.exit(3)
+    if secured.auth_enabled and not settings.auth_enabled:
+        logging.getLogger("tidelog.app").warning(
+            "listening on %s, not a loopback address: authentication is on (--insecure-allow-public "
+            "to serve without it)", settings.host)
+    settings = secured
+    if generated_key is not None:
+        # Printed once, on the start that made it; the file keeps it (mode 0600).
+        click.echo(f"A super user's API key was generated (also in {settings.data_dir / SUPER_KEY_FILE}, "
+                   f"mode 0600):\n\n    {generated_key}\n\nUse it as: tidelog --api-key <key> ...\n")
     app = create_app(settings, data_dir_lock=data_dir_lock)
     logger = logging.getLogger("tidelog.app")
 
