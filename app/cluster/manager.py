@@ -130,7 +130,11 @@ class ClusterManager:
             logging.getLogger("httpx").setLevel(logging.WARNING)
         self.incarnation = await asyncio.to_thread(self._register)
         self._last_heartbeat = time.monotonic()
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=2.0))
+        from app.security.authn.bootstrap import inter_broker_headers
+
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=2.0), headers=inter_broker_headers(self.settings)
+        )
         await self._refresh()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._heartbeat_loop()), loop.create_task(self._metadata_loop())]

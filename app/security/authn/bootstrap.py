@@ -19,7 +19,13 @@ from typing import Any, Final
 
 from app.config import Settings
 
-__all__ = ["SUPER_KEY_FILE", "SUPER_PRINCIPAL", "create_super_key", "secure_public_start"]
+__all__ = [
+    "SUPER_KEY_FILE",
+    "SUPER_PRINCIPAL",
+    "create_super_key",
+    "inter_broker_headers",
+    "secure_public_start",
+]
 
 SUPER_KEY_FILE: Final = "superuser.key"
 SUPER_PRINCIPAL: Final = "User:admin"
@@ -75,3 +81,15 @@ def secure_public_start(settings: Settings) -> tuple[Settings, str | None]:
         file.flush()
         os.fsync(file.fileno())
     return settings, key
+
+
+def inter_broker_headers(settings: Settings) -> dict[str, str]:
+    """The headers a broker's own HTTP clients (replica fetcher, produce forwarder) send to the others:
+    the inter-broker principal's token when authentication is on, nothing otherwise."""
+    if not settings.auth_enabled:
+        return {}
+    from app.security.authn.authenticator import inter_broker_token
+    from app.security.authn.pepper import load_peppers
+
+    token = inter_broker_token(load_peppers(settings)[0], settings.inter_broker_principal)
+    return {"Authorization": f"Bearer {token}"}
