@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import sys
 from typing import Any
 
@@ -58,6 +59,10 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--oauthbearer-clock-skew-seconds", click.IntRange(0, 300), "Leeway on exp and nbf [30]."),
     ("--session-max-age-s", click.IntRange(min=60), "Lifetime of a console session [28800]."),
     ("--session-cookie-samesite", _SAMESITE, "SameSite of the session cookie [strict]."),
+    ("--ssl-certfile", click.Path(dir_okay=False), "PEM certificate of this broker: serve HTTPS []."),
+    ("--ssl-keyfile", click.Path(dir_okay=False), "PEM private key of --ssl-certfile []."),
+    ("--ssl-ca-certs", click.Path(dir_okay=False), "CA bundle: client certificates required (mTLS) []."),
+    ("--ssl-principal-mapping-rules", str, "Certificate subject → principal, KIP-371 rules [DEFAULT]."),
     ("--ui-enabled", bool, "Serve the web console at /ui (`--ui-enabled false`: off) [on]."),
     ("--ui-messages-enabled", bool, "The console shows record contents [on]."),
     ("--ui-export-enabled", bool, "The console offers export of the rows it shows [on]."),
@@ -223,6 +228,11 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
         timeout_keep_alive=settings.connections_max_idle_ms / 1000,  # type: ignore[arg-type]  # float s
         proxy_headers=False,  # create_app applies forwarded_allow_ips itself
         backlog=min(4096, settings.max_connections),
+        # TLS for the listener; with a CA bundle, client certificates are required (mTLS).
+        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        ssl_ca_certs=str(settings.ssl_ca_certs) if settings.ssl_ca_certs else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if settings.ssl_ca_certs else ssl.CERT_NONE,
     )
     server = Server(config)
     try:

@@ -141,6 +141,16 @@ class Settings(BaseSettings):
         "strict", description="SameSite of the session cookie (none only under TLS)."
     )
 
+    # TLS (uvicorn's settings) and mTLS; every listener, inter-broker traffic included, when set
+    ssl_certfile: Path | None = Field(None, description="PEM certificate (chain) of this broker: HTTPS.")
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile.")
+    ssl_ca_certs: Path | None = Field(
+        None, description="PEM CA bundle: client certificates are then required and verified (mTLS)."
+    )
+    ssl_principal_mapping_rules: str = Field(
+        "DEFAULT", description="Kafka's ssl.principal.mapping.rules (KIP-371): certificate subject → name."
+    )
+
     # --- the web console at /ui (docs/console.md)
     ui_enabled: bool = Field(True, description="Serve the web console at /ui.")
     ui_messages_enabled: bool = Field(
@@ -277,6 +287,15 @@ class Settings(BaseSettings):
         from app.security.authn.jwt import check_algorithms
 
         check_algorithms(self.oauthbearer_algorithms)
+        from app.security.authn.tls import parse_rules
+
+        parse_rules(self.ssl_principal_mapping_rules)
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("TLS needs both ssl_certfile and ssl_keyfile")
+        if self.ssl_ca_certs is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_ca_certs (client certificates) needs ssl_certfile and ssl_keyfile")
+        if self.session_cookie_samesite == "none" and self.ssl_certfile is None:
+            raise ValueError("session_cookie_samesite=none needs TLS (browsers drop it without Secure)")
         if self.oauthbearer_jwks_endpoint_url and self.oauthbearer_public_key_file:
             raise ValueError("set oauthbearer_jwks_endpoint_url or oauthbearer_public_key_file, not both")
         if self.auth_pepper is not None and self.auth_pepper_file is not None:
@@ -303,6 +322,11 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir.resolve() / 'catalog.db').as_posix()}"
 
     @property
+    def tls(self) -> bool:
+        """Whether the broker serves HTTPS (and its inter-broker clients use it)."""
+        return self.ssl_certfile is not None
+
+    @property
     def is_loopback(self) -> bool:
         """Whether ``host`` is a loopback address (or ``localhost``): only this machine can connect."""
         if self.host == "localhost":
@@ -322,4 +346,5 @@ class Settings(BaseSettings):
             host = socket.getfqdn()
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl_certfile is not None else "http"
+        return f"{scheme}://{host}:{self.port}"

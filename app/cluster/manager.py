@@ -130,10 +130,11 @@ class ClusterManager:
             logging.getLogger("httpx").setLevel(logging.WARNING)
         self.incarnation = await asyncio.to_thread(self._register)
         self._last_heartbeat = time.monotonic()
-        from app.security.authn.bootstrap import inter_broker_headers
+        from app.security.authn.bootstrap import inter_broker_headers, inter_broker_verify
 
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=2.0), headers=inter_broker_headers(self.settings)
+            timeout=httpx.Timeout(10.0, connect=2.0), headers=inter_broker_headers(self.settings),
+            verify=inter_broker_verify(self.settings),
         )
         await self._refresh()
         loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ writes a generated super user's key to ``<data_dir>/superuser.key`` (mode 0600) 
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,6 +25,7 @@ __all__ = [
     "SUPER_PRINCIPAL",
     "create_super_key",
     "inter_broker_headers",
+    "inter_broker_verify",
     "secure_public_start",
 ]
 
@@ -81,6 +83,17 @@ def secure_public_start(settings: Settings) -> tuple[Settings, str | None]:
         file.flush()
         os.fsync(file.fileno())
     return settings, key
+
+
+def inter_broker_verify(settings: Settings) -> ssl.SSLContext | bool:
+    """What a broker's own HTTP clients verify the others with: with TLS, the configured CA bundle
+    (or the system's), presenting this broker's certificate, so mTLS holds between brokers too."""
+    if not settings.tls:
+        return True
+    context = ssl.create_default_context(cafile=str(settings.ssl_ca_certs) if settings.ssl_ca_certs else None)
+    assert settings.ssl_certfile is not None and settings.ssl_keyfile is not None
+    context.load_cert_chain(str(settings.ssl_certfile), str(settings.ssl_keyfile))
+    return context
 
 
 def inter_broker_headers(settings: Settings) -> dict[str, str]:
