@@ -55,8 +55,9 @@ class Client(_Base):
     """A synchronous connection to a tidelog broker.
 
     Credentials (one kind at most; ``tidelog._core.credentials``): ``api_key=`` (default
-    ``$TIDELOG_API_KEY``) or ``token=`` sent as ``Authorization: Bearer``, HTTP Basic with
-    ``username=`` and ``password=``, or any ``httpx.Auth`` as ``auth=``. They go with every request,
+    ``$TIDELOG_API_KEY``) or ``bearer_token=`` (``token=``) sent as ``Authorization: Bearer``, HTTP
+    Basic with ``basic=(username, password)`` (or ``username=`` and ``password=``), or any
+    ``httpx.Auth`` as ``auth=``. They go with every request,
     to every broker the client is routed to, and with its SSE streams.
 
     >>> with Client("http://127.0.0.1:8080") as client:           # doctest: +SKIP
@@ -80,10 +81,13 @@ class Client(_Base):
         username: str | None = None,
         password: str | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
+        basic: tuple[str, str] | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         super().__init__(
             url, timeout, retries, backoff_ms, headers,
             api_key=api_key, token=token, username=username, password=password, auth=auth,
+            basic=basic, bearer_token=bearer_token,
         )  # fmt: skip
         self._http = httpx.Client(transport=transport, **self._http_options(max_connections))
         self._transport = transport
@@ -290,10 +294,13 @@ class AsyncClient(_Base):
         username: str | None = None,
         password: str | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
+        basic: tuple[str, str] | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         super().__init__(
             url, timeout, retries, backoff_ms, headers,
             api_key=api_key, token=token, username=username, password=password, auth=auth,
+            basic=basic, bearer_token=bearer_token,
         )  # fmt: skip
         self._http = httpx.AsyncClient(transport=transport, **self._http_options(max_connections))
         self._admin: AsyncAdmin | None = None

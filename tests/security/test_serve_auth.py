@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import tidelog
 from tests.broker_process import BrokerProcess
 
 pytestmark = pytest.mark.e2e
@@ -87,6 +88,14 @@ def test_keys_and_users_commands(tmp_path: Path) -> None:
         assert created.returncode == 0, created.stderr
         assert _tidelog("--user", "erin", "--password", "long enough", "topics", "list", *url).returncode == 0
         assert "erin" in _tidelog("--api-key", admin, "users", "list", *url).stdout
+        with tidelog.Client(broker.url, basic=("erin", "long enough")) as client:
+            assert client.admin.whoami()["principal"] == "User:erin"
+        with tidelog.Client(broker.url, api_key=admin) as client:
+            assert client.admin.whoami()["super_user"] is True
+        with tidelog.Client(broker.url, bearer_token="not-a-key") as client, pytest.raises(
+            tidelog.AuthenticationError
+        ):
+            client.admin.list_topics()
         assert _tidelog("--api-key", admin, "users", "alter", "erin", "--password", "even longer", *url
                         ).returncode == 0
         assert _tidelog("--user", "erin", "--password", "long enough", "topics", "list", *url).returncode == 1

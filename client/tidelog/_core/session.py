@@ -39,13 +39,16 @@ class ClientBase:
         username: str | None,
         password: str | None,
         auth: httpx.Auth | tuple[str, str] | None,
+        basic: tuple[str, str] | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         self.url = resolve_url(url)
         self.timeout = timeout
         self.retry = RetryPolicy(retries=retries, backoff_ms=backoff_ms)
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._auth = resolve_auth(
-            api_key=api_key, token=token, username=username, password=password, auth=auth
+            api_key=api_key, token=token, username=username, password=password, auth=auth,
+            basic=basic, bearer_token=bearer_token,
         )
         self.leaders = LeaderCache()
         self._router = Router(self.url, self.leaders)
