@@ -19,7 +19,7 @@ class CreateKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     principal: str = Field(..., description="Who the key authenticates as: `User:<name>`.", max_length=205)
-    description: str = Field("", max_length=1000)
+    description: str | None = Field(None, max_length=1000, description="What the key is for (listings).")
     expires_at_ms: int | None = Field(None, ge=0, description="Refused from then on (epoch ms); none: never.")
 
 
@@ -63,7 +63,7 @@ def _admin(request: Request) -> CredentialAdmin:
 def create_key(request: Request, body: CreateKeyRequest) -> CreatedKeyModel:
     """A new key for ``principal``; the answer's ``key`` is the only time its secret is shown."""
     issued = _admin(request).create_key(
-        principal=body.principal, description=body.description, expires_at_ms=body.expires_at_ms
+        principal=body.principal, description=body.description or "", expires_at_ms=body.expires_at_ms
     )
     return CreatedKeyModel(key=issued.key, **_model(issued.row).model_dump())
 
