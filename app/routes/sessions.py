@@ -10,6 +10,9 @@ the cookie must come from the broker's own origin (app/security/authn/middleware
 
 from __future__ import annotations
 
+import functools
+import time
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -77,12 +80,13 @@ async def create_session(request: Request, body: LoginRequest, response: Respons
     wait = authenticator.throttle.retry_after_s(address)
     if wait:
         return throttled(wait)
+    key_expires_at_s: float | None = None
     try:
         if body.api_key is not None and body.username is None and body.password is None:
             parsed = parse_api_key(body.api_key)
             if parsed is None:
                 raise AuthenticationError(ErrorCode.AUTHENTICATION_FAILED, "not an API key (tlk_…)")
-            principal = await authenticator.verify_api_key(ApiKey(parsed, body.api_key))
+            principal, key_expires_at_s = await authenticator.verify_api_key(ApiKey(parsed, body.api_key))
         elif body.username is not None and body.password is not None and body.api_key is None:
             principal = await authenticator.verify_password(body.username, body.password)
         else:
@@ -92,11 +96,14 @@ async def create_session(request: Request, body: LoginRequest, response: Respons
     except AuthenticationError as exc:
         authenticator.throttle.failed(address)
         return unauthenticated(exc.code, exc.detail)
+    not_after_ms = None if key_expires_at_s is None else int(key_expires_at_s * 1000)
     token, expires_at_ms = await run_in_threadpool(
-        admin.open_session, principal, max_age_s=settings.session_max_age_s
+        functools.partial(admin.open_session, principal, max_age_s=settings.session_max_age_s,
+                          not_after_ms=not_after_ms)
     )
+    max_age_s = max(1, (expires_at_ms - int(time.time() * 1000)) // 1000)
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=settings.session_max_age_s, path="/", httponly=True,
+        SESSION_COOKIE, token, max_age=max_age_s, path="/", httponly=True,
         secure=request.url.scheme == "https", samesite=settings.session_cookie_samesite,
     )
     return SessionModel(

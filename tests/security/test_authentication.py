@@ -184,3 +184,18 @@ def test_authentication_off_is_anonymous(tmp_path: Any) -> None:
         assert me == {"principal": "User:ANONYMOUS", "auth_method": "anonymous", "super_user": False}
         assert anonymous.get("/v1/topics").status_code == 200
         assert anonymous.get("/ui/config.json").json()["auth_enabled"] is False
+
+
+def test_a_session_from_a_key_ends_no_later_than_the_key(client: TestClient) -> None:
+    admin = client.app.state.credential_admin
+    key_expiry = int(time.time() * 1000) + 1500
+    issued = admin.create_key(principal="User:brief", expires_at_ms=key_expiry)
+    signed_in = client.post("/v1/sessions", json={"api_key": issued.key})
+    assert signed_in.status_code == 201, signed_in.text
+    assert signed_in.json()["expires_at_ms"] == key_expiry
+    assert client.get("/v1/whoami").json()["auth_method"] == "session"
+    cookie = signed_in.cookies.get("tidelog_session")
+    client.cookies.clear()
+    time.sleep(1.6)
+    # Even a client that keeps the cookie past its Max-Age is refused by the server.
+    _problem(client.get("/v1/whoami", headers={"Cookie": f"tidelog_session={cookie}"}), 401, 40102)

@@ -150,11 +150,16 @@ class CredentialAdmin:
 
     # -- console sessions ----------------------------------------------------------------------
 
-    def open_session(self, principal: Principal, *, max_age_s: int) -> tuple[str, int]:
-        """A new session for ``principal``: (the cookie's value, its expiry in epoch ms)."""
+    def open_session(
+        self, principal: Principal, *, max_age_s: int, not_after_ms: int | None = None
+    ) -> tuple[str, int]:
+        """A new session for ``principal``: (the cookie's value, its expiry in epoch ms), ending no
+        later than ``not_after_ms`` (the expiry of the API key it was opened with)."""
         token = new_session_token()
         now = self._now_ms()
         expires = now + max_age_s * 1000
+        if not_after_ms is not None:
+            expires = min(expires, not_after_ms)
         row = auth_catalog.SessionRow(
             token_hash=session_digest(self.authenticator.pepper, token), principal=principal.name,
             super_user=principal.super_user, created_at_ms=now, expires_at_ms=expires,

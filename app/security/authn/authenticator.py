@@ -230,9 +230,9 @@ class Authenticator:
                 )
         return Principal(f"User:{username}", "password")
 
-    async def verify_api_key(self, credential: ApiKey) -> Principal:
-        principal, _ = await to_thread.run_sync(self._verify_api_key, credential)
-        return principal
+    async def verify_api_key(self, credential: ApiKey) -> tuple[Principal, float | None]:
+        """The key's principal and its expiry (epoch seconds, None: never), or ``AuthenticationError``."""
+        return await to_thread.run_sync(self._verify_api_key, credential)
 
     def _verify_session(self, token: str) -> tuple[Principal, float | None]:
         with self.catalog.read() as session:
