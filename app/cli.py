@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import sys
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = ["SERVE_SETTINGS_OPTIONS", "migrate", "openapi", "serve"]
 
 _POLICIES = click.Choice(["delete", "compact", "compact,delete"])
 _TIMESTAMP_TYPES = click.Choice(["CreateTime", "LogAppendTime"])
+_SAMESITE = click.Choice(["strict", "lax", "none"])
 
 #: (flag, type, help) of every Settings field, in docs/configuration.md's order.
 SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
@@ -33,6 +35,34 @@ SERVE_SETTINGS_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--cors-allow-methods", str, "Methods a cross-origin page may use [GET,HEAD,POST,PUT,PATCH,DELETE]."),
     ("--cors-allow-headers", str, "Request headers a cross-origin page may send [Content-Type,Accept,...]."),
     ("--cors-max-age-s", click.IntRange(min=0), "How long a browser caches a preflight answer [600]."),
+    ("--auth-enabled", bool, "Require a credential on every API request (a switch) [off]."),
+    ("--insecure-allow-public", bool, "Serve a non-loopback address without authentication [off]."),
+    ("--auth-pepper-file", click.Path(dir_okay=False), "Pepper file, id:secret lines [in --data-dir]."),
+    ("--auth-pepper", str, "The pepper, 'id:secret[,id:secret]' (prefer TIDELOG_AUTH_PEPPER) []."),
+    ("--auth-public-health", bool, "/healthz and /readyz answer without a credential [on]."),
+    ("--auth-public-metrics", bool, "/metrics answers without a credential [off]."),
+    ("--auth-public-docs", bool, "/docs, /openapi.json and /ui files answer without a credential [on]."),
+    ("--auth-failure-limit", click.IntRange(min=1), "Failed authentications per address per window [20]."),
+    ("--auth-failure-window-s", click.IntRange(min=1), "Window of --auth-failure-limit [60]."),
+    ("--auth-cache-ttl-s", click.IntRange(0, 3600), "How long a verified credential is cached [60]."),
+    ("--auth-poll-interval-ms", click.IntRange(min=10), "How often revocations are read [200]."),
+    ("--inter-broker-principal", str, "The principal brokers call each other as [User:broker]."),
+    ("--password-time-cost", click.IntRange(min=1), "argon2id time cost [3]."),
+    ("--password-memory-cost-kib", click.IntRange(min=8), "argon2id memory cost, KiB [65536]."),
+    ("--oauthbearer-jwks-endpoint-url", str, "JWKS URL of the JWT issuer (KIP-768) []."),
+    ("--oauthbearer-jwks-endpoint-refresh-ms", click.IntRange(min=1000), "Least JWKS refetch period [1 h]."),
+    ("--oauthbearer-public-key-file", click.Path(dir_okay=False), "Static PEM key for JWTs []."),
+    ("--oauthbearer-algorithms", str, "Accepted JWS algorithms, asymmetric only [RS256]."),
+    ("--oauthbearer-expected-audience", str, "The aud a JWT must carry []."),
+    ("--oauthbearer-expected-issuer", str, "The iss a JWT must carry []."),
+    ("--oauthbearer-sub-claim-name", str, "The JWT claim naming the principal [sub]."),
+    ("--oauthbearer-clock-skew-seconds", click.IntRange(0, 300), "Leeway on exp and nbf [30]."),
+    ("--session-max-age-s", click.IntRange(min=60), "Lifetime of a console session [28800]."),
+    ("--session-cookie-samesite", _SAMESITE, "SameSite of the session cookie [strict]."),
+    ("--ssl-certfile", click.Path(dir_okay=False), "PEM certificate of this broker: serve HTTPS []."),
+    ("--ssl-keyfile", click.Path(dir_okay=False), "PEM private key of --ssl-certfile []."),
+    ("--ssl-ca-certs", click.Path(dir_okay=False), "CA bundle: client certificates required (mTLS) []."),
+    ("--ssl-principal-mapping-rules", str, "Certificate subject → principal, KIP-371 rules [DEFAULT]."),
     ("--ui-enabled", bool, "Serve the web console at /ui (`--ui-enabled false`: off) [on]."),
     ("--ui-messages-enabled", bool, "The console shows record contents [on]."),
     ("--ui-export-enabled", bool, "The console offers export of the rows it shows [on]."),
@@ -160,6 +190,22 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
         detail = f"cannot use the data directory {settings.data_dir}: {exc.strerror}"
         raise click.ClickException(detail) from None
     settings = check_fd_budget(settings)  # RLIMIT_NOFILE against max_connections and the logs
+    from app.security.authn.bootstrap import SUPER_KEY_FILE, secure_public_start
+
+    try:
+        secured, generated_key = secure_public_start(settings)
+    except ValueError as exc:
+        click.echo(f"tidelog serve: {exc}", err=True)
+        sys.exit(3)
+    if secured.auth_enabled and not settings.auth_enabled:
+        logging.getLogger("tidelog.app").warning(
+            "listening on %s, not a loopback address: authentication is on (--insecure-allow-public "
+            "to serve without it)", settings.host)
+    settings = secured
+    if generated_key is not None:
+        # Printed once, on the start that made it; the file keeps it (mode 0600).
+        click.echo(f"A super user's API key was generated (also in {settings.data_dir / SUPER_KEY_FILE}, "
+                   f"mode 0600):\n\n    {generated_key}\n\nUse it as: tidelog --api-key <key> ...\n")
     app = create_app(settings, data_dir_lock=data_dir_lock)
     logger = logging.getLogger("tidelog.app")
 
@@ -187,6 +233,11 @@ def serve(log_level: str, access_log: bool, **options: Any) -> None:
         timeout_keep_alive=settings.connections_max_idle_ms / 1000,  # type: ignore[arg-type]  # float s
         proxy_headers=False,  # create_app applies forwarded_allow_ips itself
         backlog=min(4096, settings.max_connections),
+        # TLS for the listener; with a CA bundle, client certificates are required (mTLS).
+        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        ssl_ca_certs=str(settings.ssl_ca_certs) if settings.ssl_ca_certs else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if settings.ssl_ca_certs else ssl.CERT_NONE,
     )
     server = Server(config)
     try:

@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -74,6 +74,82 @@ class Settings(BaseSettings):
         description="Comma-separated request headers a cross-origin page may send.",
     )
     cors_max_age_s: int = Field(600, ge=0, description="How long a browser may cache a preflight answer.")
+
+    # --- authentication (docs/security.md); off by default, zero-config on loopback
+    auth_enabled: bool = Field(
+        False, description="Require a credential (API key, password, JWT, session) on every API request."
+    )
+    insecure_allow_public: bool = Field(
+        False, description="Serve a non-loopback address without authentication (else turned on at start)."
+    )
+    auth_pepper_file: Path | None = Field(
+        None, description="File of the pepper: 'id:secret' lines, the current first; same on every broker."
+    )
+    auth_pepper: SecretStr | None = Field(
+        None, description="The pepper as 'id:secret[,id:secret...]' (instead of auth_pepper_file)."
+    )
+    auth_public_health: bool = Field(True, description="/healthz and /readyz answer without a credential.")
+    auth_public_metrics: bool = Field(False, description="/metrics answers without a credential.")
+    auth_public_docs: bool = Field(
+        True, description="/docs, /openapi.json and the console's static files answer without a credential."
+    )
+    auth_failure_limit: int = Field(
+        20, ge=1, description="Failed authentications from one address per window before 429."
+    )
+    auth_failure_window_s: int = Field(60, ge=1, description="The window of auth_failure_limit (seconds).")
+    auth_cache_ttl_s: int = Field(60, ge=0, le=3600, description="How long a verified credential is cached.")
+    auth_poll_interval_ms: int = Field(
+        200, ge=10, description="How often revocations are read from the catalog (cached credentials drop)."
+    )
+    inter_broker_principal: str = Field(
+        "User:broker", description="The principal brokers of a cluster call each other as."
+    )
+    password_time_cost: int = Field(3, ge=1, description="argon2id time cost of new password hashes.")
+    password_memory_cost_kib: int = Field(
+        65536, ge=8, description="argon2id memory cost (KiB) of new password hashes."
+    )
+    # JWT bearer tokens (Kafka's KIP-768 sasl.oauthbearer.* settings); off unless a key source is set
+    oauthbearer_jwks_endpoint_url: str | None = Field(
+        None, description="sasl.oauthbearer.jwks.endpoint.url: the JWKS of the token issuer."
+    )
+    oauthbearer_jwks_endpoint_refresh_ms: int = Field(
+        3_600_000,
+        ge=1000,
+        description="sasl.oauthbearer.jwks.endpoint.refresh.ms: the JWKS is refetched at most this often.",
+    )
+    oauthbearer_public_key_file: Path | None = Field(
+        None, description="A static PEM public key to verify tokens with (instead of a JWKS URL)."
+    )
+    oauthbearer_algorithms: str = Field(
+        "RS256", description="Comma-separated JWS algorithms accepted (asymmetric only: RS*, PS*, ES*, EdDSA)"
+    )
+    oauthbearer_expected_audience: str | None = Field(
+        None, description="sasl.oauthbearer.expected.audience: the aud a token must carry."
+    )
+    oauthbearer_expected_issuer: str | None = Field(
+        None, description="sasl.oauthbearer.expected.issuer: the iss a token must carry."
+    )
+    oauthbearer_sub_claim_name: str = Field(
+        "sub", description="sasl.oauthbearer.sub.claim.name: the claim naming the principal."
+    )
+    oauthbearer_clock_skew_seconds: int = Field(
+        30, ge=0, le=300, description="sasl.oauthbearer.clock.skew.seconds: leeway on exp and nbf."
+    )
+    # the console's session cookie (POST /v1/sessions)
+    session_max_age_s: int = Field(8 * 3600, ge=60, description="How long a session cookie is valid.")
+    session_cookie_samesite: Literal["strict", "lax", "none"] = Field(
+        "strict", description="SameSite of the session cookie (none only under TLS)."
+    )
+
+    # TLS (uvicorn's settings) and mTLS; every listener, inter-broker traffic included, when set
+    ssl_certfile: Path | None = Field(None, description="PEM certificate (chain) of this broker: HTTPS.")
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile.")
+    ssl_ca_certs: Path | None = Field(
+        None, description="PEM CA bundle: client certificates are then required and verified (mTLS)."
+    )
+    ssl_principal_mapping_rules: str = Field(
+        "DEFAULT", description="Kafka's ssl.principal.mapping.rules (KIP-371): certificate subject → name."
+    )
 
     # --- the web console at /ui (docs/console.md)
     ui_enabled: bool = Field(True, description="Serve the web console at /ui.")
@@ -226,6 +302,27 @@ class Settings(BaseSettings):
                     ) from None
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms:
             raise ValueError("group_min_session_timeout_ms is larger than group_max_session_timeout_ms")
+        from app.security.authn.jwt import check_algorithms
+
+        check_algorithms(self.oauthbearer_algorithms)
+        from app.security.authn.tls import parse_rules
+
+        parse_rules(self.ssl_principal_mapping_rules)
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("TLS needs both ssl_certfile and ssl_keyfile")
+        if self.ssl_ca_certs is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_ca_certs (client certificates) needs ssl_certfile and ssl_keyfile")
+        if self.session_cookie_samesite == "none" and self.ssl_certfile is None:
+            raise ValueError("session_cookie_samesite=none needs TLS (browsers drop it without Secure)")
+        if self.oauthbearer_jwks_endpoint_url and self.oauthbearer_public_key_file:
+            raise ValueError("set oauthbearer_jwks_endpoint_url or oauthbearer_public_key_file, not both")
+        if self.auth_pepper is not None and self.auth_pepper_file is not None:
+            raise ValueError("set auth_pepper_file or auth_pepper, not both")
+        if self.cluster and self.auth_enabled and self.auth_pepper is None and self.auth_pepper_file is None:
+            raise ValueError(
+                "authentication in cluster mode needs auth_pepper_file or TIDELOG_AUTH_PEPPER, "
+                "the same on every broker"
+            )
         if self.cluster:
             if not (self.catalog_url or "").startswith(("postgresql", "postgres:")):
                 raise ValueError("cluster mode needs a PostgreSQL catalog_url (postgresql://...)")
@@ -243,6 +340,21 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir.resolve() / 'catalog.db').as_posix()}"
 
     @property
+    def tls(self) -> bool:
+        """Whether the broker serves HTTPS (and its inter-broker clients use it)."""
+        return self.ssl_certfile is not None
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether ``host`` is a loopback address (or ``localhost``): only this machine can connect."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
     def effective_advertised_url(self) -> str:
         """The URL clients should use to reach this broker."""
         if self.advertised_url:
@@ -252,4 +364,5 @@ class Settings(BaseSettings):
             host = socket.getfqdn()
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl_certfile is not None else "http"
+        return f"{scheme}://{host}:{self.port}"

@@ -16,12 +16,19 @@ class ErrorCode(IntEnum):
     MALFORMED_HTTP_REQUEST = 40003  # bytes that are not an HTTP/1.1 request (answered by the server)
     CORRUPT_BATCH = 40020  # a binary produce batch with a bad frame, magic, CRC-32C or header field
     INVALID_BATCH_RECORDS = 40021  # a binary produce batch whose records fail the broker's checks
+    # 401: no credential, or one the broker refused (docs/security.md); answered with WWW-Authenticate
+    AUTHENTICATION_REQUIRED = 40101  # authentication is on and the request carried no credential
+    AUTHENTICATION_FAILED = 40102  # a wrong, unknown, expired or revoked credential
+    # 403
+    CSRF_CHECK_FAILED = 40390  # a cookie-authenticated unsafe request from another origin
     # 404
     UNKNOWN_TOPIC = 40401
     UNKNOWN_PARTITION = 40402
     UNKNOWN_MEMBER = 40403  # unknown or expired group member: it must rejoin
     UNKNOWN_GROUP = 40404
     UNKNOWN_PRODUCER = 40405
+    UNKNOWN_API_KEY = 40420  # no API key with this id
+    UNKNOWN_USER = 40421  # no password user with this name
     NOT_FOUND = 40499  # a path that names no resource
     # 405 / 406
     METHOD_NOT_ALLOWED = 40501
@@ -37,6 +44,7 @@ class ErrorCode(IntEnum):
     PRODUCER_FENCED = 40905  # an older producer epoch (Kafka's InvalidProducerEpoch / ProducerFenced)
     OUT_OF_ORDER_SEQUENCE = 40906  # a gap in an idempotent producer's sequence numbers
     IDEMPOTENCY_KEY_REUSED = 40907  # the same Idempotency-Key with a different request body
+    USER_EXISTS = 40920  # a password user with this name already exists
     # 413
     RECORD_TOO_LARGE = 41301  # one batch over max.message.bytes
     REQUEST_TOO_LARGE = 41302  # a body over the broker's request size limit
@@ -62,6 +70,7 @@ class ErrorCode(IntEnum):
     TOO_MANY_CONNECTIONS_PER_IP = 42902  # max_connections_per_ip (or its override) reached
     TOO_MANY_WAITERS_PER_CLIENT = 42903  # max_parked_requests_per_client long polls already parked
     TOO_MANY_STREAMS_PER_CLIENT = 42904  # max_sse_streams_per_client event streams already open
+    TOO_MANY_AUTHENTICATION_FAILURES = 42910  # this address failed too often lately: slowed, never locked
     # 500
     INTERNAL_ERROR = 50001
     STORAGE_ERROR = 50002

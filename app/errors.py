@@ -110,7 +110,8 @@ _RETRIABLE = frozenset({ErrorCode.NOT_READY, ErrorCode.OVERLOADED, ErrorCode.NOT
                         ErrorCode.PARTITION_READ_ONLY,
                         ErrorCode.TOO_MANY_CONNECTIONS, ErrorCode.TOO_MANY_CONNECTIONS_PER_IP,
                         ErrorCode.TOO_MANY_WAITERS, ErrorCode.TOO_MANY_WAITERS_PER_CLIENT,
-                        ErrorCode.TOO_MANY_STREAMS, ErrorCode.TOO_MANY_STREAMS_PER_CLIENT})
+                        ErrorCode.TOO_MANY_STREAMS, ErrorCode.TOO_MANY_STREAMS_PER_CLIENT,
+                        ErrorCode.TOO_MANY_AUTHENTICATION_FAILURES})
 #: Seconds a client should wait before retrying a write refused by a full or failing disk.
 STORAGE_RETRY_AFTER_S = 5
 _STORAGE_CODES = frozenset({ErrorCode.INSUFFICIENT_STORAGE, ErrorCode.STORAGE_WRITE_FAILED,
@@ -335,11 +336,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def error_responses(*codes: ErrorCode, common: bool = True) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of a route answering ``codes``, plus (with ``common``) the 422, 500 and 503
-    (overloaded, not ready) that any API route can give; probes pass ``common=False``."""
+    """The ``responses=`` of a route answering ``codes``, plus (with ``common``) the 401 (with
+    authentication on), 422, 500 and 503 (overloaded, not ready) that any API route can give; probes
+    pass ``common=False``."""
     every = {*codes, ErrorCode.INTERNAL_ERROR}
     if common:
-        every |= {ErrorCode.INVALID_PARAMETER, ErrorCode.NOT_READY, ErrorCode.OVERLOADED}
+        every |= {ErrorCode.INVALID_PARAMETER, ErrorCode.NOT_READY, ErrorCode.OVERLOADED,
+                  ErrorCode.AUTHENTICATION_REQUIRED, ErrorCode.AUTHENTICATION_FAILED}
     by_status: dict[int, list[ErrorCode]] = {}
     for code in sorted(every):
         by_status.setdefault(code.http_status, []).append(code)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from app.broker import Broker
     from app.cluster.manager import ClusterManager
     from app.groups.service import GroupService
+    from app.security.authn import Authenticator
 
 __all__ = ["begin_shutdown", "create_app", "operation_id"]
 
@@ -62,17 +63,21 @@ def _include_routers(app: FastAPI) -> None:
         fetch_many,
         groups,
         health,
+        keys,
         log_dirs,
         offsets,
         producers,
         raw,
         records,
+        sessions,
         topics,
+        users,
     )
     from app.ui import router as ui_router
 
     for router in (health.router, cluster.router, log_dirs.router, topics.router, records.router,
-                   fetch_many.router, offsets.router, producers.router, groups.router, events.router):
+                   fetch_many.router, offsets.router, producers.router, groups.router, events.router,
+                   keys.router, users.router, sessions.router):
         app.include_router(router)
     if app.state.settings.ui_enabled:
         app.include_router(ui_router)
@@ -116,9 +121,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     scheduler: RetentionScheduler | None = None
     group_service: GroupService | None = None
     cluster: ClusterManager | None = None
+    authenticator: Authenticator | None = None
     metrics: Metrics = state.metrics
     try:
         await to_thread.run_sync(catalog.migrate)
+        from app.security.authn import Authenticator
+        from app.security.authn.admin import CredentialAdmin
+
+        authenticator = Authenticator(settings, catalog)
+        await authenticator.start()
+        state.authenticator = authenticator
+        state.credential_admin = CredentialAdmin(authenticator)
         from app.broker import Broker
         from app.broker.replication import Replication, SingleNode
 
@@ -159,6 +172,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await cluster.close()
             if broker is not None:
                 await broker.close()
+            if authenticator is not None:
+                await authenticator.close()
         finally:
             catalog.close()
             if own_lock:
@@ -217,6 +232,11 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
         on_streams_idle=give_back_memory_soon,
     )
     app.state.limits = limits
+    app.state.authenticator = None  # the lifespan sets it once the catalog is open
+    from app.security.authn import AuthenticationMiddleware
+
+    # Inside the limits (an unauthenticated flood is refused like any other), outside every route.
+    app.add_middleware(AuthenticationMiddleware, settings=settings)
     metrics.parked_requests.set_function(lambda: limits.parked.total)
     metrics.sse_streams.set_function(lambda: limits.streams.total)
     # Added last = outermost: metrics see every answer, including the limits' refusals.

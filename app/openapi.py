@@ -15,7 +15,8 @@ hold for every route, present and future, so a new route needs no entry here:
 - a stream of items (``application/x-ndjson``, ``application/jsonl``, ``text/event-stream``) keeps
   ``schema: string`` (what a 3.1 generator reads: the body is text) and describes each item in
   ``x-item-schema``, built with ``json_lines`` and ``event_stream`` below;
-- descriptions are Markdown: reST's double backticks become single ones.
+- descriptions are Markdown: reST's double backticks become single ones;
+- ``securitySchemes`` declare the credentials (bearer: API key or JWT; basic; the session cookie).
 
 ``openapi_3_2`` turns the refined 3.1 document into its OpenAPI 3.2 rendition, where ``x-item-schema``
 is the standard ``itemSchema`` of sequential media types. Both documents are committed under
@@ -332,7 +333,29 @@ def refine(spec: dict[str, Any]) -> dict[str, Any]:
     _error_code_enum(spec)
     _defaults(spec)
     _markdown(spec)
+    _declare_security(spec)
     return spec
+
+
+def _declare_security(spec: dict[str, Any]) -> None:
+    """The credentials the broker takes (docs/security.md), so generated SDKs accept them; ``{}``
+    first: a broker with authentication off (the default on loopback) takes none."""
+    spec.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "tlk_<id>_<secret> (an API key) or a JWT",
+            "description": "An API key (`tidelog keys create`) or a JWT from the configured issuer.",
+        },
+        "basic": {"type": "http", "scheme": "basic", "description": "A password user (`tidelog users`)."},
+        "session": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "tidelog_session",
+            "description": "The console's session cookie, set by POST /v1/sessions.",
+        },
+    }
+    spec["security"] = [{}, {"bearer": []}, {"basic": []}, {"session": []}]
 
 
 def openapi_3_2(spec: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from app.config import Settings
 from app.error_codes import ErrorCode
 from app.errors import PROBLEM_JSON, problem_body
+from app.security.authn.scheme import PEER_PRINCIPAL_KEY
+from app.security.authn.tls import parse_rules, principal_of_certificate
 
 __all__ = ["BrokerHttpProtocol", "ConnectionGuard", "check_fd_budget", "protocol_class", "trusted_proxies"]
 
@@ -86,6 +88,9 @@ class ConnectionGuard:
         self.max_per_ip = settings.max_connections_per_ip
         self.overrides = settings.connection_overrides
         self.is_proxy = trusted_proxies(settings)
+        # mTLS: the peer certificate's principal (app/security/authn/tls.py), when certificates are asked for.
+        self.client_certificates = settings.ssl_ca_certs is not None
+        self.principal_rules = parse_rules(settings.ssl_principal_mapping_rules)
         self.header_timeout_s = settings.request_header_timeout_ms / 1000
         self.min_rate = settings.request_body_min_rate_bytes_per_s
         self.grace_s = settings.request_body_grace_ms / 1000
@@ -200,6 +205,7 @@ class BrokerHttpProtocol(HttpToolsProtocol):
         self._body_paused_s = 0.0
         self._body_bytes = 0
         self._lingering = False
+        self._peer_principal: str | None = None
 
     # --- connection
 
@@ -214,7 +220,16 @@ class BrokerHttpProtocol(HttpToolsProtocol):
             self._answer_and_close(_problem_bytes(code, detail, retry_after=True))
             return
         self._admitted = True
+        self._peer_principal = self._certificate_principal(transport)
         self._arm_header_deadline()
+
+    def _certificate_principal(self, transport: asyncio.Transport) -> str | None:
+        """The mapped principal of the verified client certificate (the handshake is over here)."""
+        if not self.guard.client_certificates:
+            return None
+        ssl_object = transport.get_extra_info("ssl_object")
+        certificate = ssl_object.getpeercert() if ssl_object is not None else None
+        return principal_of_certificate(certificate, self.guard.principal_rules)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
@@ -249,6 +264,8 @@ class BrokerHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._cancel_header_deadline()
+        if self._peer_principal is not None:
+            self.scope[PEER_PRINCIPAL_KEY] = self._peer_principal  # type: ignore[typeddict-unknown-key]
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and str(cycle.scope.get("path", "")).endswith("/events"):

@@ -70,8 +70,12 @@ class ProduceForwarder:
             settings.replica_lag_time_max_ms + settings.broker_session_timeout_ms
         ) / 1000 + _ANSWER_MARGIN_S
         self.timeout_s = answer_s
+        from app.security.authn.bootstrap import inter_broker_headers, inter_broker_verify
+
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(answer_s, connect=_CONNECT_TIMEOUT_S),
+            headers=inter_broker_headers(settings),
+            verify=inter_broker_verify(settings),
             follow_redirects=True,
             max_redirects=_MAX_REDIRECTS,
         )

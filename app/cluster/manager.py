@@ -124,7 +124,13 @@ class ClusterManager:
             logging.getLogger("httpx").setLevel(logging.WARNING)
         incarnation = await asyncio.to_thread(self.lifecycle.register)
         state.last_heartbeat = time.monotonic()
-        state.client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=2.0))
+        from app.security.authn.bootstrap import inter_broker_headers, inter_broker_verify
+
+        # As the inter-broker principal, over TLS when the listeners use it (docs/security.md).
+        state.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=2.0), headers=inter_broker_headers(state.settings),
+            verify=inter_broker_verify(state.settings),
+        )
         await self._refresh()
         loop = asyncio.get_running_loop()
         self._tasks = [

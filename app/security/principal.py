@@ -23,10 +23,16 @@ SCOPE_KEY: Final = "tidelog.principal"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """A caller: ``name`` is ``User:<name>``, the form ACL bindings use."""
+    """A caller: ``name`` is ``User:<name>``, the form ACL bindings use.
+
+    ``super_user`` is set for a credential issued as a super user's (``tidelog keys create --super``,
+    the key a first public start generates) and for the inter-broker principal; the authorizer
+    allows such a principal everything, as Kafka's ``super.users``.
+    """
 
     name: str
     auth_method: AuthMethod = "anonymous"
+    super_user: bool = False
 
     @property
     def user(self) -> str:

@@ -47,9 +47,9 @@ async def console_config(request: Request, settings: SettingsDep) -> Response:
         "version": request.app.version,
         "messages_enabled": settings.ui_messages_enabled,
         "export_enabled": settings.ui_export_enabled and settings.ui_messages_enabled,
-        # Whether callers must sign in (the page then asks /v1/whoami who it is): this broker does
-        # not authenticate yet, so never; the sign-in page answers a 401 when it does.
-        "auth_enabled": False,
+        # Whether callers must sign in (the page then asks /v1/whoami who it is and shows the
+        # sign-in form on a 401; POST /v1/sessions sets the session cookie).
+        "auth_enabled": settings.auth_enabled,
         # Whether this broker serves Kafka Connect's REST API (the Connectors page).
         "connect_enabled": any(
             str(getattr(route, "path", "")).startswith("/v1/connectors") for route in request.app.routes

@@ -110,6 +110,39 @@ class Admin:
         _check_reset(to, value)
         return self._client.call(_api.reset_offsets(group, topics, to, value, dry_run))
 
+    # credentials (docs/security.md)
+    def create_api_key(
+        self, principal: str, *, description: str = "", expires_at_ms: int | None = None
+    ) -> dict[str, Any]:
+        """A new API key for ``principal``; the answer's ``key`` is shown this once only."""
+        return self._client.call(_api.create_api_key(principal, description, expires_at_ms))
+
+    def list_api_keys(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """Every API key (no secrets), revoked ones with ``revoked_at_ms``."""
+        return self._client.call(_api.list_api_keys(principal))
+
+    def revoke_api_key(self, key_id: str) -> dict[str, Any]:
+        """Refuse the key from now on, on every broker."""
+        return self._client.call(_api.revoke_api_key(key_id))
+
+    def create_user(self, name: str, password: str) -> dict[str, Any]:
+        """A password user (HTTP Basic, the console's sign-in), ``User:<name>``."""
+        return self._client.call(_api.create_user(name, password))
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return self._client.call(_api.list_users())
+
+    def alter_user(self, name: str, password: str) -> dict[str, Any]:
+        """Set the user's password (the old one is refused from now on)."""
+        return self._client.call(_api.alter_user(name, password))
+
+    def delete_user(self, name: str) -> None:
+        self._client.call(_api.delete_user(name))
+
+    def whoami(self) -> dict[str, Any]:
+        """The principal the client's credential authenticates as."""
+        return self._client.call(_api.whoami())
+
 
 class AsyncAdmin:
     """``Admin`` over an ``AsyncClient``."""
@@ -182,3 +215,36 @@ class AsyncAdmin:
     ) -> OffsetsResult:
         _check_reset(to, value)
         return await self._client.call(_api.reset_offsets(group, topics, to, value, dry_run))
+
+    # credentials (docs/security.md)
+    async def create_api_key(
+        self, principal: str, *, description: str = "", expires_at_ms: int | None = None
+    ) -> dict[str, Any]:
+        """A new API key for ``principal``; the answer's ``key`` is shown this once only."""
+        return await self._client.call(_api.create_api_key(principal, description, expires_at_ms))
+
+    async def list_api_keys(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """Every API key (no secrets), revoked ones with ``revoked_at_ms``."""
+        return await self._client.call(_api.list_api_keys(principal))
+
+    async def revoke_api_key(self, key_id: str) -> dict[str, Any]:
+        """Refuse the key from now on, on every broker."""
+        return await self._client.call(_api.revoke_api_key(key_id))
+
+    async def create_user(self, name: str, password: str) -> dict[str, Any]:
+        """A password user (HTTP Basic, the console's sign-in), ``User:<name>``."""
+        return await self._client.call(_api.create_user(name, password))
+
+    async def list_users(self) -> list[dict[str, Any]]:
+        return await self._client.call(_api.list_users())
+
+    async def alter_user(self, name: str, password: str) -> dict[str, Any]:
+        """Set the user's password (the old one is refused from now on)."""
+        return await self._client.call(_api.alter_user(name, password))
+
+    async def delete_user(self, name: str) -> None:
+        await self._client.call(_api.delete_user(name))
+
+    async def whoami(self) -> dict[str, Any]:
+        """The principal the client's credential authenticates as."""
+        return await self._client.call(_api.whoami())

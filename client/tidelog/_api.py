@@ -703,3 +703,56 @@ def reset_offsets(
 
 def cluster() -> Call[dict[str, Any]]:
     return Call("GET", "/v1/cluster", lambda b: dict(_mapping(b, "cluster")), idempotent=True)
+
+
+# -- credentials (docs/security.md): API keys and password users -----------------------------------
+
+
+def _dict(body: Any) -> dict[str, Any]:
+    return dict(_mapping(body, "answer"))
+
+
+def _list_of(name: str) -> Callable[[Any], list[dict[str, Any]]]:
+    def parse(body: Any) -> list[dict[str, Any]]:
+        items = _mapping(body, name).get(name)
+        if not isinstance(items, list):
+            raise ProtocolError(f"{name}: expected a list")
+        return [dict(item) for item in items if isinstance(item, Mapping)]
+
+    return parse
+
+
+def create_api_key(principal: str, description: str, expires_at_ms: int | None) -> Call[dict[str, Any]]:
+    body: dict[str, Any] = {"principal": principal, "description": description}
+    if expires_at_ms is not None:
+        body["expires_at_ms"] = expires_at_ms
+    return Call("POST", "/v1/keys", _dict, json=body)
+
+
+def list_api_keys(principal: str | None) -> Call[list[dict[str, Any]]]:
+    params = {"principal": principal} if principal is not None else {}
+    return Call("GET", "/v1/keys", _list_of("keys"), params=params, idempotent=True)
+
+
+def revoke_api_key(key_id: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"/v1/keys/{_seg(key_id)}", _dict, idempotent=True)
+
+
+def create_user(name: str, password: str) -> Call[dict[str, Any]]:
+    return Call("POST", "/v1/users", _dict, json={"name": name, "password": password})
+
+
+def list_users() -> Call[list[dict[str, Any]]]:
+    return Call("GET", "/v1/users", _list_of("users"), idempotent=True)
+
+
+def alter_user(name: str, password: str) -> Call[dict[str, Any]]:
+    return Call("PUT", f"/v1/users/{_seg(name)}", _dict, json={"password": password}, idempotent=True)
+
+
+def delete_user(name: str) -> Call[None]:
+    return Call("DELETE", f"/v1/users/{_seg(name)}", _none, idempotent=True)
+
+
+def whoami() -> Call[dict[str, Any]]:
+    return Call("GET", "/v1/whoami", _dict, idempotent=True)

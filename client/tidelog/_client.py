@@ -57,8 +57,9 @@ class Client(_Base):
     """A synchronous connection to a tidelog broker.
 
     Credentials (one kind at most; ``tidelog._core.credentials``): ``api_key=`` (default
-    ``$TIDELOG_API_KEY``) or ``token=`` sent as ``Authorization: Bearer``, HTTP Basic with
-    ``username=`` and ``password=``, or any ``httpx.Auth`` as ``auth=``. They go with every request,
+    ``$TIDELOG_API_KEY``) or ``bearer_token=`` (``token=``) sent as ``Authorization: Bearer``, HTTP
+    Basic with ``basic=(username, password)`` (or ``username=`` and ``password=``), or any
+    ``httpx.Auth`` as ``auth=``. They go with every request,
     to every broker the client is routed to, and with its SSE streams.
 
     ``batch_format`` (default on): producers and partition reads use the binary batch format
@@ -87,11 +88,14 @@ class Client(_Base):
         password: str | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
         batch_format: bool = True,
+        basic: tuple[str, str] | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         super().__init__(
             url, timeout, retries, backoff_ms, headers,
             api_key=api_key, token=token, username=username, password=password, auth=auth,
             batch_format=batch_format,
+            basic=basic, bearer_token=bearer_token,
         )  # fmt: skip
         self._http = httpx.Client(transport=transport, **self._http_options(max_connections))
         self._transport = transport
@@ -359,11 +363,14 @@ class AsyncClient(_Base):
         password: str | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
         batch_format: bool = True,
+        basic: tuple[str, str] | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         super().__init__(
             url, timeout, retries, backoff_ms, headers,
             api_key=api_key, token=token, username=username, password=password, auth=auth,
             batch_format=batch_format,
+            basic=basic, bearer_token=bearer_token,
         )  # fmt: skip
         self._http = httpx.AsyncClient(transport=transport, **self._http_options(max_connections))
         self._admin: AsyncAdmin | None = None

@@ -19,13 +19,18 @@ Exception tree::
         │   ├── CorruptBatchError              40020  a binary produce batch's frame, CRC or header
         │   └── InvalidBatchRecordsError       40021  a binary produce batch's records
         ├── AuthenticationError (401)      no or a refused credential (see Client's credentials)
+        │   ├── AuthenticationRequiredError    40101  no credential sent
+        │   └── AuthenticationFailedError      40102  wrong, unknown, expired or revoked
         ├── AuthorizationError (403)       the credential's principal may not do this
+        │   └── CsrfCheckFailedError           40390  a cookie-authenticated request from another origin
         ├── NotFoundError (404)
         │   ├── UnknownTopicError              40401
         │   ├── UnknownPartitionError          40402
         │   ├── UnknownMemberError             40403  the member must rejoin
         │   ├── UnknownGroupError              40404
         │   ├── UnknownProducerError           40405
+        │   ├── UnknownApiKeyError             40420
+        │   ├── UnknownUserError               40421
         │   └── ResourceNotFoundError          40499
         ├── MethodNotAllowedError              40501
         ├── NotAcceptableError                 40601
@@ -36,7 +41,8 @@ Exception tree::
         │   ├── RebalanceInProgressError       40904  retriable
         │   ├── ProducerFencedError            40905
         │   ├── OutOfOrderSequenceError        40906
-        │   └── IdempotencyKeyReusedError      40907
+        │   ├── IdempotencyKeyReusedError      40907
+        │   └── UserExistsError                40920
         ├── TooLargeError (413)
         │   ├── RecordTooLargeError            41301
         │   ├── RequestTooLargeError           41302
@@ -53,6 +59,7 @@ Exception tree::
         │   ├── InvalidSessionTimeoutError     42207
         │   └── InvalidTimestampError          42210  a timestamp outside the topic's KIP-937 bounds
         ├── TooManyRequestsError               42901  retriable, honours Retry-After
+        │   └── TooManyAuthenticationFailuresError 42910  this address failed too often lately
         ├── ServerError (500)
         │   ├── InternalServerError            50001
         │   ├── StorageError                   50002
@@ -77,6 +84,8 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationError",
+    "AuthenticationFailedError",
+    "AuthenticationRequiredError",
     "AuthorizationError",
     "BadRequestError",
     "BatchDecompressedTooLargeError",
@@ -85,6 +94,7 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "CorruptBatchError",
+    "CsrfCheckFailedError",
     "GroupNotEmptyError",
     "IdempotencyKeyReusedError",
     "IllegalGenerationError",
@@ -132,6 +142,7 @@ __all__ = [
     "TidelogError",
     "TimeoutError",
     "TooLargeError",
+    "TooManyAuthenticationFailuresError",
     "TooManyConnectionsError",
     "TooManyConnectionsPerIpError",
     "TooManyRequestsError",
@@ -141,12 +152,15 @@ __all__ = [
     "TooManyWaitersPerClientError",
     "TopicExistsError",
     "TransportError",
+    "UnknownApiKeyError",
     "UnknownGroupError",
     "UnknownMemberError",
     "UnknownPartitionError",
     "UnknownProducerError",
     "UnknownTopicError",
+    "UnknownUserError",
     "UnsupportedMediaTypeError",
+    "UserExistsError",
     "ValueTooDeepError",
     "error_from_response",
 ]
@@ -230,10 +244,22 @@ class AuthenticationError(BrokerError):
     status = 401
 
 
+class AuthenticationRequiredError(AuthenticationError):
+    """Authentication is on and the request carried no credential."""
+
+
+class AuthenticationFailedError(AuthenticationError):
+    """The credential was refused: wrong, unknown, expired or revoked."""
+
+
 class AuthorizationError(BrokerError):
     """403: the caller is known but may not do this (an ACL denies it)."""
 
     status = 403
+
+
+class CsrfCheckFailedError(AuthorizationError):
+    """A session-cookie request with an unsafe method from an origin that is not the broker's."""
 
 
 class NotFoundError(BrokerError):
@@ -257,6 +283,14 @@ class UnknownGroupError(NotFoundError):
 
 
 class UnknownProducerError(NotFoundError):
+    pass
+
+
+class UnknownApiKeyError(NotFoundError):
+    pass
+
+
+class UnknownUserError(NotFoundError):
     pass
 
 
@@ -301,6 +335,10 @@ class OutOfOrderSequenceError(ConflictError):
 
 
 class IdempotencyKeyReusedError(ConflictError):
+    pass
+
+
+class UserExistsError(ConflictError):
     pass
 
 
@@ -375,6 +413,10 @@ class InvalidTimestampError(InvalidInputError):
 class TooManyRequestsError(BrokerError):
     status = 429
     retriable = True
+
+
+class TooManyAuthenticationFailuresError(TooManyRequestsError):
+    """This address failed to authenticate too often lately; wait ``Retry-After`` (never a lockout)."""
 
 
 class ServerError(BrokerError):
@@ -509,6 +551,13 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40003: MalformedRequestError,
     40020: CorruptBatchError,
     40021: InvalidBatchRecordsError,
+    40101: AuthenticationRequiredError,
+    40102: AuthenticationFailedError,
+    40390: CsrfCheckFailedError,
+    40420: UnknownApiKeyError,
+    40421: UnknownUserError,
+    40920: UserExistsError,
+    42910: TooManyAuthenticationFailuresError,
     40401: UnknownTopicError,
     40402: UnknownPartitionError,
     40403: UnknownMemberError,

@@ -39,6 +39,8 @@ def test_each_kind_of_credential_becomes_one_authorization_header() -> None:
     basic = "Basic " + base64.b64encode(b"alice:pw:with:colons").decode()
     assert _header(resolve_auth(username="alice", password="pw:with:colons", environ={})) == basic
     assert _header(resolve_auth(auth=("alice", "pw:with:colons"), environ={})) == basic
+    assert _header(resolve_auth(basic=("alice", "pw:with:colons"), environ={})) == basic
+    assert _header(resolve_auth(bearer_token="eyJ.a.b", environ={})) == "Bearer eyJ.a.b"
     custom = BearerAuth("t")
     assert resolve_auth(auth=custom, environ={}) is custom
     assert resolve_auth(environ={}) is None
@@ -62,6 +64,10 @@ def test_the_environment_key_is_used_only_when_nothing_is_given() -> None:
         {"password": "p"},
         {"api_key": ""},
         {"token": "two\r\nlines"},
+        {"basic": ("u", "p"), "api_key": "k"},
+        {"basic": ("u", "p"), "username": "u", "password": "p"},
+        {"bearer_token": "t", "token": "t"},
+        {"basic": ("only-one",)},
     ],
 )
 def test_ambiguous_or_malformed_credentials_are_refused(kwargs: dict[str, object]) -> None:

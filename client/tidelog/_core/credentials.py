@@ -2,8 +2,9 @@
 
 - ``api_key=`` (or ``$TIDELOG_API_KEY`` when no credential is given at all) is sent as
   ``Authorization: Bearer <key>``, the broker's API-key scheme (``tlk_<id>_<secret>``);
-- ``token=`` is a bearer token too (a JWT from an OIDC provider), sent the same way;
-- ``username=`` with ``password=`` is HTTP Basic;
+- ``bearer_token=`` (or its short name ``token=``) is a bearer token too (a JWT from an OIDC
+  provider), sent the same way;
+- ``basic=(username, password)``, or ``username=`` with ``password=``, is HTTP Basic;
 - ``auth=`` takes any ``httpx.Auth`` (or a ``(username, password)`` tuple) for anything else.
 
 At most one of them: two are refused with ``ValueError`` rather than one silently winning. The header
@@ -48,12 +49,24 @@ def resolve_auth(
     username: str | None = None,
     password: str | None = None,
     auth: httpx.Auth | tuple[str, str] | None = None,
+    basic: tuple[str, str] | None = None,
+    bearer_token: str | None = None,
     environ: dict[str, str] | None = None,
 ) -> httpx.Auth | None:
     """Return the one ``httpx.Auth`` the given credentials describe, or None for anonymous requests.
 
     ``environ`` (default ``os.environ``) supplies ``TIDELOG_API_KEY`` when nothing else is given.
     """
+    if basic is not None:
+        if username is not None or password is not None:
+            raise ValueError("pass one kind of credential, not basic and username")
+        if not (isinstance(basic, tuple) and len(basic) == 2):
+            raise ValueError("basic= is a (username, password) tuple")
+        username, password = basic
+    if bearer_token is not None:
+        if token is not None:
+            raise ValueError("pass one kind of credential, not token and bearer_token")
+        token = bearer_token
     if (username is None) != (password is None):
         raise ValueError("HTTP Basic needs both username= and password=")
     given = [

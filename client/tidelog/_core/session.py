@@ -41,6 +41,8 @@ class ClientBase:
         password: str | None,
         auth: httpx.Auth | tuple[str, str] | None,
         batch_format: bool = True,
+        basic: tuple[str, str] | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         self.url = resolve_url(url)
         # Produce and fetch in the binary batch format (docs/records.md) until the broker answers
@@ -50,7 +52,8 @@ class ClientBase:
         self.retry = RetryPolicy(retries=retries, backoff_ms=backoff_ms)
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._auth = resolve_auth(
-            api_key=api_key, token=token, username=username, password=password, auth=auth
+            api_key=api_key, token=token, username=username, password=password, auth=auth,
+            basic=basic, bearer_token=bearer_token,
         )
         self.leaders = LeaderCache()
         self._router = Router(self.url, self.leaders)
