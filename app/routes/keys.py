@@ -20,7 +20,9 @@ class CreateKeyRequest(BaseModel):
 
     principal: str = Field(..., description="Who the key authenticates as: `User:<name>`.", max_length=205)
     description: str | None = Field(None, max_length=1000, description="What the key is for (listings).")
-    expires_at_ms: int | None = Field(None, ge=0, description="Refused from then on (epoch ms); none: never.")
+    expires_at_ms: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="Refused from then on (epoch ms); none: never."
+    )
 
 
 class ApiKeyModel(BaseModel):
