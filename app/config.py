@@ -82,6 +82,29 @@ class Settings(BaseSettings):
     )
     ui_export_enabled: bool = Field(True, description="The console offers export of the rows it shows.")
 
+    # --- what callers may do, how much, and the audit trail (docs/security-acls.md)
+    authorizer_enabled: bool = Field(
+        False, description="Enforce ACLs (Kafka's StandardAuthorizer); off: every caller may do everything."
+    )
+    super_users: str = Field(
+        "", description="Kafka's super.users: principals allowed everything, 'User:a;User:b'."
+    )
+    allow_everyone_if_no_acl_found: bool = Field(
+        False, description="Kafka's allow.everyone.if.no.acl.found: a resource without any ACL is open."
+    )
+    acl_refresh_interval_ms: int = Field(
+        200, ge=10, le=60_000, description="How often the ACL and quota cache checks the catalog for changes."
+    )
+    quotas_enabled: bool = Field(
+        False, description="Enforce the client quotas of /v1/quotas (per principal, per broker)."
+    )
+    audit_enabled: bool = Field(
+        False, description="Record every mutation and every denial to the __audit topic."
+    )
+    audit_file: Path | None = Field(
+        None, description="Also append each audit record, one JSON line, to this file."
+    )
+
     # --- background work
     log_retention_check_interval_ms: int = Field(
         300_000, ge=100, description="How often retention and compaction run."

@@ -14,6 +14,10 @@ class ErrorCode(IntEnum):
     INVALID_REQUEST = 40001  # malformed JSON, wrong types, missing fields
     INVALID_RECORD = 40002  # a record that cannot be decoded in its declared format (bad base64, …)
     MALFORMED_HTTP_REQUEST = 40003  # bytes that are not an HTTP/1.1 request (answered by the server)
+    # 403: the caller is known but its ACLs do not allow the operation (docs/security-acls.md)
+    TOPIC_AUTHORIZATION_FAILED = 40311  # may DESCRIBE the topic, not do this to it
+    GROUP_AUTHORIZATION_FAILED = 40312  # may DESCRIBE the group, not do this to it
+    CLUSTER_AUTHORIZATION_FAILED = 40313  # a cluster-level operation (create, ACLs, quotas, replication)
     # 404
     UNKNOWN_TOPIC = 40401
     UNKNOWN_PARTITION = 40402
@@ -57,6 +61,7 @@ class ErrorCode(IntEnum):
     TOO_MANY_CONNECTIONS_PER_IP = 42902  # max_connections_per_ip (or its override) reached
     TOO_MANY_WAITERS_PER_CLIENT = 42903  # max_parked_requests_per_client long polls already parked
     TOO_MANY_STREAMS_PER_CLIENT = 42904  # max_sse_streams_per_client event streams already open
+    QUOTA_EXCEEDED = 42910  # the principal's quota (bytes/s, requests/s, streams); retry_after_ms says when
     # 500
     INTERNAL_ERROR = 50001
     STORAGE_ERROR = 50002

@@ -28,6 +28,7 @@ from app.limits import RequestLimits
 from app.metrics import Metrics
 from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
 from app.scheduler import RetentionScheduler
+from app.security.authorizer_middleware import Security, SecurityMiddleware
 from app.topics import TopicService
 from storage.dirlock import DirectoryLock
 
@@ -48,6 +49,7 @@ def _version() -> str:
 def _include_routers(app: FastAPI) -> None:
     # One router per resource. Registering a new one is a one-line addition here.
     from app.routes import (
+        acls,
         cluster,
         events,
         groups,
@@ -55,13 +57,15 @@ def _include_routers(app: FastAPI) -> None:
         log_dirs,
         offsets,
         producers,
+        quotas,
         records,
         topics,
     )
     from app.ui import router as ui_router
 
     for router in (health.router, cluster.router, log_dirs.router, topics.router, records.router,
-                   offsets.router, producers.router, groups.router, events.router):
+                   offsets.router, producers.router, groups.router, events.router, acls.router,
+                   quotas.router):
         app.include_router(router)
     if app.state.settings.ui_enabled:
         app.include_router(ui_router)
@@ -104,6 +108,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     cluster: Any = None
     forwarder: Any = None
     metrics: Metrics = state.metrics
+    security: Security = state.security
+    security_started = False
     try:
         await to_thread.run_sync(catalog.migrate)
         from app.broker import Broker
@@ -131,6 +137,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         group_service = GroupService(settings, catalog, broker)
         await group_service.start()
         state.group_service = group_service
+        security_started = True
+        await security.start(catalog, broker, state.topic_service)
         scheduler = RetentionScheduler(broker, metrics, interval_ms=settings.log_retention_check_interval_ms)
         state.retention_scheduler = scheduler
         scheduler.start()
@@ -144,6 +152,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             if scheduler is not None:
                 await scheduler.stop()
+            if security_started:
+                await security.close()
             if group_service is not None:
                 await group_service.close()
             if forwarder is not None:
@@ -212,6 +222,8 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
     app.state.data_dir_lock = data_dir_lock
     app.state.phase = "created"
     app.state.cluster = None
+    security = Security(settings)
+    app.state.security = security
     install_error_handlers(app)
     _include_routers(app)
     from app.cluster.http import install_cluster_handlers
@@ -228,6 +240,8 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
     app.state.limits = limits
     metrics.parked_requests.set_function(lambda: limits.parked.total)
     metrics.sse_streams.set_function(lambda: limits.streams.total)
+    # Innermost: ACLs, quotas and audit see the principal authentication left in the scope.
+    app.add_middleware(SecurityMiddleware, security=security)
     # Added last = outermost: metrics see every answer, including the limits' refusals.
     app.add_middleware(
         LimitsMiddleware,

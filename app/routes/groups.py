@@ -23,7 +23,9 @@ from app.groups.model import JoinRequest, MemberView, OffsetCommit
 from app.groups.patterns import MAX_TOPIC_PATTERN_LENGTH
 from app.groups.service import GroupService, OffsetLag
 from app.limits import parked, until_stopping
-from app.routes.topics import JsonBody
+from app.routes.topics import IncludeAuthorizedOperations, JsonBody
+from app.security.acl import Operation, ResourceType
+from app.security.authorizer_middleware import authorize, authorized_operations, require
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 
@@ -202,6 +204,9 @@ class GroupOut(BaseModel):
     members: list[MemberOut]
     offsets: list[OffsetOut]
     total_lag: int = Field(description="Sum of the lag of every committed partition.")
+    authorized_operations: list[str] | None = Field(
+        None, description="With include_authorized_operations: what the caller may do to the group."
+    )
 
 
 class GroupSummaryOut(BaseModel):
@@ -259,9 +264,13 @@ def _join_out(view: MemberView) -> JoinOut:
 
 
 @router.get("", response_model=GroupListOut, responses=error_responses())
-async def list_groups(service: GroupServiceDep) -> GroupListOut:
-    """Every consumer group with its state, assignor, generation and member count."""
-    groups = await service.list_groups()
+async def list_groups(request: Request, service: GroupServiceDep) -> GroupListOut:
+    """Every consumer group the caller may DESCRIBE, with its state, assignor, generation and
+    member count."""
+    groups = [
+        g for g in await service.list_groups()
+        if authorize(request.scope, Operation.DESCRIBE, ResourceType.GROUP, g.group_id)
+    ]
     return GroupListOut(
         groups=[
             GroupSummaryOut(
@@ -277,10 +286,17 @@ async def list_groups(service: GroupServiceDep) -> GroupListOut:
 
 
 @router.get("/{group}", response_model=GroupOut, responses=error_responses(ErrorCode.UNKNOWN_GROUP))
-async def describe_group(group: GroupId, service: GroupServiceDep) -> GroupOut:
+async def describe_group(
+    request: Request, group: GroupId, service: GroupServiceDep,
+    include_authorized_operations: IncludeAuthorizedOperations = False,
+) -> GroupOut:
     """The group's state, protocol, members with their assignments, committed offsets and lag."""
     description, lags = await service.describe(group)
     return GroupOut(
+        authorized_operations=(
+            authorized_operations(request.scope, ResourceType.GROUP, group)
+            if include_authorized_operations else None
+        ),
         group_id=description.group_id,
         state=description.state,
         protocol=description.protocol,
@@ -326,12 +342,14 @@ async def delete_group(group: GroupId, service: GroupServiceDep) -> Response:
         ErrorCode.INVALID_REQUEST, ErrorCode.INVALID_SESSION_TIMEOUT, ErrorCode.UNSUPPORTED_MEDIA_TYPE
     ),
 )
-async def join_group(group: GroupId, body: JoinIn, service: GroupServiceDep) -> JoinOut:
+async def join_group(request: Request, group: GroupId, body: JoinIn, service: GroupServiceDep) -> JoinOut:
     """Join the group (created on first join); answers the member id, generation and assignment.
 
     A static member (``instance_id``) that rejoins within its session timeout gets its partitions
     back without a rebalance, under a new member id (the old one is fenced).
     """
+    for topic in body.topics or ():
+        require(request.scope, Operation.READ, ResourceType.TOPIC, topic)
     view = await service.join(group, join_request(body, "http"))
     return _join_out(view)
 
@@ -482,7 +500,9 @@ async def seek(group: GroupId, member_id: MemberId, body: SeekIn, service: Group
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     ),
 )
-async def commit_offsets(group: GroupId, body: CommitIn, service: GroupServiceDep) -> Response:
+async def commit_offsets(
+    request: Request, group: GroupId, body: CommitIn, service: GroupServiceDep
+) -> Response:
     """Commit offsets; answers 204 once the catalog transaction is durable.
 
     A member commits with its ``member_id`` and current ``generation`` only partitions it owns
@@ -490,6 +510,8 @@ async def commit_offsets(group: GroupId, body: CommitIn, service: GroupServiceDe
     """
     if body.member_id is not None and body.generation is None:
         raise InvalidParameterError("a commit with member_id needs its generation")
+    for topic in sorted({o.topic for o in body.offsets}):
+        require(request.scope, Operation.READ, ResourceType.TOPIC, topic)
     offsets = [OffsetCommit(o.topic, o.partition, o.offset, o.metadata) for o in body.offsets]
     await service.commit(group, offsets, member_id=body.member_id, generation=body.generation)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -513,12 +535,16 @@ async def get_offsets(group: GroupId, service: GroupServiceDep) -> OffsetsOut:
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     ),
 )
-async def reset_offsets(group: GroupId, body: ResetIn, service: GroupServiceDep) -> ResetOut:
+async def reset_offsets(
+    request: Request, group: GroupId, body: ResetIn, service: GroupServiceDep
+) -> ResetOut:
     """Reset committed offsets like ``kafka-consumer-groups --reset-offsets`` (409 while it has members).
 
     Targets are clamped into each partition's ``[log_start_offset, high_watermark]``; ``dry_run``
     answers the plan without applying it.
     """
+    for topic in body.topics:
+        require(request.scope, Operation.READ, ResourceType.TOPIC, topic)
     plan = await service.reset_offsets(
         group,
         topics=body.topics,

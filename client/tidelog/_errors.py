@@ -18,6 +18,9 @@ Exception tree::
         │   └── InvalidRecordError             40002
         ├── AuthenticationError (401)      no or a refused credential (see Client's credentials)
         ├── AuthorizationError (403)       the credential's principal may not do this
+        │   ├── TopicAuthorizationError        40311
+        │   ├── GroupAuthorizationError        40312
+        │   └── ClusterAuthorizationError      40313
         ├── NotFoundError (404)
         │   ├── UnknownTopicError              40401
         │   ├── UnknownPartitionError          40402
@@ -50,6 +53,7 @@ Exception tree::
         │   ├── InvalidSessionTimeoutError     42207
         │   └── InvalidTimestampError          42210  a timestamp outside the topic's KIP-937 bounds
         ├── TooManyRequestsError               42901  retriable, honours Retry-After
+        │   └── QuotaExceededError             42910  the principal's quota; carries retry_after_ms
         ├── ServerError (500)
         │   ├── InternalServerError            50001
         │   ├── StorageError                   50002
@@ -78,8 +82,10 @@ __all__ = [
     "BadRequestError",
     "BrokerError",
     "ClientStateError",
+    "ClusterAuthorizationError",
     "ConflictError",
     "ConnectError",
+    "GroupAuthorizationError",
     "GroupNotEmptyError",
     "IdempotencyKeyReusedError",
     "IllegalGenerationError",
@@ -111,6 +117,7 @@ __all__ = [
     "PartitionReadOnlyError",
     "ProducerFencedError",
     "ProtocolError",
+    "QuotaExceededError",
     "RebalanceInProgressError",
     "RecordTooLargeError",
     "RequestBodyTooSlowError",
@@ -132,6 +139,7 @@ __all__ = [
     "TooManyStreamsPerClientError",
     "TooManyWaitersError",
     "TooManyWaitersPerClientError",
+    "TopicAuthorizationError",
     "TopicExistsError",
     "TransportError",
     "UnknownGroupError",
@@ -226,6 +234,18 @@ class AuthorizationError(BrokerError):
     """403: the caller is known but may not do this (an ACL denies it)."""
 
     status = 403
+
+
+class TopicAuthorizationError(AuthorizationError):
+    """The caller may see the topic but not do this to it."""
+
+
+class GroupAuthorizationError(AuthorizationError):
+    """The caller may see the group but not do this to it."""
+
+
+class ClusterAuthorizationError(AuthorizationError):
+    """A cluster-level operation the caller's ACLs do not allow."""
 
 
 class NotFoundError(BrokerError):
@@ -463,6 +483,10 @@ class TooManyStreamsPerClientError(TooManyRequestsError):
     """This client has its share of event streams open."""
 
 
+class QuotaExceededError(TooManyRequestsError):
+    """The principal's quota on this broker is used up; ``retry_after_ms`` says for how long."""
+
+
 class TooManyConnectionsError(ServiceUnavailableError):
     """The broker has max_connections connections open."""
 
@@ -479,6 +503,9 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40001: InvalidRequestError,
     40002: InvalidRecordError,
     40003: MalformedRequestError,
+    40311: TopicAuthorizationError,
+    40312: GroupAuthorizationError,
+    40313: ClusterAuthorizationError,
     40401: UnknownTopicError,
     40402: UnknownPartitionError,
     40403: UnknownMemberError,
@@ -513,6 +540,7 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     42902: TooManyConnectionsPerIpError,
     42903: TooManyWaitersPerClientError,
     42904: TooManyStreamsPerClientError,
+    42910: QuotaExceededError,
     50001: InternalServerError,
     50002: StorageError,
     50003: StorageWriteFailedError,
