@@ -44,6 +44,7 @@ from app.security.quotas import QuotaDecision, QuotaManager
 
 __all__ = ["Security", "SecurityMiddleware", "authorize", "authorized_operations", "require"]
 
+_AUDITED = "tidelog.audited"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PRODUCE = frozenset({"/v1/topics/{topic}/records", "/v1/topics/{topic}/partitions/{partition}/records"})
 _FETCH = frozenset({
@@ -171,6 +172,8 @@ def require(
     if security.audit is not None:
         security.audit.record(scope, action=_action(scope), resource=f"{resource_type}:{name}",
                               decision="deny", status=refused.code.http_status)
+        if isinstance(scope, dict):
+            scope[_AUDITED] = True  # the middleware does not record the same request again
     raise refused
 
 
@@ -269,8 +272,10 @@ class SecurityMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            audit.record(scope, action=f"{scope['method']} {found.template}", resource=_resource(found),
-                         decision="allow" if status < 400 else "error", status=status)
+            if not scope.get(_AUDITED):
+                audit.record(scope, action=f"{scope['method']} {found.template}",
+                             resource=_resource(found),
+                             decision="allow" if status < 400 else "error", status=status)
 
     async def _serve_with_quotas(
         self, scope: Scope, receive: Receive, send: Send, found: RouteMatch, quotas: QuotaManager
