@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -31,6 +31,11 @@ from app.scheduler import RetentionScheduler
 from app.security.authorizer_middleware import Security, SecurityMiddleware
 from app.topics import TopicService
 from storage.dirlock import DirectoryLock
+
+if TYPE_CHECKING:
+    from app.broker import Broker
+    from app.cluster.manager import ClusterManager
+    from app.groups.service import GroupService
 
 __all__ = ["begin_shutdown", "create_app", "operation_id"]
 
@@ -102,35 +107,30 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             data_dir_lock.release()
         raise
     state.catalog = catalog
-    broker: Any = None
+    broker: Broker | None = None
     scheduler: RetentionScheduler | None = None
-    group_service: Any = None
-    cluster: Any = None
-    forwarder: Any = None
+    group_service: GroupService | None = None
+    cluster: ClusterManager | None = None
     metrics: Metrics = state.metrics
     security: Security = state.security
     security_started = False
     try:
         await to_thread.run_sync(catalog.migrate)
         from app.broker import Broker
+        from app.broker.replication import Replication, SingleNode
 
-        broker = Broker(settings, catalog, state.storage_health)
-        await broker.start()
-        state.broker = broker
-        state.topic_service = TopicService(settings, catalog, broker)
+        replication: Replication = SingleNode()
         if settings.cluster:  # clustered mode (docs/cluster.md): membership, leadership, replication
             from app.cluster.manager import ClusterManager
 
-            cluster = ClusterManager(settings, catalog, broker)
-            await cluster.start()
-            broker.cluster = cluster
-            from app.cluster.forward import ProduceForwarder
-
-            forwarder = ProduceForwarder(cluster, settings)
-            broker.forwarder = forwarder
+            cluster = replication = ClusterManager(settings, catalog)
+        broker = Broker(settings, catalog, state.storage_health, replication)
+        await broker.start()
+        state.broker = broker
+        state.topic_service = TopicService(settings, catalog, broker, replication)
+        if cluster is not None:
+            await cluster.start(broker)
             state.cluster = cluster
-            state.topic_service.placer = cluster.placer
-            state.topic_service.readiness = cluster
         metrics.set_partition_source(broker.partition_sizes)
         from app.groups.service import GroupService
 
@@ -156,9 +156,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await security.close()
             if group_service is not None:
                 await group_service.close()
-            if forwarder is not None:
-                broker.forwarder = None
-                await forwarder.aclose()
             if cluster is not None:
                 await cluster.close()
             if broker is not None:
