@@ -18,6 +18,8 @@ from app.errors_base import InvalidParameterError
 from app.groups.model import OffsetCommit
 from app.limits import slot_of
 from app.routes.groups import GroupId, GroupServiceDep, JoinIn, join_request
+from app.security.acl import Operation, ResourceType
+from app.security.authorizer_middleware import require
 from app.sse import (
     EventStreamResponse,
     group_stream,
@@ -155,5 +157,11 @@ async def group_events(
         await service.commit_forward(
             group, [OffsetCommit(t, p, offset, "sse Last-Event-ID") for (t, p), offset in resume.items()]
         )
+    def check_topics(names: set[str]) -> None:  # TOPIC READ on every assigned topic, each heartbeat
+        for name in sorted(names):
+            require(request.scope, Operation.READ, ResourceType.TOPIC, name)
+
+    check_topics(set(body.topics or ()))
     view = await service.join(group, join)
-    return EventStreamResponse(group_stream(service, group, join, view, heartbeat_s=heartbeat_ms / 1000))
+    return EventStreamResponse(group_stream(service, group, join, view, heartbeat_s=heartbeat_ms / 1000,
+                                            check_topics=check_topics))

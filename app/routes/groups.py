@@ -441,7 +441,12 @@ async def poll_records(
     A poll also counts as a heartbeat.
     """
     _limits(settings, max_records, max_bytes, max_wait_ms)
-    poll = functools.partial(service.poll, group, member_id, max_records=max_records, max_bytes=max_bytes)
+    def check_topics(topics: set[str]) -> None:  # TOPIC READ on every assigned topic, each poll
+        for topic in sorted(topics):
+            require(request.scope, Operation.READ, ResourceType.TOPIC, topic)
+
+    poll = functools.partial(service.poll, group, member_id, max_records=max_records, max_bytes=max_bytes,
+                             check_topics=check_topics)
     with parked(request.scope, max_wait_ms):  # a long poll waits outside the in-flight limit
         result = await until_stopping(request.app.state.stopping, poll(max_wait_ms=max_wait_ms))
     if result is None:  # the broker is stopping: answer now with what there is
