@@ -39,6 +39,9 @@ from app.security.acl import (
 
 __all__ = ["AclSnapshot", "AllowAllAuthorizer", "Authorizer", "StandardAuthorizer"]
 
+#: Decisions remembered per snapshot before the memo starts again (bounds its memory).
+_MAX_DECISIONS = 100_000
+
 
 class Authorizer(Protocol):
     """What routes, filters and describe answers ask; one implementation per mode."""
@@ -89,25 +92,35 @@ class AllowAllAuthorizer:
 class AclSnapshot:
     """The bindings at one catalog version, indexed by resource for the decision."""
 
-    __slots__ = ("_literal", "_prefixed", "bindings", "version")
+    __slots__ = ("_literal", "_prefix_lengths", "_prefixed", "bindings", "version")
 
     def __init__(self, bindings: Iterable[AclBinding], version: int = 0) -> None:
         self.bindings: tuple[AclBinding, ...] = tuple(bindings)
         self.version = version
         self._literal: dict[tuple[ResourceType, str], list[AclBinding]] = defaultdict(list)
-        self._prefixed: dict[ResourceType, list[AclBinding]] = defaultdict(list)
+        # PREFIXED bindings by (type, prefix), and the prefix lengths in use per type: a name is
+        # covered by the prefixes among its own first n characters, a few dictionary lookups.
+        self._prefixed: dict[tuple[ResourceType, str], list[AclBinding]] = defaultdict(list)
+        self._prefix_lengths: dict[ResourceType, list[int]] = defaultdict(list)
         for binding in self.bindings:
             if binding.pattern_type is PatternType.LITERAL:
                 self._literal[(binding.resource_type, binding.resource_name)].append(binding)
             else:
-                self._prefixed[binding.resource_type].append(binding)
+                self._prefixed[(binding.resource_type, binding.resource_name)].append(binding)
+        for resource_type, prefix in self._prefixed:
+            self._prefix_lengths[resource_type].append(len(prefix))
+        for lengths in self._prefix_lengths.values():
+            lengths[:] = sorted(set(lengths))
 
     def covering(self, resource_type: ResourceType, name: str) -> list[AclBinding]:
         """Every binding whose pattern covers the resource."""
         found = list(self._literal.get((resource_type, name), ()))
         if name != WILDCARD:
             found += self._literal.get((resource_type, WILDCARD), ())
-        found += (b for b in self._prefixed.get(resource_type, ()) if name.startswith(b.resource_name))
+        for length in self._prefix_lengths.get(resource_type, ()):
+            if length > len(name):
+                break
+            found += self._prefixed.get((resource_type, name[:length]), ())
         return found
 
     def of_type(self, resource_type: ResourceType) -> list[AclBinding]:
@@ -152,16 +165,28 @@ class StandardAuthorizer:
         self._snapshot = snapshot
         self.super_users = frozenset(super_users)
         self.allow_everyone_if_no_acl_found = allow_everyone_if_no_acl_found
+        # Decisions of the current snapshot: a request's decision is then one dictionary lookup.
+        self._decided: dict[tuple[str, str, Operation, ResourceType, str], bool] = {}
+        self._decided_for: AclSnapshot | None = None
 
     def authorize(
         self, principal: str, host: str, operation: Operation, resource_type: ResourceType, name: str
     ) -> bool:
         if principal in self.super_users:
             return True
-        if resource_type is ResourceType.CLUSTER:
-            name = CLUSTER_NAME
-        return self._decide(self._snapshot().covering(resource_type, name), principal, host,
-                            operation, open_if_none=not _is_internal(resource_type, name))
+        snapshot = self._snapshot()
+        if snapshot is not self._decided_for or len(self._decided) >= _MAX_DECISIONS:
+            self._decided, self._decided_for = {}, snapshot
+        key = (principal, host, operation, resource_type, name)
+        decided = self._decided.get(key)
+        if decided is None:
+            if resource_type is ResourceType.CLUSTER:
+                name = CLUSTER_NAME
+            decided = self._decided[key] = self._decide(
+                snapshot.covering(resource_type, name), principal, host, operation,
+                open_if_none=not _is_internal(resource_type, name),
+            )
+        return decided
 
     def _decide(
         self, covering: list[AclBinding], principal: str, host: str, operation: Operation,
