@@ -485,8 +485,11 @@ def _limits(settings: Settings, max_records: int, max_bytes: int, max_wait_ms: i
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     ),
 )
-async def seek(group: GroupId, member_id: MemberId, body: SeekIn, service: GroupServiceDep) -> SeekOut:
+async def seek(
+    request: Request, group: GroupId, member_id: MemberId, body: SeekIn, service: GroupServiceDep
+) -> SeekOut:
     """Move the member's position in a partition it owns (409 40902 otherwise)."""
+    require(request.scope, Operation.READ, ResourceType.TOPIC, body.topic)
     position = await service.seek(group, member_id, body.topic, body.partition, body.to, body.value)
     return SeekOut(topic=body.topic, partition=body.partition, position=position)
 

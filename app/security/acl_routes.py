@@ -102,12 +102,15 @@ ROUTE_ACLS: Final[dict[tuple[str, str], tuple[Need, ...]]] = {
     ("POST", "/v1/groups/{group}/members"): (Need(G, Op.READ, _GROUP), Need(T, Op.READ, BODY)),
     ("POST", "/v1/groups/{group}/members/{member_id}/heartbeat"): (Need(G, Op.READ, _GROUP),),
     ("DELETE", "/v1/groups/{group}/members/{member_id}"): (Need(G, Op.READ, _GROUP),),
+    # poll: and TOPIC READ on every assigned topic, checked by the handler at each poll
     ("GET", "/v1/groups/{group}/members/{member_id}/records"): (Need(G, Op.READ, _GROUP),),
-    ("POST", "/v1/groups/{group}/members/{member_id}/seek"): (Need(G, Op.READ, _GROUP),),
+    ("POST", "/v1/groups/{group}/members/{member_id}/seek"): (
+        Need(G, Op.READ, _GROUP), Need(T, Op.READ, BODY),
+    ),
     ("POST", "/v1/groups/{group}/offsets"): (Need(G, Op.READ, _GROUP), Need(T, Op.READ, BODY)),
     ("GET", "/v1/groups/{group}/offsets"): (Need(G, Op.DESCRIBE, _GROUP),),
     ("POST", "/v1/groups/{group}/offsets/reset"): (Need(G, Op.READ, _GROUP), Need(T, Op.READ, BODY)),
-    ("GET", "/v1/groups/{group}/events"): (Need(G, Op.READ, _GROUP),),
+    ("GET", "/v1/groups/{group}/events"): (Need(G, Op.READ, _GROUP), Need(T, Op.READ, BODY)),
     # ACLs and quotas
     ("GET", "/v1/acls"): (Need(C, Op.DESCRIBE),),
     ("POST", "/v1/acls"): (Need(C, Op.ALTER),),

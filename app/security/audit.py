@@ -97,15 +97,26 @@ class AuditLog:
 
     async def start(self, broker: Any, topics: Any) -> None:
         """Creates ``__audit`` when missing and starts the task that appends to it."""
+        await self._create(topics)
+        self._task = asyncio.create_task(self._drain(broker, topics), name="tidelog-audit")
+
+    async def _create(self, topics: Any) -> bool:
+        """Whether ``__audit`` exists now (created here or before)."""
         from app.topics.errors import TopicExistsError
 
-        with contextlib.suppress(TopicExistsError):
+        try:
             await topics.create_topic(AUDIT_TOPIC, partitions=1, configs={"cleanup.policy": "delete"})
-        self._task = asyncio.create_task(self._drain(broker), name="tidelog-audit")
+        except TopicExistsError:
+            return True
+        except Exception:  # e.g. a cluster whose brokers are not all up yet: retried on the next append
+            logger.warning("could not create the %s topic yet", AUDIT_TOPIC, exc_info=True)
+            return False
+        return True
 
-    async def _drain(self, broker: Any) -> None:
+    async def _drain(self, broker: Any, topics: Any) -> None:
         from app.broker.formats import Format, pack_attributes
         from app.broker.produce import ParsedRecords
+        from app.errors_base import UnknownTopicError
         from storage import RecordIn
 
         attributes = pack_attributes(Format.STRING, Format.JSON)
@@ -117,11 +128,18 @@ class AuditLog:
                 records=[RecordIn(line, attributes=attributes) for line in lines],
                 partitions=[0] * len(lines),
             )
-            try:
-                await broker.produce(AUDIT_TOPIC, parsed)
-                self.records_written += len(lines)
-            except Exception:
-                logger.warning("could not append %d audit records", len(lines), exc_info=True)
+            for attempt in range(2):
+                try:
+                    await broker.produce(AUDIT_TOPIC, parsed)
+                    self.records_written += len(lines)
+                    break
+                except UnknownTopicError:
+                    if attempt or not await self._create(topics):
+                        logger.warning("%d audit records lost: no %s topic", len(lines), AUDIT_TOPIC)
+                        break
+                except Exception:
+                    logger.warning("could not append %d audit records", len(lines), exc_info=True)
+                    break
 
     async def close(self) -> None:
         if self._task is not None:

@@ -172,3 +172,22 @@ def test_with_allow_everyone_a_first_acl_closes_the_resource(
         assert not _allowed([first], request, allow_everyone=True)
     if not covers:
         assert _allowed([first], request, allow_everyone=True)
+
+
+def test_remembered_decisions_follow_a_new_snapshot() -> None:
+    current = [AclSnapshot(())]
+    a = StandardAuthorizer(lambda: current[0])
+    assert not a.authorize("User:a", "h", Operation.READ, T, "t")
+    current[0] = AclSnapshot([b("User:a", T, "t", Operation.READ)], version=1)
+    assert a.authorize("User:a", "h", Operation.READ, T, "t")
+    deny = b("User:a", T, "t", Operation.ALL, DENY)
+    current[0] = AclSnapshot([b("User:a", T, "t", Operation.READ), deny], 2)
+    assert not a.authorize("User:a", "h", Operation.READ, T, "t")
+
+
+def test_prefixes_of_every_length_are_found() -> None:
+    acls = [b("User:a", T, p, Operation.READ, pattern=P) for p in ("", "x", "xy.", "xy.z", "long-prefix")]
+    snapshot = AclSnapshot(acls)
+    assert {x.resource_name for x in snapshot.covering(T, "xy.z1")} == {"", "x", "xy.", "xy.z"}
+    assert {x.resource_name for x in snapshot.covering(T, "x")} == {"", "x"}
+    assert {x.resource_name for x in snapshot.covering(G, "x")} == set()
