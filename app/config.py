@@ -229,6 +229,9 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"forwarded_allow_ips: {entry!r} is not an IP address or network"
                     ) from None
+        for user in filter(None, (u.strip() for u in self.super_users.split(";"))):
+            if not user.startswith("User:") or len(user) == len("User:"):
+                raise ValueError(f"super_users: {user!r} is not User:<name> (separate principals with ';')")
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms:
             raise ValueError("group_min_session_timeout_ms is larger than group_max_session_timeout_ms")
         if self.cluster:

@@ -45,6 +45,8 @@ from app.security.quotas import QuotaDecision, QuotaManager
 __all__ = ["Security", "SecurityMiddleware", "authorize", "authorized_operations", "require"]
 
 _AUDITED = "tidelog.audited"
+#: Never limited by a quota: an orchestrator's probes and the metrics scrape.
+_PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PRODUCE = frozenset({"/v1/topics/{topic}/records", "/v1/topics/{topic}/partitions/{partition}/records"})
 _FETCH = frozenset({
@@ -217,7 +219,7 @@ class SecurityMiddleware:
             await self._refuse(scope, receive, send, found, refused)
             return
         quotas = self.security.quotas
-        if quotas is None:
+        if quotas is None or found.template in _PROBES:
             await self._serve_audited(scope, receive, send, found)
             return
         await self._serve_with_quotas(scope, receive, send, found, quotas)

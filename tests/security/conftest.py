@@ -51,7 +51,7 @@ def secured(app: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def as_user(secured: Any) -> Callable[[str | None], dict[str, str]]:
+def as_user() -> Callable[[str | None], dict[str, str]]:
     """``headers=as_user("User:alice")``; ``None`` is anonymous."""
 
     def headers(principal: str | None) -> dict[str, str]:

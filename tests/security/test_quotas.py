@@ -94,3 +94,10 @@ def test_a_quota_change_applies_at_once_on_this_broker(
     assert secured.get("/v1/topics", headers=c).status_code == 429
     assert secured.delete("/v1/quotas/User:c").status_code == 204
     assert all(secured.get("/v1/topics", headers=c).status_code == 200 for _ in range(5))
+
+
+def test_probes_are_never_limited(secured: Any) -> None:
+    assert secured.put("/v1/quotas/<default>", json={"request_rate": 1}).status_code == 200
+    assert all(secured.get("/healthz").status_code == 200 for _ in range(5))
+    assert secured.get("/v1/topics").status_code in (200, 429)
+    assert secured.get("/v1/topics").status_code == 429
