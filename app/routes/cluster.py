@@ -33,7 +33,7 @@ class ClusterOut(BaseModel):
     brokers: list[BrokerOut]
     under_replicated_partitions: list[TopicPartitionRef]
     authorized_operations: list[str] | None = Field(
-        None,
+        None, exclude_if=lambda v: v is None,
         description="With include_authorized_operations: what the caller may do to the cluster "
         "(empty without CLUSTER DESCRIBE, as Kafka's DescribeCluster).",
     )

@@ -205,7 +205,9 @@ class GroupOut(BaseModel):
     offsets: list[OffsetOut]
     total_lag: int = Field(description="Sum of the lag of every committed partition.")
     authorized_operations: list[str] | None = Field(
-        None, description="With include_authorized_operations: what the caller may do to the group."
+        None,
+        exclude_if=lambda v: v is None,
+        description="With include_authorized_operations: what the caller may do to the group.",
     )
 
 

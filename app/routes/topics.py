@@ -71,7 +71,9 @@ class TopicOut(BaseModel):
         "serve yet when `timeout_ms` ran out. They become usable once their leader is elected.",
     )
     authorized_operations: list[str] | None = Field(
-        None, description="With include_authorized_operations: what the caller may do to the topic."
+        None,
+        exclude_if=lambda v: v is None,
+        description="With include_authorized_operations: what the caller may do to the topic.",
     )
 
 
