@@ -13,20 +13,22 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from anyio import to_thread
 from fastapi import FastAPI
 
+from app.api_docs import install_api_docs
 from app.broker.storage_health import StorageHealth
 from app.catalog import Catalog
 from app.catalog.db import sqlite_directory
 from app.config import Settings
 from app.cors import CorsPolicy, install_cors
-from app.errors import PROBLEM_JSON, install_error_handlers
+from app.errors import install_error_handlers
 from app.limits import RequestLimits
 from app.metrics import Metrics
 from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
+from app.openapi import install_openapi
 from app.scheduler import RetentionScheduler
 from app.security.authorizer_middleware import Security, SecurityMiddleware
 from app.topics import TopicService
@@ -168,26 +170,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             logger.info("broker %d stopped", settings.broker_id)
 
 
-def _problem_only_errors(app: FastAPI) -> None:
-    """Error answers are only ever ``application/problem+json``: drop the ``application/json`` twin
-    FastAPI adds beside it for a ``responses=`` entry with a model."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = generate()
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                for response in operation.get("responses", {}).values():
-                    content = response.get("content", {})
-                    if PROBLEM_JSON in content:
-                        content.pop("application/json", None)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def _storage_health(settings: Settings) -> StorageHealth:
     """The data directory and, when it is elsewhere, the SQLite catalog's directory."""
     directories = [settings.data_dir]
@@ -212,6 +194,9 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
         summary="An HTTP-first event-streaming broker: partitioned, durable commit logs over REST and SSE.",
         lifespan=_lifespan,
         generate_unique_id_function=operation_id,
+        # /docs and /redoc are served by app.api_docs with their assets from the broker, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -226,7 +211,8 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
     from app.cluster.http import install_cluster_handlers
 
     install_cluster_handlers(app)  # internal replication endpoints (not in the spec), leader redirects
-    _problem_only_errors(app)
+    install_openapi(app)
+    install_api_docs(app)
     limits = RequestLimits(
         max_inflight=settings.max_inflight_requests,
         max_parked=settings.max_parked_requests,

@@ -1,12 +1,21 @@
-"""The replica fetcher (Kafka's ReplicaFetcherThread): one task per partition this broker follows.
+"""The replica fetchers (Kafka's ReplicaFetcherThread): one task per leader this broker follows
+partitions of, fetching all of them in one request.
 
-A fetcher first truncates its log where it diverges from the leader's, by leader epoch
-(OffsetsForLeaderEpoch, KIP-101/279), then long-polls the leader's internal endpoint for raw batches
-and appends them with their own offsets and epochs, under the partition's write lock and only while
-the role and leader epoch it was started for still hold. It follows the leader's high watermark
-(never beyond its own log end) and its log start (DeleteRecords). A follower whose log end fell below
-the leader's log start (retention or compaction at the leader) restarts its log, empty, at that start.
-A full or failing disk is recorded in ``Broker.storage_health`` (KIP-112 in ``lifecycle``).
+A partition's fetcher state starts when the metadata loop makes this broker its follower at a leader
+epoch (``start``) and ends when that role or epoch changes (``stop``, which returns only once no
+append of that partition is in flight). Before its first fetch at an epoch, and after the leader
+called its offset out of range, a partition is truncated where its log diverges from the leader's,
+by leader epoch (OffsetsForLeaderEpoch, KIP-101/279). Then the leader's task sends one
+``POST /internal/v1/replication/fetch`` for every partition it follows from that leader (the
+framing is in ``fetch_wire.py``), which the leader answers as soon as any of them has records past
+the follower's log end, or after ``replica.fetch.wait.max.ms``; a partition added or removed
+meanwhile cuts that wait short. Each partition's batches are appended with their own offsets and
+epochs, under the partition's write lock and only while the role and leader epoch it was started for
+still hold; it follows the leader's high watermark (never beyond its own log end) and its log start
+(DeleteRecords). A follower whose log end fell below the leader's log start (retention or compaction
+at the leader) restarts its log, empty, at that start. A partition the leader does not lead (any
+more) asks for a metadata refresh and waits ``refresh_s`` before it is fetched again. A full or
+failing disk is recorded in ``Broker.storage_health`` (KIP-112 in ``lifecycle``).
 """
 
 from __future__ import annotations
@@ -14,9 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 
 import httpx
 
+from app.cluster.fetch_wire import decode_fetched
+from app.cluster.partition import PartitionFetched
 from app.cluster.replica import Replica, Role
 from app.cluster.state import INTERNAL_PREFIX, ClusterState
 from storage import PartitionLog, iter_batches
@@ -26,97 +38,237 @@ __all__ = ["ReplicaFetcher", "append_batches"]
 
 logger = logging.getLogger("tidelog.cluster")
 
-#: The most a follower asks for in one fetch.
+#: The most a follower asks for of one partition in one fetch (Kafka's replica.fetch.max.bytes).
 FETCH_MAX_BYTES = 4 * 1024 * 1024
+#: The most one fetch answer carries in all (Kafka's replica.fetch.response.max.bytes).
+FETCH_RESPONSE_MAX_BYTES = 16 * 1024 * 1024
+
+
+class _Followed:
+    """A partition this broker follows at one leader epoch."""
+
+    __slots__ = ("busy", "epoch", "leader_id", "must_truncate", "not_before", "replica")
+
+    def __init__(self, replica: Replica, epoch: int) -> None:
+        self.replica = replica
+        self.epoch = epoch
+        self.leader_id = replica.leader_id
+        self.must_truncate = True
+        #: Loop time before which this partition is left out of fetches (after an error).
+        self.not_before = 0.0
+        #: Held while an answer for this partition is applied; ``stop`` waits for it.
+        self.busy = asyncio.Lock()
+
+    def current(self) -> bool:
+        replica = self.replica
+        return replica.role is Role.FOLLOWER and replica.leader_epoch == self.epoch
 
 
 class ReplicaFetcher:
-    """Starts and stops the fetch task of each followed partition (see the module docstring)."""
+    """The fetch tasks of this broker, one per leader (see the module docstring)."""
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state
+        self._followed: dict[tuple[str, int], _Followed] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._changed: dict[int, asyncio.Event] = {}
 
     def start(self, replica: Replica, epoch: int) -> None:
-        """Follow ``replica``'s leader at leader epoch ``epoch`` (the task stops when either changes)."""
-        replica.fetcher = asyncio.get_running_loop().create_task(self._follow(replica, epoch))
+        """Follow ``replica``'s leader at leader epoch ``epoch`` (until ``stop``)."""
+        entry = _Followed(replica, epoch)
+        self._followed[replica.key] = entry
+        leader = entry.leader_id
+        if leader is None:
+            return
+        self._changed.setdefault(leader, asyncio.Event()).set()
+        task = self._tasks.get(leader)
+        if task is None or task.done():
+            self._tasks[leader] = asyncio.get_running_loop().create_task(self._run(leader))
 
     async def stop(self, replica: Replica) -> None:
-        task, replica.fetcher = replica.fetcher, None
-        if task is not None and task is not asyncio.current_task():
+        """Stop following ``replica``; returns once no answer of it is being applied."""
+        entry = self._followed.get(replica.key)
+        if entry is None or entry.replica is not replica:
+            return
+        del self._followed[replica.key]
+        if entry.leader_id is not None and entry.leader_id in self._changed:
+            self._changed[entry.leader_id].set()
+        async with entry.busy:
+            pass
+
+    def following(self) -> list[tuple[str, int]]:
+        """The partitions being fetched, by (topic, partition)."""
+        return sorted(self._followed)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._tasks.clear()
 
-    async def _follow(self, replica: Replica, epoch: int) -> None:
+    # -- one leader's task --------------------------------------------------------------------------
+
+    def _entries_of(self, leader: int) -> list[_Followed]:
+        return [e for e in self._followed.values() if e.leader_id == leader and e.current()]
+
+    async def _run(self, leader: int) -> None:
         state = self.state
+        loop = asyncio.get_running_loop()
+        changed = self._changed.setdefault(leader, asyncio.Event())
+        rotation = 0
+        while not state.closing:
+            entries = self._entries_of(leader)
+            if not entries:
+                # No await since the check: a start() for this leader after it makes a new task.
+                if self._tasks.get(leader) is asyncio.current_task():
+                    del self._tasks[leader]
+                return
+            changed.clear()
+            url = state.url_of(leader)
+            if url is None:
+                await self._sleep_or_change(changed, state.refresh_s)
+                continue
+            now = loop.time()
+            ready = [e for e in entries if e.not_before <= now]
+            if not ready:
+                await self._sleep_or_change(changed, min(e.not_before for e in entries) - now)
+                continue
+            # Truncation first (by leader epoch), each partition on its own, at once.
+            truncating = [e for e in ready if e.must_truncate]
+            if truncating:
+                await asyncio.gather(*(self._truncate_entry(e, url) for e in truncating))
+                ready = [e for e in ready if not e.must_truncate and e.current() and e.not_before <= now]
+                if not ready:
+                    continue
+            # Rotate the order, so that the byte budget of an answer does not always go to the same
+            # partitions first (Kafka's fetch sessions do the same).
+            rotation = (rotation + 1) % len(ready)
+            ready = ready[rotation:] + ready[:rotation]
+            try:
+                answers = await self._fetch(url, ready, changed)
+            except asyncio.CancelledError:
+                raise
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                logger.debug("replica fetch from broker %s failed: %s", leader, exc)
+                await self._sleep_or_change(changed, state.refresh_s)
+                continue
+            if answers is None:
+                continue  # the set of partitions changed while the fetch waited
+            by_key = {e.replica.key: e for e in ready}
+            for answer in answers:
+                entry = by_key.get((answer.topic, answer.partition))
+                if entry is not None:
+                    await self._apply(entry, answer)
+
+    async def _sleep_or_change(self, changed: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), max(0.0, seconds))
+
+    async def _fetch(
+        self, url: str, entries: Iterable[_Followed], changed: asyncio.Event
+    ) -> list[PartitionFetched] | None:
+        """One fetch of ``entries``; None when the followed set changed before it was answered."""
+        state = self.state
+        wait_ms = state.settings.replica_fetch_wait_max_ms
+        body = {
+            "replica_id": state.me,
+            "max_wait_ms": wait_ms,
+            "max_bytes": FETCH_RESPONSE_MAX_BYTES,
+            "partitions": [
+                {"topic": e.replica.handle.topic, "partition": e.replica.handle.partition,
+                 "leader_epoch": e.epoch, "offset": e.replica.handle.log.log_end_offset,
+                 "max_bytes": FETCH_MAX_BYTES}
+                for e in entries
+            ],
+        }
+        request = asyncio.ensure_future(
+            state.http().post(f"{url}{INTERNAL_PREFIX}/fetch", json=body, timeout=wait_ms / 1000 + 10)
+        )
+        interrupt = asyncio.ensure_future(changed.wait())
+        try:
+            await asyncio.wait({request, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            interrupt.cancel()
+        if not request.done():
+            request.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await request
+            return None
+        answer = request.result()
+        if answer.status_code != 200:
+            state.refresh_wanted.set()
+            raise httpx.HTTPError(f"the replica fetch answered {answer.status_code}")
+        return list(decode_fetched(answer.content))
+
+    async def _truncate_entry(self, entry: _Followed, url: str) -> None:
+        state = self.state
+        replica = entry.replica
+        handle = replica.handle
+        base = f"{url}{INTERNAL_PREFIX}/{handle.topic}/{handle.partition}"
+        try:
+            async with entry.busy:
+                if self._followed.get(replica.key) is not entry or not entry.current():
+                    return
+                await self._truncate_to_leader(replica, base, entry.epoch)
+            entry.must_truncate = False
+        except asyncio.CancelledError:
+            raise
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            logger.debug("epoch-end of %s-%d from broker %s failed: %s", *replica.key, entry.leader_id, exc)
+            entry.not_before = asyncio.get_running_loop().time() + state.refresh_s
+        except storage_errors.StorageError as exc:
+            state.broker.note_storage_failure(handle, exc)
+            entry.not_before = asyncio.get_running_loop().time() + state.refresh_s
+
+    async def _apply(self, entry: _Followed, answer: PartitionFetched) -> None:
+        """Apply one partition's part of an answer (while it is still followed at that epoch)."""
+        state = self.state
+        replica = entry.replica
         handle = replica.handle
         log = handle.log
-        topic, partition = replica.key
-        must_truncate = True
-        client = state.http()
-        wait_ms = state.settings.replica_fetch_wait_max_ms
-        while replica.role is Role.FOLLOWER and replica.leader_epoch == epoch and not state.closing:
-            url = state.url_of(replica.leader_id)
-            if url is None:
-                await asyncio.sleep(state.refresh_s)
-                continue
-            base = f"{url}{INTERNAL_PREFIX}/{topic}/{partition}"
+        async with entry.busy:
+            if self._followed.get(replica.key) is not entry or not entry.current():
+                return
             try:
-                if must_truncate:
-                    await self._truncate_to_leader(replica, base, epoch)
-                    must_truncate = False
-                answer = await client.get(
-                    base,
-                    params={"replica_id": state.me, "leader_epoch": epoch, "offset": log.log_end_offset,
-                            "max_bytes": FETCH_MAX_BYTES, "max_wait_ms": wait_ms},
-                    timeout=wait_ms / 1000 + 10,
-                )
-                if answer.status_code == 416:
-                    bounds = answer.json()
-                    leader_start = int(bounds.get("log_start_offset", 0))
-                    leader_end = int(bounds.get("log_end_offset", 0))
-                    if log.log_end_offset < leader_start:
-                        await self._restart_at(replica, epoch, leader_start)
-                    elif leader_end < log.log_end_offset:
-                        await self._truncate(replica, epoch, leader_end)
-                    must_truncate = True
-                    continue
-                if answer.status_code != 200:
+                if answer.error == "offset_out_of_range":
+                    if log.log_end_offset < answer.log_start_offset:
+                        await self._restart_at(replica, entry.epoch, answer.log_start_offset)
+                    elif answer.log_end_offset < log.log_end_offset:
+                        await self._truncate(replica, entry.epoch, answer.log_end_offset)
+                    entry.must_truncate = True
+                    return
+                if answer.error is not None:
                     state.refresh_wanted.set()
-                    await asyncio.sleep(state.refresh_s)
-                    continue
-                high_watermark = int(answer.headers["x-high-watermark"])
-                data = answer.content
+                    entry.not_before = asyncio.get_running_loop().time() + state.refresh_s
+                    return
+                data = answer.data
                 if data:
                     async with handle.write_lock:
-                        if replica.role is not Role.FOLLOWER or replica.leader_epoch != epoch:
+                        if not entry.current():
                             return
                         await asyncio.to_thread(append_batches, log, data)
                 before = log.high_watermark
-                log.update_high_watermark(min(high_watermark, log.log_end_offset))
-                # DeleteRecords on the leader: follow its log start (never beyond what this
-                # replica has and may serve).
-                leader_start = int(answer.headers.get("x-log-start-offset", "0"))
-                if leader_start > log.log_start_offset:
-                    await asyncio.to_thread(log.delete_records, min(leader_start, log.high_watermark))
-                if log.high_watermark <= high_watermark:
+                log.update_high_watermark(min(answer.high_watermark, log.log_end_offset))
+                # DeleteRecords on the leader: follow its log start (never beyond what this replica
+                # has and may serve).
+                if answer.log_start_offset > log.log_start_offset:
+                    await asyncio.to_thread(
+                        log.delete_records, min(answer.log_start_offset, log.high_watermark)
+                    )
+                if log.high_watermark <= answer.high_watermark:
                     replica.servable = True
                 if data or log.high_watermark != before:
                     handle.notify()
-            except asyncio.CancelledError:
-                raise
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                logger.debug(
-                    "fetch of %s-%d from broker %s failed: %s", topic, partition, replica.leader_id, exc
-                )
-                await asyncio.sleep(state.refresh_s)
             except storage_errors.StorageError as exc:  # a full or failing disk: KIP-112
                 state.broker.note_storage_failure(handle, exc)
-                logger.debug("replica append of %s-%d failed: %s", topic, partition, exc)
-                await asyncio.sleep(state.refresh_s)
+                logger.debug("replica append of %s-%d failed: %s", *replica.key, exc)
+                entry.not_before = asyncio.get_running_loop().time() + state.refresh_s
             except Exception:
-                logger.warning("replica fetcher of %s-%d failed", topic, partition, exc_info=True)
-                await asyncio.sleep(state.refresh_s)
+                logger.warning("replica fetcher of %s-%d failed", *replica.key, exc_info=True)
+                entry.not_before = asyncio.get_running_loop().time() + state.refresh_s
 
     async def _truncate_to_leader(self, replica: Replica, base: str, epoch: int) -> None:
         """Find where this log diverges from the leader's by leader epoch (KIP-101/279); cut it there."""

@@ -7,7 +7,8 @@ components, each a module of its own:
   elections, preferred-leader return, the switch of a reassignment) and reassignment;
 - ``partition`` (Partition): a replica's state as leader or follower, the high watermark as the
   ISR's smallest log end, ISR changes by compare-and-set, the Broker's checks;
-- ``fetcher`` (ReplicaFetcherThread): the fetch task of each followed partition;
+- ``fetcher`` (ReplicaFetcherThread): one fetch task per leader, for all the partitions followed
+  from it;
 - ``state``: what they share (this broker's view of the cluster).
 
 This module runs the **metadata** loop (a few times per heartbeat, or at once when something looks
@@ -41,7 +42,7 @@ from app.cluster.controller_loop import ControllerLoop
 from app.cluster.fetcher import ReplicaFetcher
 from app.cluster.forward import ProduceForwarder
 from app.cluster.lifecycle import BrokerLifecycle
-from app.cluster.partition import PartitionReplicas, ReplicaFetch
+from app.cluster.partition import FetchPartition, PartitionFetched, PartitionReplicas, ReplicaFetch
 from app.cluster.placement import ReplicaPlacer
 from app.cluster.replica import FollowerState, Replica, Role
 from app.cluster.state import INTERNAL_PREFIX, ClusterState
@@ -138,14 +139,12 @@ class ClusterManager:
         state.closing = True
         await self.forwarder.aclose()
         tasks = list(self._tasks)
-        for replica in state.replicas.values():
-            if replica.fetcher is not None:
-                tasks.append(replica.fetcher)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.fetcher.close()
         if state.client is not None:
             await state.client.aclose()
         try:
@@ -343,6 +342,13 @@ class ClusterManager:
         return await self.partitions.serve_replica_fetch(
             topic, partition, replica_id=replica_id, leader_epoch=leader_epoch, offset=offset,
             max_bytes=max_bytes, max_wait_ms=max_wait_ms,
+        )
+
+    async def serve_replica_fetches(
+        self, *, replica_id: int, partitions: list[FetchPartition], max_bytes: int, max_wait_ms: int
+    ) -> list[PartitionFetched]:
+        return await self.partitions.serve_replica_fetches(
+            replica_id=replica_id, partitions=partitions, max_bytes=max_bytes, max_wait_ms=max_wait_ms
         )
 
     def end_offset_for_epoch(

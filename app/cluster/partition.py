@@ -29,7 +29,7 @@ from app.cluster.replica import Replica, Role
 from app.cluster.state import INTERNAL_PREFIX, ClusterState
 from storage import errors as storage_errors
 
-__all__ = ["PartitionReplicas", "ReplicaFetch"]
+__all__ = ["FetchPartition", "PartitionFetched", "PartitionReplicas", "ReplicaFetch"]
 
 logger = logging.getLogger("tidelog.cluster")
 
@@ -38,6 +38,36 @@ logger = logging.getLogger("tidelog.cluster")
 class ReplicaFetch:
     """The leader's answer to a follower's fetch."""
 
+    data: bytes
+    high_watermark: int
+    log_start_offset: int
+    log_end_offset: int
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPartition:
+    """One partition of a follower's batched fetch: where its log ends, at which leader epoch."""
+
+    topic: str
+    partition: int
+    leader_epoch: int
+    offset: int
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionFetched:
+    """The leader's answer for one partition of a batched fetch.
+
+    ``error`` is None, ``"not_leader"`` (this broker does not lead it at that epoch; ``leader_epoch``
+    is its current one when it leads at another) or ``"offset_out_of_range"`` (the offset is outside
+    ``[log_start_offset, log_end_offset]``).
+    """
+
+    topic: str
+    partition: int
+    error: str | None
     data: bytes
     high_watermark: int
     log_start_offset: int
@@ -122,14 +152,107 @@ class PartitionReplicas:
         max_bytes: int, max_wait_ms: int,
     ) -> ReplicaFetch:
         """A follower's fetch: record its log end, then raw batches from ``offset`` (long-poll)."""
+        replica = self._record_replica_fetch(
+            topic, partition, replica_id=replica_id, leader_epoch=leader_epoch, offset=offset
+        )
+        handle = replica.handle
+        log = handle.log
+        if offset >= log.log_end_offset and max_wait_ms > 0:
+            await self._wait_for_append(handle, offset, max_wait_ms / 1000, replica, leader_epoch)
+        data = b""
+        if offset < log.log_end_offset:
+            try:
+                data = log.read(offset, max_bytes, max_offset=log.log_end_offset).data
+            except storage_errors.OffsetOutOfRangeError:
+                data = b""
+        return ReplicaFetch(data, log.high_watermark, log.log_start_offset, log.log_end_offset,
+                            replica.leader_epoch)
+
+    async def serve_replica_fetches(
+        self, *, replica_id: int, partitions: list[FetchPartition], max_bytes: int, max_wait_ms: int
+    ) -> list[PartitionFetched]:
+        """A follower's fetch of every partition it follows from this leader, in one request (Kafka's
+        replica Fetch): each partition's fetch offset is recorded (high watermark, ISR expansion) as
+        :meth:`serve_replica_fetch` does, then the answer waits up to ``max_wait_ms`` until any of
+        them has records past its offset, and reads each (at most its own ``max_bytes``, at most
+        ``max_bytes`` in all, always the first partition with data whole)."""
+        served: list[tuple[FetchPartition, Replica | None, str | None]] = []
+        for want in partitions:
+            try:
+                replica = self._record_replica_fetch(
+                    want.topic, want.partition, replica_id=replica_id, leader_epoch=want.leader_epoch,
+                    offset=want.offset,
+                )
+                served.append((want, replica, None))
+            except NotLeaderError:
+                served.append((want, None, "not_leader"))
+            except ReplicaOffsetOutOfRangeError:
+                leader = self.state.replicas.get((want.topic, want.partition))
+                served.append((want, leader, "offset_out_of_range"))
+        waiting = [(w, r) for w, r, error in served if r is not None and error is None]
+        if max_wait_ms > 0 and len(waiting) == len(served) and all(
+            w.offset >= r.handle.log.log_end_offset for w, r in waiting
+        ):
+            await self._wait_for_any_append(waiting, max_wait_ms / 1000)
+        answers: list[PartitionFetched] = []
+        budget = max_bytes
+        for want, maybe_replica, error in served:
+            if maybe_replica is None:
+                answers.append(PartitionFetched(want.topic, want.partition, error, b"", -1, -1, -1, -1))
+                continue
+            replica = maybe_replica
+            log = replica.handle.log
+            data = b""
+            if error is None and want.offset < log.log_end_offset and budget > 0:
+                try:
+                    data = log.read(
+                        want.offset, min(want.max_bytes, budget), max_offset=log.log_end_offset
+                    ).data
+                except storage_errors.OffsetOutOfRangeError:
+                    data = b""
+                budget -= len(data)
+            answers.append(PartitionFetched(
+                want.topic, want.partition, error, data, log.high_watermark, log.log_start_offset,
+                log.log_end_offset, replica.leader_epoch,
+            ))
+        return answers
+
+    async def _wait_for_any_append(
+        self, waiting: list[tuple[FetchPartition, Replica]], timeout_s: float
+    ) -> None:
+        event = asyncio.Event()
+        epochs = [(w, r, r.leader_epoch) for w, r in waiting]
+        for _, replica, _ in epochs:
+            replica.handle.add_waiter(event)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        try:
+            while not self.state.closing and all(
+                r.handle.log.log_end_offset <= w.offset and r.role is Role.LEADER and r.leader_epoch == e
+                for w, r, e in epochs
+            ):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+                event.clear()
+        finally:
+            for _, replica, _ in epochs:
+                replica.handle.remove_waiter(event)
+
+    def _record_replica_fetch(
+        self, topic: str, partition: int, *, replica_id: int, leader_epoch: int, offset: int
+    ) -> Replica:
+        """Check a follower's fetch of a partition led here and note its position (its log end):
+        the high watermark may move, and a follower that caught up joins the ISR."""
         replica = self.led(topic, partition, leader_epoch)
         if replica_id not in replica.replicas:
             raise NotLeaderError(
                 f"broker {replica_id} holds no replica of {topic}-{partition}", leader_id=self.state.me,
                 leader_url=None,
             )
-        handle = replica.handle
-        log = handle.log
+        log = replica.handle.log
         if offset > log.log_end_offset or offset < log.log_start_offset:
             raise ReplicaOffsetOutOfRangeError(
                 f"offset {offset} is outside the leader's log [{log.log_start_offset}, {log.log_end_offset})",
@@ -143,16 +266,7 @@ class PartitionReplicas:
         ):
             logger.info("%s-%d: follower %d caught up: joining the ISR", topic, partition, replica_id)
             self.change_isr(replica, (*replica.isr, replica_id))
-        if offset >= log.log_end_offset and max_wait_ms > 0:
-            await self._wait_for_append(handle, offset, max_wait_ms / 1000, replica, leader_epoch)
-        data = b""
-        if offset < log.log_end_offset:
-            try:
-                data = log.read(offset, max_bytes, max_offset=log.log_end_offset).data
-            except storage_errors.OffsetOutOfRangeError:
-                data = b""
-        return ReplicaFetch(data, log.high_watermark, log.log_start_offset, log.log_end_offset,
-                            replica.leader_epoch)
+        return replica
 
     async def _wait_for_append(
         self, handle: PartitionHandle, offset: int, timeout_s: float, replica: Replica, epoch: int

@@ -69,6 +69,8 @@ ROUTE_ACLS: Final[dict[tuple[str, str], tuple[Need, ...]]] = {
     ("GET", "/readyz"): OPEN,
     ("GET", "/metrics"): OPEN,
     ("GET", "/openapi.json"): OPEN,
+    ("GET", "/openapi-3.2.json"): OPEN,
+    ("GET", "/api-docs-assets/{path:path}"): OPEN,
     ("GET", "/docs"): OPEN,
     ("GET", "/docs/oauth2-redirect"): OPEN,
     ("GET", "/redoc"): OPEN,
@@ -119,6 +121,7 @@ ROUTE_ACLS: Final[dict[tuple[str, str], tuple[Need, ...]]] = {
     ("PUT", "/v1/quotas/{principal}"): (Need(C, Op.ALTER_CONFIGS),),
     ("DELETE", "/v1/quotas/{principal}"): (Need(C, Op.ALTER_CONFIGS),),
     # replication between brokers (not in the spec): the inter-broker principal only
+    ("POST", "/internal/v1/replication/fetch"): (Need(C, Op.CLUSTER_ACTION),),
     ("GET", "/internal/v1/replication/{topic}/readiness"): (Need(C, Op.CLUSTER_ACTION),),
     ("GET", "/internal/v1/replication/{topic}/{partition}"): (Need(C, Op.CLUSTER_ACTION),),
     ("GET", "/internal/v1/replication/{topic}/{partition}/high-watermark"): (Need(C, Op.CLUSTER_ACTION),),
