@@ -61,7 +61,7 @@ def _show(output: str, acls: list[dict[str, Any]], title: str) -> None:
 
 @click.group()
 def acls() -> None:
-    """Who may do what: ACL bindings (Kafka's ``kafka-acls``), enforced with --authorizer-enabled."""
+    """Who may do what: ACL bindings (Kafka's kafka-acls), enforced with --authorizer-enabled."""
 
 
 @acls.command("add")
@@ -72,7 +72,7 @@ def acls() -> None:
 def add(principal: str | None, host: str | None, topic: str | None, group: str | None, on_cluster: bool,
         prefixed: bool, operation: str | None, deny: bool, output: str, url: str | None,
         timeout: float) -> None:
-    """Add a binding: e.g. ``--principal User:alice --topic orders --operation READ``."""
+    """Add a binding, e.g. --principal User:alice --topic orders --operation READ."""
     resource_type, name = _resource(topic, group, on_cluster)
     if principal is None or resource_type is None or operation is None:
         raise click.UsageError("add needs --principal, one of --topic/--group/--cluster, and --operation")
