@@ -224,6 +224,13 @@ class GroupListOut(BaseModel):
     groups: list[GroupSummaryOut]
 
 
+def _describable(request: Request, lags: list[OffsetLag]) -> list[OffsetLag]:
+    """The committed offsets of topics the caller may DESCRIBE (Kafka's OffsetFetch leaves the
+    others out)."""
+    scope = request.scope
+    return [lag for lag in lags if authorize(scope, Operation.DESCRIBE, ResourceType.TOPIC, lag.topic)]
+
+
 def _offset_out(lag: OffsetLag) -> OffsetOut:
     return OffsetOut(
         topic=lag.topic,
@@ -295,6 +302,7 @@ async def describe_group(
 ) -> GroupOut:
     """The group's state, protocol, members with their assignments, committed offsets and lag."""
     description, lags = await service.describe(group)
+    lags = _describable(request, lags)
     return GroupOut(
         authorized_operations=(
             authorized_operations(request.scope, ResourceType.GROUP, group)
@@ -518,10 +526,11 @@ async def commit_offsets(
 
 
 @router.get("/{group}/offsets", response_model=OffsetsOut, responses=error_responses(ErrorCode.UNKNOWN_GROUP))
-async def get_offsets(group: GroupId, service: GroupServiceDep) -> OffsetsOut:
-    """The group's committed offsets with each partition's high watermark and lag."""
+async def get_offsets(request: Request, group: GroupId, service: GroupServiceDep) -> OffsetsOut:
+    """The group's committed offsets (of the topics the caller may describe) with each partition's
+    high watermark and lag."""
     lags = await service.offsets(group)
-    return OffsetsOut(group_id=group, offsets=[_offset_out(lag) for lag in lags])
+    return OffsetsOut(group_id=group, offsets=[_offset_out(lag) for lag in _describable(request, lags)])
 
 
 @router.post(

@@ -69,3 +69,19 @@ def test_an_event_stream_with_a_pattern_ends_with_an_error_event(
     assert "event: record" not in answer.text
     refused = secured.get("/v1/groups/g/events", params={"topics": "a.b"}, headers=reader)
     assert refused.status_code == 404 and refused.json()["error_code"] == 40401
+
+
+def test_committed_offsets_show_only_describable_topics(
+    secured: Any, as_user: Callable[[str | None], dict[str, str]]
+) -> None:
+    admin, reader = as_user(SUPER), as_user(READER)
+    _setup(secured, admin)
+    commits = [{"topic": t, "partition": 0, "offset": 1} for t in ("a", "a.b")]
+    assert secured.post("/v1/groups/g/offsets", json={"offsets": commits}, headers=admin).status_code == 204
+    def topics(headers: dict[str, str]) -> list[str]:
+        return [o["topic"] for o in secured.get("/v1/groups/g/offsets", headers=headers).json()["offsets"]]
+
+    assert topics(admin) == ["a", "a.b"]
+    assert topics(reader) == ["a"]
+    described = secured.get("/v1/groups/g", headers=reader).json()
+    assert [o["topic"] for o in described["offsets"]] == ["a"] and described["total_lag"] == 0
