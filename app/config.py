@@ -158,6 +158,29 @@ class Settings(BaseSettings):
     )
     ui_export_enabled: bool = Field(True, description="The console offers export of the rows it shows.")
 
+    # --- what callers may do, how much, and the audit trail (docs/security-acls.md)
+    authorizer_enabled: bool = Field(
+        False, description="Enforce ACLs (Kafka's StandardAuthorizer); off: every caller may do everything."
+    )
+    super_users: str = Field(
+        "", description="Kafka's super.users: principals allowed everything, 'User:a;User:b'."
+    )
+    allow_everyone_if_no_acl_found: bool = Field(
+        False, description="Kafka's allow.everyone.if.no.acl.found: a resource without any ACL is open."
+    )
+    acl_refresh_interval_ms: int = Field(
+        200, ge=10, le=60_000, description="How often the ACL and quota cache checks the catalog for changes."
+    )
+    quotas_enabled: bool = Field(
+        False, description="Enforce the client quotas of /v1/quotas (per principal, per broker)."
+    )
+    audit_enabled: bool = Field(
+        False, description="Record every mutation and every denial to the __audit topic."
+    )
+    audit_file: Path | None = Field(
+        None, description="Also append each audit record, one JSON line, to this file."
+    )
+
     # --- background work
     log_retention_check_interval_ms: int = Field(
         300_000, ge=100, description="How often retention and compaction run."
@@ -300,6 +323,9 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"forwarded_allow_ips: {entry!r} is not an IP address or network"
                     ) from None
+        for user in filter(None, (u.strip() for u in self.super_users.split(";"))):
+            if not user.startswith("User:") or len(user) == len("User:"):
+                raise ValueError(f"super_users: {user!r} is not User:<name> (separate principals with ';')")
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms:
             raise ValueError("group_min_session_timeout_ms is larger than group_max_session_timeout_ms")
         from app.security.authn.jwt import check_algorithms

@@ -21,6 +21,10 @@ class ErrorCode(IntEnum):
     AUTHENTICATION_FAILED = 40102  # a wrong, unknown, expired or revoked credential
     # 403
     CSRF_CHECK_FAILED = 40390  # a cookie-authenticated unsafe request from another origin
+    # 403: the caller is known but its ACLs do not allow the operation (docs/security-acls.md)
+    TOPIC_AUTHORIZATION_FAILED = 40311  # may DESCRIBE the topic, not do this to it
+    GROUP_AUTHORIZATION_FAILED = 40312  # may DESCRIBE the group, not do this to it
+    CLUSTER_AUTHORIZATION_FAILED = 40313  # a cluster-level operation (create, ACLs, quotas, replication)
     # 404
     UNKNOWN_TOPIC = 40401
     UNKNOWN_PARTITION = 40402
@@ -71,6 +75,7 @@ class ErrorCode(IntEnum):
     TOO_MANY_WAITERS_PER_CLIENT = 42903  # max_parked_requests_per_client long polls already parked
     TOO_MANY_STREAMS_PER_CLIENT = 42904  # max_sse_streams_per_client event streams already open
     TOO_MANY_AUTHENTICATION_FAILURES = 42910  # this address failed too often lately: slowed, never locked
+    QUOTA_EXCEEDED = 42911  # the principal's quota (bytes/s, requests/s, streams); retry_after_ms says when
     # 500
     INTERNAL_ERROR = 50001
     STORAGE_ERROR = 50002

@@ -111,7 +111,7 @@ _RETRIABLE = frozenset({ErrorCode.NOT_READY, ErrorCode.OVERLOADED, ErrorCode.NOT
                         ErrorCode.TOO_MANY_CONNECTIONS, ErrorCode.TOO_MANY_CONNECTIONS_PER_IP,
                         ErrorCode.TOO_MANY_WAITERS, ErrorCode.TOO_MANY_WAITERS_PER_CLIENT,
                         ErrorCode.TOO_MANY_STREAMS, ErrorCode.TOO_MANY_STREAMS_PER_CLIENT,
-                        ErrorCode.TOO_MANY_AUTHENTICATION_FAILURES})
+                        ErrorCode.TOO_MANY_AUTHENTICATION_FAILURES, ErrorCode.QUOTA_EXCEEDED})
 #: Seconds a client should wait before retrying a write refused by a full or failing disk.
 STORAGE_RETRY_AFTER_S = 5
 _STORAGE_CODES = frozenset({ErrorCode.INSUFFICIENT_STORAGE, ErrorCode.STORAGE_WRITE_FAILED,

@@ -32,6 +32,7 @@ from app.metrics import Metrics
 from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
 from app.openapi import install_openapi
 from app.scheduler import RetentionScheduler
+from app.security.authorizer_middleware import Security, SecurityMiddleware
 from app.topics import TopicService
 from storage.dirlock import DirectoryLock
 
@@ -58,6 +59,7 @@ def _version() -> str:
 def _include_routers(app: FastAPI) -> None:
     # One router per resource. Registering a new one is a one-line addition here.
     from app.routes import (
+        acls,
         cluster,
         events,
         fetch_many,
@@ -67,6 +69,7 @@ def _include_routers(app: FastAPI) -> None:
         log_dirs,
         offsets,
         producers,
+        quotas,
         raw,
         records,
         sessions,
@@ -77,7 +80,7 @@ def _include_routers(app: FastAPI) -> None:
 
     for router in (health.router, cluster.router, log_dirs.router, topics.router, records.router,
                    fetch_many.router, offsets.router, producers.router, groups.router, events.router,
-                   keys.router, users.router, sessions.router):
+                   keys.router, users.router, sessions.router, acls.router, quotas.router):
         app.include_router(router)
     if app.state.settings.ui_enabled:
         app.include_router(ui_router)
@@ -123,6 +126,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     cluster: ClusterManager | None = None
     authenticator: Authenticator | None = None
     metrics: Metrics = state.metrics
+    security: Security = state.security
+    security_started = False
     try:
         await to_thread.run_sync(catalog.migrate)
         from app.security.authn import Authenticator
@@ -153,6 +158,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         group_service = GroupService(settings, catalog, broker)
         await group_service.start()
         state.group_service = group_service
+        security_started = True
+        await security.start(catalog, broker, state.topic_service)
         scheduler = RetentionScheduler(broker, metrics, interval_ms=settings.log_retention_check_interval_ms)
         state.retention_scheduler = scheduler
         scheduler.start()
@@ -166,6 +173,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             if scheduler is not None:
                 await scheduler.stop()
+            if security_started:
+                await security.close()
             if group_service is not None:
                 await group_service.close()
             if cluster is not None:
@@ -216,6 +225,8 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
     app.state.data_dir_lock = data_dir_lock
     app.state.phase = "created"
     app.state.cluster = None
+    security = Security(settings)
+    app.state.security = security
     install_error_handlers(app)
     _include_routers(app)
     from app.cluster.http import install_cluster_handlers
@@ -235,7 +246,10 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
     app.state.authenticator = None  # the lifespan sets it once the catalog is open
     from app.security.authn import AuthenticationMiddleware
 
-    # Inside the limits (an unauthenticated flood is refused like any other), outside every route.
+    # Innermost: ACLs, quotas and audit see the principal authentication left in the scope.
+    app.add_middleware(SecurityMiddleware, security=security)
+    # Inside the limits (an unauthenticated flood is refused like any other), outside every route
+    # and the authorizer.
     app.add_middleware(AuthenticationMiddleware, settings=settings)
     metrics.parked_requests.set_function(lambda: limits.parked.total)
     metrics.sse_streams.set_function(lambda: limits.streams.total)

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
 
 import anyio
@@ -350,9 +350,13 @@ async def group_stream(
     *,
     heartbeat_s: float,
     max_chunk_bytes: int = MAX_CHUNK_BYTES,
+    check_topics: Callable[[set[str]], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """The member ``view`` (joined by the caller) for the life of the connection: delivers its
     partitions' records, follows rebalances by heartbeating, and leaves when the client goes.
+
+    ``check_topics`` is given the topics of the member's partitions at every heartbeat and may raise
+    (the caller's TOPIC READ): the stream then ends with an ``error`` event and the member leaves.
 
     A static member (``instance_id``) does not leave on disconnect: it keeps its partitions for its
     session timeout, so a client that reconnects in time gets them back without a rebalance.
@@ -385,6 +389,8 @@ async def group_stream(
                     next_sync = now + RETRY_MS / 1000
                     continue
                 view = state.view
+                if check_topics is not None:
+                    check_topics({topic for topic, _ in view.assignment})
                 next_sync = now + view.heartbeat_interval_ms / 1000
                 if view.assignment != assignment:
                     assignment = view.assignment

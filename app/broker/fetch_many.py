@@ -13,7 +13,7 @@ usual: the request as a whole is never redirected.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -57,14 +57,21 @@ async def fetch_many(
     max_wait_ms: int,
     max_bytes: int,
     leader_only: bool = True,
+    authorize: Callable[[str], None] | None = None,
 ) -> list[PartitionData]:
-    """Every asked partition's data or error, in request order, per the module docstring."""
+    """Every asked partition's data or error, in request order, per the module docstring.
+
+    ``authorize(topic)`` raises the caller's refusal for a topic it may not READ (ACLs): that
+    partition's error, as Kafka's Fetch answers TOPIC_AUTHORIZATION_FAILED per partition.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_wait_ms / 1000.0
     handles: list[PartitionHandle | None] = []
     answers = [PartitionData(w.topic, w.partition, w.offset) for w in wanted]
     for want, answer in zip(wanted, answers, strict=True):
         try:
+            if authorize is not None:
+                authorize(want.topic)
             found = await broker.partition(want.topic, want.partition)
             await broker.replication.ensure_known(found)
             broker.replication.check_fetch(found, want.offset, leader_only=leader_only)

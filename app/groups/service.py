@@ -264,11 +264,14 @@ class GroupService:
         return out
 
     async def poll(
-        self, group_id: str, member_id: str, *, max_records: int, max_bytes: int, max_wait_ms: int
+        self, group_id: str, member_id: str, *, max_records: int, max_bytes: int, max_wait_ms: int,
+        check_topics: Callable[[set[str]], None] | None = None,
     ) -> PollResult:
         """A long-poll of the member's partitions; positions advance in the catalog.
 
         Waits at most half the member's session timeout, so that a poll never outlives its session.
+        ``check_topics`` is given the topics of the member's partitions before anything is read and
+        may raise (the caller's ACLs: Kafka checks TOPIC READ on every fetch); nothing then advances.
         """
         state = await self._run(self.coordinator.peek, group_id, member_id)
         try:
@@ -277,6 +280,8 @@ class GroupService:
             # A subscribed topic was deleted and nobody has settled the group since: settle, retry.
             state = await self.sync(group_id, member_id)
             positions = await self.resolve_positions(state.positions, state.view.auto_offset_reset)
+        if check_topics is not None:
+            check_topics({topic for topic, _ in positions})
         view = state.view
         wait_s = min(max_wait_ms, view.session_timeout_ms // 2) / 1000
         if positions and wait_s > 0:

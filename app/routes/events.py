@@ -21,6 +21,8 @@ from app.limits import slot_of
 from app.openapi import event_stream
 from app.routes.groups import GroupId, GroupServiceDep, JoinIn, TopicPartitionOut, join_request
 from app.routes.records import FetchedRecord
+from app.security.acl import Operation, ResourceType
+from app.security.authorizer_middleware import require
 from app.sse import (
     EventStreamResponse,
     group_stream,
@@ -196,8 +198,16 @@ async def group_events(
         await service.commit_forward(
             group, [OffsetCommit(t, p, offset, "sse Last-Event-ID") for (t, p), offset in resume.items()]
         )
+    def check_topics(names: set[str]) -> None:  # TOPIC READ on every assigned topic, each heartbeat
+        for name in sorted(names):
+            require(request.scope, Operation.READ, ResourceType.TOPIC, name)
+
+    check_topics(set(body.topics or ()))
     view = await service.join(group, join)
     chunk = request.app.state.settings.sse_max_buffer_bytes
     return EventStreamResponse(
-        group_stream(service, group, join, view, heartbeat_s=heartbeat_ms / 1000, max_chunk_bytes=chunk)
+        group_stream(
+            service, group, join, view, heartbeat_s=heartbeat_ms / 1000, max_chunk_bytes=chunk,
+            check_topics=check_topics,
+        )
     )

@@ -41,6 +41,8 @@ from app.limits import parked, until_stopping
 from app.metrics import Metrics
 from app.openapi import json_lines
 from app.routes.records import NDJSON, FetchedRecord
+from app.security.acl import Operation, ResourceType
+from app.security.authorizer_middleware import require
 
 __all__ = ["router"]
 
@@ -219,7 +221,12 @@ async def fetch_partitions(
         PartitionFetch(p.topic, p.partition, p.offset, p.max_bytes if p.max_bytes is not None else MiB)
         for p in body.partitions
     ]
-    read = functools.partial(fetch_many, broker, wanted, min_bytes=body.min_bytes, max_bytes=body.max_bytes)
+    def authorize(topic: str) -> None:  # TOPIC READ, per partition (ROUTE_ACLS: BODY)
+        require(request.scope, Operation.READ, ResourceType.TOPIC, topic)
+
+    read = functools.partial(
+        fetch_many, broker, wanted, min_bytes=body.min_bytes, max_bytes=body.max_bytes, authorize=authorize
+    )
     with parked(request.scope, body.max_wait_ms):  # a long poll waits outside the in-flight limit
         answers = await until_stopping(request.app.state.stopping, read(max_wait_ms=body.max_wait_ms))
     if answers is None:  # the broker is stopping: answer now with what there is

@@ -25,7 +25,9 @@ from app.groups.patterns import MAX_TOPIC_PATTERN_LENGTH
 from app.groups.service import GroupService, OffsetLag
 from app.limits import parked, until_stopping
 from app.routes.records import FetchedRecord
-from app.routes.topics import JsonBody
+from app.routes.topics import IncludeAuthorizedOperations, JsonBody
+from app.security.acl import Operation, ResourceType
+from app.security.authorizer_middleware import authorize, authorized_operations, require
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 
@@ -223,6 +225,11 @@ class GroupOut(BaseModel):
     members: list[MemberOut]
     offsets: list[OffsetOut]
     total_lag: int = Field(description="Sum of the lag of every committed partition.")
+    authorized_operations: list[str] | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="With include_authorized_operations: what the caller may do to the group.",
+    )
 
 
 class GroupSummaryOut(BaseModel):
@@ -235,6 +242,13 @@ class GroupSummaryOut(BaseModel):
 
 class GroupListOut(BaseModel):
     groups: list[GroupSummaryOut]
+
+
+def _describable(request: Request, lags: list[OffsetLag]) -> list[OffsetLag]:
+    """The committed offsets of topics the caller may DESCRIBE (Kafka's OffsetFetch leaves the
+    others out)."""
+    scope = request.scope
+    return [lag for lag in lags if authorize(scope, Operation.DESCRIBE, ResourceType.TOPIC, lag.topic)]
 
 
 def _offset_out(lag: OffsetLag) -> OffsetOut:
@@ -280,9 +294,13 @@ def _join_out(view: MemberView) -> JoinOut:
 
 
 @router.get("", response_model=GroupListOut, responses=error_responses())
-async def list_groups(service: GroupServiceDep) -> GroupListOut:
-    """Every consumer group with its state, assignor, generation and member count."""
-    groups = await service.list_groups()
+async def list_groups(request: Request, service: GroupServiceDep) -> GroupListOut:
+    """Every consumer group the caller may DESCRIBE, with its state, assignor, generation and
+    member count."""
+    groups = [
+        g for g in await service.list_groups()
+        if authorize(request.scope, Operation.DESCRIBE, ResourceType.GROUP, g.group_id)
+    ]
     return GroupListOut(
         groups=[
             GroupSummaryOut(
@@ -298,10 +316,18 @@ async def list_groups(service: GroupServiceDep) -> GroupListOut:
 
 
 @router.get("/{group}", response_model=GroupOut, responses=error_responses(ErrorCode.UNKNOWN_GROUP))
-async def describe_group(group: GroupId, service: GroupServiceDep) -> GroupOut:
+async def describe_group(
+    request: Request, group: GroupId, service: GroupServiceDep,
+    include_authorized_operations: IncludeAuthorizedOperations = False,
+) -> GroupOut:
     """The group's state, protocol, members with their assignments, committed offsets and lag."""
     description, lags = await service.describe(group)
+    lags = _describable(request, lags)
     return GroupOut(
+        authorized_operations=(
+            authorized_operations(request.scope, ResourceType.GROUP, group)
+            if include_authorized_operations else None
+        ),
         group_id=description.group_id,
         state=description.state,
         protocol=description.protocol,
@@ -347,12 +373,14 @@ async def delete_group(group: GroupId, service: GroupServiceDep) -> Response:
         ErrorCode.INVALID_REQUEST, ErrorCode.INVALID_SESSION_TIMEOUT, ErrorCode.UNSUPPORTED_MEDIA_TYPE
     ),
 )
-async def join_group(group: GroupId, body: JoinIn, service: GroupServiceDep) -> JoinOut:
+async def join_group(request: Request, group: GroupId, body: JoinIn, service: GroupServiceDep) -> JoinOut:
     """Join the group (created on first join); answers the member id, generation and assignment.
 
     A static member (``instance_id``) that rejoins within its session timeout gets its partitions
     back without a rebalance, under a new member id (the old one is fenced).
     """
+    for topic in body.topics or ():
+        require(request.scope, Operation.READ, ResourceType.TOPIC, topic)
     view = await service.join(group, join_request(body, "http"))
     return _join_out(view)
 
@@ -437,7 +465,12 @@ async def poll_records(
     A poll also counts as a heartbeat.
     """
     _limits(settings, max_records, max_bytes, max_wait_ms)
-    poll = functools.partial(service.poll, group, member_id, max_records=max_records, max_bytes=max_bytes)
+    def check_topics(topics: set[str]) -> None:  # TOPIC READ on every assigned topic, each poll
+        for topic in sorted(topics):
+            require(request.scope, Operation.READ, ResourceType.TOPIC, topic)
+
+    poll = functools.partial(service.poll, group, member_id, max_records=max_records, max_bytes=max_bytes,
+                             check_topics=check_topics)
     with parked(request.scope, max_wait_ms):  # a long poll waits outside the in-flight limit
         result = await until_stopping(request.app.state.stopping, poll(max_wait_ms=max_wait_ms))
     if result is None:  # the broker is stopping: answer now with what there is
@@ -477,8 +510,11 @@ def _limits(settings: Settings, max_records: int, max_bytes: int, max_wait_ms: i
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     ),
 )
-async def seek(group: GroupId, member_id: MemberId, body: SeekIn, service: GroupServiceDep) -> SeekOut:
+async def seek(
+    request: Request, group: GroupId, member_id: MemberId, body: SeekIn, service: GroupServiceDep
+) -> SeekOut:
     """Move the member's position in a partition it owns (409 40902 otherwise)."""
+    require(request.scope, Operation.READ, ResourceType.TOPIC, body.topic)
     position = await service.seek(group, member_id, body.topic, body.partition, body.to, body.value)
     return SeekOut(topic=body.topic, partition=body.partition, position=position)
 
@@ -498,7 +534,9 @@ async def seek(group: GroupId, member_id: MemberId, body: SeekIn, service: Group
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     ),
 )
-async def commit_offsets(group: GroupId, body: CommitIn, service: GroupServiceDep) -> Response:
+async def commit_offsets(
+    request: Request, group: GroupId, body: CommitIn, service: GroupServiceDep
+) -> Response:
     """Commit offsets; answers 204 once the catalog transaction is durable.
 
     A member commits with its ``member_id`` and current ``generation`` only partitions it owns
@@ -506,16 +544,19 @@ async def commit_offsets(group: GroupId, body: CommitIn, service: GroupServiceDe
     """
     if body.member_id is not None and body.generation is None:
         raise InvalidParameterError("a commit with member_id needs its generation")
+    for topic in sorted({o.topic for o in body.offsets}):
+        require(request.scope, Operation.READ, ResourceType.TOPIC, topic)
     offsets = [OffsetCommit(o.topic, o.partition, o.offset, o.metadata) for o in body.offsets]
     await service.commit(group, offsets, member_id=body.member_id, generation=body.generation)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{group}/offsets", response_model=OffsetsOut, responses=error_responses(ErrorCode.UNKNOWN_GROUP))
-async def get_offsets(group: GroupId, service: GroupServiceDep) -> OffsetsOut:
-    """The group's committed offsets with each partition's high watermark and lag."""
+async def get_offsets(request: Request, group: GroupId, service: GroupServiceDep) -> OffsetsOut:
+    """The group's committed offsets (of the topics the caller may describe) with each partition's
+    high watermark and lag."""
     lags = await service.offsets(group)
-    return OffsetsOut(group_id=group, offsets=[_offset_out(lag) for lag in lags])
+    return OffsetsOut(group_id=group, offsets=[_offset_out(lag) for lag in _describable(request, lags)])
 
 
 @router.post(
@@ -530,12 +571,16 @@ async def get_offsets(group: GroupId, service: GroupServiceDep) -> OffsetsOut:
         ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     ),
 )
-async def reset_offsets(group: GroupId, body: ResetIn, service: GroupServiceDep) -> ResetOut:
+async def reset_offsets(
+    request: Request, group: GroupId, body: ResetIn, service: GroupServiceDep
+) -> ResetOut:
     """Reset committed offsets like ``kafka-consumer-groups --reset-offsets`` (409 while it has members).
 
     Targets are clamped into each partition's ``[log_start_offset, high_watermark]``; ``dry_run``
     answers the plan without applying it.
     """
+    for topic in body.topics:
+        require(request.scope, Operation.READ, ResourceType.TOPIC, topic)
     plan = await service.reset_offsets(
         group,
         topics=body.topics,

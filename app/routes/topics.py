@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.bounds import INT16_MAX, INT32_MAX, spec_bounds
 from app.deps import JsonBody, TopicServiceDep
 from app.error_codes import ErrorCode
 from app.errors import error_responses
+from app.security.acl import Operation, ResourceType
+from app.security.authorizer_middleware import authorize, authorized_operations, require
 from app.topics import TopicConfigs, TopicInfo
 from app.topics.service import TopicService
 
 # JsonBody lives in app.deps; re-exported here for routes that imported it from this module first.
-__all__ = ["JsonBody", "router"]
+__all__ = ["IncludeAuthorizedOperations", "JsonBody", "router"]
+
+
+#: ``?include_authorized_operations=true`` (KIP-430): the caller's operations on the resource.
+IncludeAuthorizedOperations = Annotated[
+    bool, Query(description="Add `authorized_operations`: what the caller may do here (KIP-430).")
+]
 
 router = APIRouter(prefix="/v1/topics", tags=["topics"])
 
@@ -62,6 +70,11 @@ class TopicOut(BaseModel):
         None,
         description="Only in a 202 answer (clustered mode): the partitions that some live broker could not "
         "serve yet when `timeout_ms` ran out. They become usable once their leader is elected.",
+    )
+    authorized_operations: list[str] | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="With include_authorized_operations: what the caller may do to the topic.",
     )
 
 
@@ -155,6 +168,7 @@ def _configs_out(configs: TopicConfigs) -> TopicConfigsOut:
 
 @router.get("", response_model=TopicList, responses=error_responses())
 async def list_topics(
+    request: Request,
     service: TopicServiceDep,
     name_contains: Annotated[
         str | None, Query(max_length=249, description="Only topics whose name contains this text.")
@@ -165,8 +179,12 @@ async def list_topics(
     ] = None,
     stats: Annotated[bool, Query(description="Add each listed topic's record count.")] = False,
 ) -> TopicList:
-    """Every topic, by name; filtered by `name_contains` and paged by `offset`/`limit`."""
-    topics = await service.list_topics()
+    """Every topic the caller may DESCRIBE, by name; filtered by `name_contains` and paged by
+    `offset`/`limit`."""
+    topics = [
+        t for t in await service.list_topics()
+        if authorize(request.scope, Operation.DESCRIBE, ResourceType.TOPIC, t.name)
+    ]
     if name_contains:
         topics = [t for t in topics if name_contains in t.name]
     page = topics[offset : None if limit is None else offset + limit]
@@ -211,6 +229,7 @@ async def list_topics(
     },
 )
 async def create_topic(
+    request: Request,
     body: CreateTopic,
     service: TopicServiceDep,
     response: Response,
@@ -219,6 +238,7 @@ async def create_topic(
 ) -> TopicOut:
     """Create a topic: 201 once it is usable through every broker, 202 if that took longer than
     `timeout_ms`, or 200 with what would be created under validate_only."""
+    require(request.scope, Operation.CREATE, ResourceType.TOPIC, body.name, or_cluster=True)
     info = await service.create_topic(
         body.name,
         partitions=body.partitions,
@@ -245,9 +265,15 @@ async def _when_ready(
 
 
 @router.get("/{topic}", response_model=TopicOut, responses=error_responses(ErrorCode.UNKNOWN_TOPIC))
-async def get_topic(topic: str, service: TopicServiceDep) -> TopicOut:
+async def get_topic(
+    request: Request, topic: str, service: TopicServiceDep,
+    include_authorized_operations: IncludeAuthorizedOperations = False,
+) -> TopicOut:
     """The topic's partitions (leader, replicas, ISR, offsets) and effective configs."""
-    return _topic_out(await service.get_topic(topic))
+    out = _topic_out(await service.get_topic(topic))
+    if include_authorized_operations:
+        out.authorized_operations = authorized_operations(request.scope, ResourceType.TOPIC, topic)
+    return out
 
 
 @router.patch(

@@ -144,6 +144,34 @@ class Admin:
         return self._client.call(_api.whoami())
 
 
+    # ACLs (kafka-acls) and quotas (kafka-configs --entity-type users)
+    def create_acls(self, acls: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Add ACL bindings (``principal``, ``resource_type``, ``resource_name``, ``operation``, and
+        optionally ``host``, ``pattern_type``, ``permission``); return those that were not there yet."""
+        return self._client.call(_api.create_acls(acls))
+
+    def list_acls(self, **where: Any) -> list[dict[str, Any]]:
+        """The bindings matching the filter (``principal=``, ``resource_type=``, ``pattern_type=``
+        including ``ANY`` and ``MATCH``, ``resource_name=``, ``operation=``, ``permission=``, ``host=``)."""
+        return self._client.call(_api.list_acls(where))
+
+    def delete_acls(self, **where: Any) -> list[dict[str, Any]]:
+        """Remove the bindings matching the filter (as ``list_acls``); return them."""
+        return self._client.call(_api.delete_acls(where))
+
+    def list_quotas(self) -> list[dict[str, Any]]:
+        """Every quota entry, the default one (``<default>``) included."""
+        return self._client.call(_api.list_quotas())
+
+    def set_quota(self, principal: str, **limits: int | None) -> dict[str, Any]:
+        """Set limits of ``principal`` (or ``<default>``): ``producer_byte_rate``,
+        ``consumer_byte_rate``, ``request_rate``, ``max_streams``; ``None`` removes one."""
+        return self._client.call(_api.set_quota(principal, limits))
+
+    def delete_quota(self, principal: str) -> None:
+        """Remove the quota entry of ``principal``."""
+        self._client.call(_api.delete_quota(principal))
+
 class AsyncAdmin:
     """``Admin`` over an ``AsyncClient``."""
 
@@ -248,3 +276,21 @@ class AsyncAdmin:
     async def whoami(self) -> dict[str, Any]:
         """The principal the client's credential authenticates as."""
         return await self._client.call(_api.whoami())
+
+    async def create_acls(self, acls: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return await self._client.call(_api.create_acls(acls))
+
+    async def list_acls(self, **where: Any) -> list[dict[str, Any]]:
+        return await self._client.call(_api.list_acls(where))
+
+    async def delete_acls(self, **where: Any) -> list[dict[str, Any]]:
+        return await self._client.call(_api.delete_acls(where))
+
+    async def list_quotas(self) -> list[dict[str, Any]]:
+        return await self._client.call(_api.list_quotas())
+
+    async def set_quota(self, principal: str, **limits: int | None) -> dict[str, Any]:
+        return await self._client.call(_api.set_quota(principal, limits))
+
+    async def delete_quota(self, principal: str) -> None:
+        await self._client.call(_api.delete_quota(principal))

@@ -722,6 +722,19 @@ def _list_of(name: str) -> Callable[[Any], list[dict[str, Any]]]:
     return parse
 
 
+# --- ACLs and quotas (kafka-acls, kafka-configs --entity-type users) ------------------------------
+
+
+def _acl_list(what: str) -> Callable[[Any], list[dict[str, Any]]]:
+    def parse(body: Any) -> list[dict[str, Any]]:
+        items = _mapping(body, what).get("acls")
+        if not isinstance(items, list):
+            raise ProtocolError(f"{what}: expected a list of ACLs")
+        return [dict(item) for item in items if isinstance(item, Mapping)]
+
+    return parse
+
+
 def create_api_key(principal: str, description: str, expires_at_ms: int | None) -> Call[dict[str, Any]]:
     body: dict[str, Any] = {"principal": principal, "description": description}
     if expires_at_ms is not None:
@@ -756,3 +769,36 @@ def delete_user(name: str) -> Call[None]:
 
 def whoami() -> Call[dict[str, Any]]:
     return Call("GET", "/v1/whoami", _dict, idempotent=True)
+def create_acls(acls: Sequence[Mapping[str, Any]]) -> Call[list[dict[str, Any]]]:
+    # Creating a binding twice adds it once: safe to send again.
+    return Call("POST", "/v1/acls", _acl_list("create ACLs"), json={"acls": [dict(a) for a in acls]},
+                idempotent=True)
+
+
+def list_acls(where: Mapping[str, Any]) -> Call[list[dict[str, Any]]]:
+    params = {k: v for k, v in where.items() if v is not None}
+    return Call("GET", "/v1/acls", _acl_list("list ACLs"), params=params, idempotent=True)
+
+
+def delete_acls(where: Mapping[str, Any]) -> Call[list[dict[str, Any]]]:
+    params = {k: v for k, v in where.items() if v is not None}
+    return Call("DELETE", "/v1/acls", _acl_list("delete ACLs"), params=params, idempotent=True)
+
+
+def list_quotas() -> Call[list[dict[str, Any]]]:
+    def parse(body: Any) -> list[dict[str, Any]]:
+        items = _mapping(body, "list quotas").get("quotas")
+        if not isinstance(items, list):
+            raise ProtocolError("list quotas: expected a list")
+        return [dict(item) for item in items if isinstance(item, Mapping)]
+
+    return Call("GET", "/v1/quotas", parse, idempotent=True)
+
+
+def set_quota(principal: str, limits: Mapping[str, int | None]) -> Call[dict[str, Any]]:
+    return Call("PUT", f"/v1/quotas/{_seg(principal)}", lambda b: dict(_mapping(b, "set quota")),
+                json=dict(limits), idempotent=True)
+
+
+def delete_quota(principal: str) -> Call[None]:
+    return Call("DELETE", f"/v1/quotas/{_seg(principal)}", _none, idempotent=True)

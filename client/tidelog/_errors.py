@@ -23,6 +23,9 @@ Exception tree::
         │   └── AuthenticationFailedError      40102  wrong, unknown, expired or revoked
         ├── AuthorizationError (403)       the credential's principal may not do this
         │   └── CsrfCheckFailedError           40390  a cookie-authenticated request from another origin
+        │   ├── TopicAuthorizationError        40311
+        │   ├── GroupAuthorizationError        40312
+        │   └── ClusterAuthorizationError      40313
         ├── NotFoundError (404)
         │   ├── UnknownTopicError              40401
         │   ├── UnknownPartitionError          40402
@@ -59,7 +62,8 @@ Exception tree::
         │   ├── InvalidSessionTimeoutError     42207
         │   └── InvalidTimestampError          42210  a timestamp outside the topic's KIP-937 bounds
         ├── TooManyRequestsError               42901  retriable, honours Retry-After
-        │   └── TooManyAuthenticationFailuresError 42910  this address failed too often lately
+        │   ├── TooManyAuthenticationFailuresError 42910  this address failed too often lately
+        │   └── QuotaExceededError             42911  the principal's quota; carries retry_after_ms
         ├── ServerError (500)
         │   ├── InternalServerError            50001
         │   ├── StorageError                   50002
@@ -91,10 +95,12 @@ __all__ = [
     "BatchDecompressedTooLargeError",
     "BrokerError",
     "ClientStateError",
+    "ClusterAuthorizationError",
     "ConflictError",
     "ConnectError",
     "CorruptBatchError",
     "CsrfCheckFailedError",
+    "GroupAuthorizationError",
     "GroupNotEmptyError",
     "IdempotencyKeyReusedError",
     "IllegalGenerationError",
@@ -128,6 +134,7 @@ __all__ = [
     "PartitionReadOnlyError",
     "ProducerFencedError",
     "ProtocolError",
+    "QuotaExceededError",
     "RebalanceInProgressError",
     "RecordTooLargeError",
     "RequestBodyTooSlowError",
@@ -150,6 +157,7 @@ __all__ = [
     "TooManyStreamsPerClientError",
     "TooManyWaitersError",
     "TooManyWaitersPerClientError",
+    "TopicAuthorizationError",
     "TopicExistsError",
     "TransportError",
     "UnknownApiKeyError",
@@ -260,6 +268,16 @@ class AuthorizationError(BrokerError):
 
 class CsrfCheckFailedError(AuthorizationError):
     """A session-cookie request with an unsafe method from an origin that is not the broker's."""
+class TopicAuthorizationError(AuthorizationError):
+    """The caller may see the topic but not do this to it."""
+
+
+class GroupAuthorizationError(AuthorizationError):
+    """The caller may see the group but not do this to it."""
+
+
+class ClusterAuthorizationError(AuthorizationError):
+    """A cluster-level operation the caller's ACLs do not allow."""
 
 
 class NotFoundError(BrokerError):
@@ -533,6 +551,10 @@ class TooManyStreamsPerClientError(TooManyRequestsError):
     """This client has its share of event streams open."""
 
 
+class QuotaExceededError(TooManyRequestsError):
+    """The principal's quota on this broker is used up; ``retry_after_ms`` says for how long."""
+
+
 class TooManyConnectionsError(ServiceUnavailableError):
     """The broker has max_connections connections open."""
 
@@ -558,6 +580,9 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40421: UnknownUserError,
     40920: UserExistsError,
     42910: TooManyAuthenticationFailuresError,
+    40311: TopicAuthorizationError,
+    40312: GroupAuthorizationError,
+    40313: ClusterAuthorizationError,
     40401: UnknownTopicError,
     40402: UnknownPartitionError,
     40403: UnknownMemberError,
@@ -595,6 +620,7 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     42902: TooManyConnectionsPerIpError,
     42903: TooManyWaitersPerClientError,
     42904: TooManyStreamsPerClientError,
+    42911: QuotaExceededError,
     50001: InternalServerError,
     50002: StorageError,
     50003: StorageWriteFailedError,

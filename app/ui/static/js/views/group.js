@@ -8,7 +8,7 @@ import { can } from "../permissions.js";
 import { errorView } from "../state.js";
 
 export async function group([id]) {
-  const g = await api("GET", `/v1/groups/${seg(id)}`);
+  const g = await api("GET", `/v1/groups/${seg(id)}`, { query: { include_authorized_operations: true } });
   const members = g.members.map((m) => [
     m.member_id, m.client_kind, (m.topics || []).join(", ") || m.topic_pattern || "—",
     m.assignment.map((a) => `${a.topic}[${a.partition}]`).join(" "),

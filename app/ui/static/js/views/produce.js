@@ -6,7 +6,7 @@ import { can } from "../permissions.js";
 import { errorView } from "../state.js";
 
 export async function produce([name]) {
-  const info = await api("GET", `/v1/topics/${seg(name)}`);
+  const info = await api("GET", `/v1/topics/${seg(name)}`, { query: { include_authorized_operations: true } });
   if (!can(info, "WRITE")) {
     return h("section", {}, h("h1", {}, name), notice("info", "You may not produce to this topic."));
   }

@@ -45,7 +45,7 @@ export async function topics(_params, query) {
   }
 
   await load();
-  const cluster = await api("GET", "/v1/cluster");
+  const cluster = await api("GET", "/v1/cluster", { query: { include_authorized_operations: true } });
   return h("section", {},
     h("h1", {}, "Topics"),
     h("div", { class: "toolbar" }, filter),
