@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     )
     ui_export_enabled: bool = Field(True, description="The console offers export of the rows it shows.")
 
+    # --- tidelog connect (docs/connect.md)
+    connect: bool = Field(False, description="Embed one tidelog connect worker in this broker (development).")
+    connect_worker_session_timeout_ms: int = Field(
+        10_000, ge=1000, le=300_000,
+        description="A connect worker silent this long loses its tasks to the other workers.",
+    )
+
     # --- background work
     log_retention_check_interval_ms: int = Field(
         300_000, ge=100, description="How often retention and compaction run."

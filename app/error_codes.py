@@ -20,6 +20,9 @@ class ErrorCode(IntEnum):
     UNKNOWN_MEMBER = 40403  # unknown or expired group member: it must rejoin
     UNKNOWN_GROUP = 40404
     UNKNOWN_PRODUCER = 40405
+    UNKNOWN_CONNECTOR = 40430  # no connector of that name (tidelog connect, docs/connect.md)
+    UNKNOWN_CONNECTOR_TASK = 40431  # the connector has no task of that id
+    UNKNOWN_CONNECTOR_PLUGIN = 40432  # no installed connector type of that name
     NOT_FOUND = 40499  # a path that names no resource
     # 405 / 406
     METHOD_NOT_ALLOWED = 40501
@@ -35,6 +38,9 @@ class ErrorCode(IntEnum):
     PRODUCER_FENCED = 40905  # an older producer epoch (Kafka's InvalidProducerEpoch / ProducerFenced)
     OUT_OF_ORDER_SEQUENCE = 40906  # a gap in an idempotent producer's sequence numbers
     IDEMPOTENCY_KEY_REUSED = 40907  # the same Idempotency-Key with a different request body
+    CONNECTOR_EXISTS = 40930  # POST /v1/connectors with a name already taken
+    CONNECTOR_NOT_STOPPED = 40931  # offsets are altered or reset only while the connector is STOPPED
+    STALE_TASK_GENERATION = 40932  # a worker reported for a task assignment that is no longer current
     # 413
     RECORD_TOO_LARGE = 41301  # one batch over max.message.bytes
     REQUEST_TOO_LARGE = 41302  # a body over the broker's request size limit
@@ -52,6 +58,7 @@ class ErrorCode(IntEnum):
     INVALID_SESSION_TIMEOUT = 42207
     INVALID_TIMESTAMP = 42210  # a record timestamp outside message.timestamp.before/after.max.ms (KIP-937)
     INVALID_TOPIC_PATTERN = 42220  # a topic_pattern RE2 cannot compile, or longer than the limit
+    INVALID_CONNECTOR_CONFIG = 42230  # a connector config that does not validate (see its `errors`)
     # 429
     TOO_MANY_REQUESTS = 42901
     TOO_MANY_CONNECTIONS_PER_IP = 42902  # max_connections_per_ip (or its override) reached

@@ -49,6 +49,8 @@ def _include_routers(app: FastAPI) -> None:
     # One router per resource. Registering a new one is a one-line addition here.
     from app.routes import (
         cluster,
+        connect,
+        connect_workers,
         events,
         groups,
         health,
@@ -61,7 +63,8 @@ def _include_routers(app: FastAPI) -> None:
     from app.ui import router as ui_router
 
     for router in (health.router, cluster.router, log_dirs.router, topics.router, records.router,
-                   offsets.router, producers.router, groups.router, events.router):
+                   offsets.router, producers.router, groups.router, events.router, connect.router,
+                   connect_workers.router):
         app.include_router(router)
     if app.state.settings.ui_enabled:
         app.include_router(ui_router)
@@ -131,6 +134,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         group_service = GroupService(settings, catalog, broker)
         await group_service.start()
         state.group_service = group_service
+        from app.connect import ConnectService
+
+        state.connect_service = ConnectService(
+            catalog, worker_session_timeout_ms=settings.connect_worker_session_timeout_ms
+        )
         scheduler = RetentionScheduler(broker, metrics, interval_ms=settings.log_retention_check_interval_ms)
         state.retention_scheduler = scheduler
         scheduler.start()

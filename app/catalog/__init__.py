@@ -3,6 +3,7 @@
 Importing this package registers every model on ``Base.metadata`` (migrations/env.py relies on it).
 """
 
+from app.catalog import connect as connect
 from app.catalog import producers as producers
 from app.catalog import topics as topics
 from app.catalog.base import Base

@@ -24,6 +24,9 @@ Exception tree::
         │   ├── UnknownMemberError             40403  the member must rejoin
         │   ├── UnknownGroupError              40404
         │   ├── UnknownProducerError           40405
+        │   ├── UnknownConnectorError          40430
+        │   ├── UnknownConnectorTaskError      40431
+        │   ├── UnknownConnectorPluginError    40432
         │   └── ResourceNotFoundError          40499
         ├── MethodNotAllowedError              40501
         ├── NotAcceptableError                 40601
@@ -34,7 +37,10 @@ Exception tree::
         │   ├── RebalanceInProgressError       40904  retriable
         │   ├── ProducerFencedError            40905
         │   ├── OutOfOrderSequenceError        40906
-        │   └── IdempotencyKeyReusedError      40907
+        │   ├── IdempotencyKeyReusedError      40907
+        │   ├── ConnectorExistsError           40930
+        │   ├── ConnectorNotStoppedError       40931
+        │   └── StaleTaskGenerationError       40932
         ├── TooLargeError (413)
         │   ├── RecordTooLargeError            41301
         │   └── RequestTooLargeError           41302
@@ -48,7 +54,8 @@ Exception tree::
         │   ├── InvalidReplicationFactorError  42205
         │   ├── NoCommittedOffsetError         42206
         │   ├── InvalidSessionTimeoutError     42207
-        │   └── InvalidTimestampError          42210  a timestamp outside the topic's KIP-937 bounds
+        │   ├── InvalidTimestampError          42210  a timestamp outside the topic's KIP-937 bounds
+        │   └── InvalidConnectorConfigError    42230  carries errors (setting → messages)
         ├── TooManyRequestsError               42901  retriable, honours Retry-After
         ├── ServerError (500)
         │   ├── InternalServerError            50001
@@ -80,12 +87,15 @@ __all__ = [
     "ClientStateError",
     "ConflictError",
     "ConnectError",
+    "ConnectorExistsError",
+    "ConnectorNotStoppedError",
     "GroupNotEmptyError",
     "IdempotencyKeyReusedError",
     "IllegalGenerationError",
     "InsufficientStorageError",
     "InternalServerError",
     "InvalidConfigError",
+    "InvalidConnectorConfigError",
     "InvalidInputError",
     "InvalidParameterError",
     "InvalidPartitionsError",
@@ -120,6 +130,7 @@ __all__ = [
     "ResourceNotFoundError",
     "ServerError",
     "ServiceUnavailableError",
+    "StaleTaskGenerationError",
     "StorageError",
     "StorageWriteFailedError",
     "TidelogError",
@@ -134,6 +145,9 @@ __all__ = [
     "TooManyWaitersPerClientError",
     "TopicExistsError",
     "TransportError",
+    "UnknownConnectorError",
+    "UnknownConnectorPluginError",
+    "UnknownConnectorTaskError",
     "UnknownGroupError",
     "UnknownMemberError",
     "UnknownPartitionError",
@@ -475,6 +489,34 @@ class TooManyStreamsError(ServiceUnavailableError):
     """The broker has max_sse_streams event streams open."""
 
 
+class UnknownConnectorError(NotFoundError):
+    """No connector of that name."""
+
+
+class UnknownConnectorTaskError(NotFoundError):
+    """The connector has no task of that id."""
+
+
+class UnknownConnectorPluginError(NotFoundError):
+    """No installed connector type of that name."""
+
+
+class ConnectorExistsError(ConflictError):
+    """A connector of that name exists already."""
+
+
+class ConnectorNotStoppedError(ConflictError):
+    """Offsets change only while the connector is STOPPED."""
+
+
+class StaleTaskGenerationError(ConflictError):
+    """The task's assignment is no longer current: stop it."""
+
+
+class InvalidConnectorConfigError(InvalidInputError):
+    """A connector config that does not validate (``errors``)."""
+
+
 ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40001: InvalidRequestError,
     40002: InvalidRecordError,
@@ -494,6 +536,13 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40905: ProducerFencedError,
     40906: OutOfOrderSequenceError,
     40907: IdempotencyKeyReusedError,
+    40430: UnknownConnectorError,
+    40431: UnknownConnectorTaskError,
+    40432: UnknownConnectorPluginError,
+    40930: ConnectorExistsError,
+    40931: ConnectorNotStoppedError,
+    40932: StaleTaskGenerationError,
+    42230: InvalidConnectorConfigError,
     40801: RequestHeaderTimeoutError,
     40802: RequestBodyTooSlowError,
     41301: RecordTooLargeError,

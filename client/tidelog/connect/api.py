@@ -85,6 +85,10 @@ class SourceRecord:
     headers: Mapping[str, str] | None = None
     partition: int | None = None
     timestamp_ms: int | None = None
+    #: Set by a task that could not convert this record (a line that is not JSON, …): the runtime
+    #: applies ``errors.tolerance`` to it at the conversion stage, dead-lettering ``value`` as read,
+    #: and its offset still counts as handled when the error is tolerated.
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
