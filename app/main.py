@@ -106,6 +106,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     group_service: Any = None
     cluster: Any = None
     forwarder: Any = None
+    connect_worker: Any = None
     metrics: Metrics = state.metrics
     try:
         await to_thread.run_sync(catalog.migrate)
@@ -144,12 +145,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler.start()
         state.phase = "ready"
         logger.info("broker %d started, data in %s", settings.broker_id, settings.data_dir)
+        if settings.connect:  # `tidelog serve --connect`: one worker in this process, over HTTP
+            from tidelog.connect.worker import Worker
+
+            worker_id = f"broker-{settings.broker_id}"
+            connect_worker = Worker(settings.effective_advertised_url, worker_id=worker_id)
+            connect_worker.start_background()
         yield
     finally:
         state.phase = "stopping"
         state.stopping.set()
         metrics.set_partition_source(None)
         try:
+            if connect_worker is not None:
+                await connect_worker.stop()
             if scheduler is not None:
                 await scheduler.stop()
             if group_service is not None:

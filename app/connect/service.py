@@ -42,7 +42,7 @@ from tidelog.connect.config import (
     definitions,
     hide,
     normalise,
-    parse,
+    parse_groups,
     validate,
 )
 
@@ -152,9 +152,7 @@ class ConnectService:
             }
             summary = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
             raise InvalidConnectorConfigError(f"the connector config is invalid: {summary}", errors=errors)
-        merged: dict[str, Any] = {}
-        for config_def in connect_plugins.config_groups(cls).values():
-            merged.update(parse(config_def, config))
+        merged = parse_groups(connect_plugins.config_groups(cls), config)
         connector = cls()
         try:
             connector.start(merged)

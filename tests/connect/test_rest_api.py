@@ -51,16 +51,28 @@ def test_create_get_list_and_delete_with_kafka_shapes(client: Any, tmp_path: Pat
 
 
 def test_duplicate_name_and_invalid_config_are_problems(client: Any, tmp_path: Path) -> None:
-    assert client.post("/v1/connectors", json={"name": "a", "config": file_source(tmp_path)}).status_code == 201
-    assert_problem(client.post("/v1/connectors", json={"name": "a", "config": file_source(tmp_path)}), 409, 40930)
+    assert (
+        client.post("/v1/connectors", json={"name": "a", "config": file_source(tmp_path)}).status_code == 201
+    )
+    assert_problem(
+        client.post("/v1/connectors", json={"name": "a", "config": file_source(tmp_path)}), 409, 40930
+    )
     body = assert_problem(
-        client.post("/v1/connectors", json={"name": "b", "config": {"connector.class": "file-source",
-                                                                     "tasks.max": "zero"}}), 422, 42230)
+        client.post(
+            "/v1/connectors",
+            json={"name": "b", "config": {"connector.class": "file-source", "tasks.max": "zero"}},
+        ),
+        422,
+        42230,
+    )
     assert set(body["errors"]) >= {"file", "topic", "tasks.max"}
-    assert_problem(client.post("/v1/connectors", json={"name": "c", "config": {"connector.class": "nope"}}),
-                   404, 40432)
+    assert_problem(
+        client.post("/v1/connectors", json={"name": "c", "config": {"connector.class": "nope"}}), 404, 40432
+    )
     bad_transform = file_source(tmp_path, transforms="x", **{"transforms.x.type": "NoSuchTransform"})
-    body = assert_problem(client.post("/v1/connectors", json={"name": "d", "config": bad_transform}), 422, 42230)
+    body = assert_problem(
+        client.post("/v1/connectors", json={"name": "d", "config": bad_transform}), 422, 42230
+    )
     assert "transforms.x.type" in body["errors"]
 
 
@@ -112,8 +124,9 @@ def test_pause_stop_resume_and_offsets_only_when_stopped(client: Any, tmp_path: 
 
 
 def test_initial_state_and_restart_answers(client: Any, tmp_path: Path) -> None:
-    created = client.post("/v1/connectors", json={"name": "r", "config": file_source(tmp_path),
-                                                  "initial_state": "STOPPED"})
+    created = client.post(
+        "/v1/connectors", json={"name": "r", "config": file_source(tmp_path), "initial_state": "STOPPED"}
+    )
     assert created.json()["tasks"] == []
     client.put("/v1/connectors/r/resume")
     assert client.post("/v1/connectors/r/restart").status_code == 204
@@ -131,26 +144,40 @@ def test_worker_heartbeat_assigns_and_a_stale_generation_is_refused(client: Any,
     [assignment] = beat["assignments"]
     assert (assignment["connector"], assignment["task"], assignment["target_state"]) == ("w", 0, "RUNNING")
     generation = assignment["generation"]
-    ok = client.put("/v1/connect/tasks/w/0/status",
-                    json={"worker_id": "w1", "generation": generation, "state": "RUNNING"})
+    ok = client.put(
+        "/v1/connect/tasks/w/0/status", json={"worker_id": "w1", "generation": generation, "state": "RUNNING"}
+    )
     assert ok.status_code == 204
     status = client.get("/v1/connectors/w/tasks/0/status").json()
     assert status == {"id": 0, "state": "RUNNING", "worker_id": "w1"}
-    stale = client.post("/v1/connect/tasks/w/0/offsets", json={
-        "worker_id": "w1", "generation": generation - 1,
-        "offsets": [{"partition": {"filename": "f"}, "offset": {"position": 1}}]})
+    stale = client.post(
+        "/v1/connect/tasks/w/0/offsets",
+        json={
+            "worker_id": "w1",
+            "generation": generation - 1,
+            "offsets": [{"partition": {"filename": "f"}, "offset": {"position": 1}}],
+        },
+    )
     assert_problem(stale, 409, 40932)
     assert client.get("/v1/connectors/w/offsets").json() == {"offsets": []}
-    stored = client.post("/v1/connect/tasks/w/0/offsets", json={
-        "worker_id": "w1", "generation": generation, "topics": ["lines"],
-        "offsets": [{"partition": {"filename": "f"}, "offset": {"position": 1}}]})
+    stored = client.post(
+        "/v1/connect/tasks/w/0/offsets",
+        json={
+            "worker_id": "w1",
+            "generation": generation,
+            "topics": ["lines"],
+            "offsets": [{"partition": {"filename": "f"}, "offset": {"position": 1}}],
+        },
+    )
     assert stored.status_code == 204
     assert client.get("/v1/connectors/w/offsets").json()["offsets"][0]["offset"] == {"position": 1}
     assert client.get("/v1/connectors/w/topics").json() == {"w": {"topics": ["lines"]}}
     assert client.put("/v1/connectors/w/topics/reset").status_code == 200
     assert client.get("/v1/connectors/w/topics").json() == {"w": {"topics": []}}
-    failed = client.put("/v1/connect/tasks/w/0/status", json={
-        "worker_id": "w1", "generation": generation, "state": "FAILED", "trace": "Traceback: boom"})
+    failed = client.put(
+        "/v1/connect/tasks/w/0/status",
+        json={"worker_id": "w1", "generation": generation, "state": "FAILED", "trace": "Traceback: boom"},
+    )
     assert failed.status_code == 204
     task = client.get("/v1/connectors/w/status").json()["tasks"][0]
     assert task["state"] == "FAILED" and task["trace"] == "Traceback: boom"
@@ -162,10 +189,23 @@ def test_plugins_config_and_validate(client: Any) -> None:
     keys = client.get("/v1/connector-plugins/file-sink/config").json()
     names = {k["name"] for k in keys}
     assert {"file", "topics", "errors.tolerance", "errors.deadletterqueue.topic.name"} <= names
-    assert set(keys[0]) == {"name", "type", "required", "default_value", "importance", "documentation",
-                            "group", "width", "display_name", "dependents", "order"}
-    report = client.put("/v1/connector-plugins/file-sink/config/validate",
-                        json={"connector.class": "file-sink", "name": "x", "errors.tolerance": "some"}).json()
+    assert set(keys[0]) == {
+        "name",
+        "type",
+        "required",
+        "default_value",
+        "importance",
+        "documentation",
+        "group",
+        "width",
+        "display_name",
+        "dependents",
+        "order",
+    }
+    report = client.put(
+        "/v1/connector-plugins/file-sink/config/validate",
+        json={"connector.class": "file-sink", "name": "x", "errors.tolerance": "some"},
+    ).json()
     assert report["name"] == "file-sink"
     errors = {c["value"]["name"]: c["value"]["errors"] for c in report["configs"] if c["value"]["errors"]}
     assert set(errors) == {"file", "errors.tolerance", "topics"}

@@ -6,6 +6,7 @@ import click
 
 from tidelog._cli.bench import bench
 from tidelog._cli.cluster import cluster
+from tidelog._cli.connect import connect
 from tidelog._cli.consume import consume
 from tidelog._cli.groups import groups
 from tidelog._cli.produce import produce
@@ -17,5 +18,5 @@ __all__ = ["register"]
 
 def register(main: click.Group) -> None:
     """Add the client commands to the ``tidelog`` group."""
-    for command in (topics, produce, consume, groups, bench, cluster, streams):
+    for command in (topics, produce, consume, groups, bench, cluster, streams, connect):
         main.add_command(command)

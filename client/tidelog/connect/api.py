@@ -57,7 +57,13 @@ class ConnectError(Exception):
 
 
 class RetriableError(ConnectError):
-    """An outage of the external system: retried, then the task fails; never dead-lettered."""
+    """An outage of the external system: retried, then the task fails; never dead-lettered.
+
+    ``retry_after_s`` (an HTTP ``Retry-After``) makes the next attempt wait at least that long."""
+
+    def __init__(self, message: str = "", *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class DataError(ConnectError):

@@ -31,6 +31,7 @@ __all__ = [
     "hide",
     "normalise",
     "parse",
+    "parse_groups",
     "resolve_providers",
     "validate",
 ]
@@ -237,6 +238,22 @@ def parse(config_def: ConfigDef, raw: Mapping[str, str | None]) -> dict[str, Any
             errors[key.name] = problems
         else:
             values[key.name] = value
+    if errors:
+        raise ConfigValidationError(errors)
+    return values
+
+
+def parse_groups(groups: Mapping[str, ConfigDef], raw: Mapping[str, str | None]) -> dict[str, Any]:
+    """Gives ``raw`` with every key declared by one of ``groups`` parsed (see :func:`parse`)."""
+    values: dict[str, Any] = {k: v for k, v in raw.items() if v is not None}
+    errors: dict[str, list[str]] = {}
+    for config_def in groups.values():
+        try:
+            parsed = parse(config_def, raw)
+        except ConfigValidationError as error:
+            errors.update(error.errors)
+            continue
+        values.update({key.name: parsed[key.name] for key in config_def.keys})
     if errors:
         raise ConfigValidationError(errors)
     return values

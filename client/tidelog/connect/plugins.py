@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "tidelog.connectors"
 BUILT_IN = {
     "file-source": "tidelog.connect.file:FileSourceConnector",
     "file-sink": "tidelog.connect.file:FileSinkConnector",
+    "http-sink": "tidelog.connect.http_sink:HttpSinkConnector",
     "verifiable-source": "tidelog.connect.verifiable:VerifiableSourceConnector",
     "verifiable-sink": "tidelog.connect.verifiable:VerifiableSinkConnector",
 }
