@@ -650,6 +650,13 @@ class ConnectService:
                     task.generation += 1
                     if task.state != "FAILED":
                         task.state = "UNASSIGNED"
+            # A worker runs what it was just given from now on: no one else may take it meanwhile.
+            workers_by_id = {w.worker_id: w for w in live.values()}
+            for key, new_worker in changes.items():
+                if new_worker is not None and new_worker in workers_by_id:
+                    holder = workers_by_id[new_worker]
+                    keys = {(c, int(t)) for c, t in json.loads(holder.running)} | {key}
+                    holder.running = _dumps(sorted(keys))
             for gone in [w for w in db.list_workers(session) if w.worker_id not in live]:
                 if gone.last_seen_ms + gone.session_timeout_ms * 10 < now:
                     session.delete(gone)  # long dead: forget it
@@ -692,7 +699,9 @@ class ConnectService:
         self, session: Session, name: str, task_id: int, worker_id: str, generation: int
     ) -> db.ConnectTaskRow:
         task = session.get(db.ConnectTaskRow, (name, task_id), with_for_update=True)
-        if task is None or task.worker_id != worker_id or task.generation != generation:
+        # A task revoked from this worker (worker_id cleared, generation unchanged until the next
+        # assignment) may still store its last offsets while it stops: a clean handover re-reads nothing.
+        if task is None or task.generation != generation or task.worker_id not in (None, worker_id):
             raise StaleTaskGenerationError(
                 f"task {name}/{task_id} generation {generation} on {worker_id} is not the current assignment",
                 connector=name,

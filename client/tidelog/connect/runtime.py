@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
 import logging
@@ -51,11 +52,15 @@ from tidelog.connect.tolerance import (
 )
 from tidelog.connect.transforms import Chain
 
-__all__ = ["SinkRunner", "SourceRunner", "TaskContext", "call_plugin"]
+__all__ = ["SinkRunner", "SourceRunner", "TaskContext", "TaskStoppingError", "call_plugin"]
 
 log = logging.getLogger("tidelog.connect.task")
 T = TypeVar("T")
 OFFSET_FLUSH_INTERVAL_S = 1.0  # Kafka's offset.flush.interval.ms is 60 s; short here, offsets are cheap
+
+
+class TaskStoppingError(Exception):
+    """The task is being stopped while an operation waited to be retried: it ends without committing."""
 
 
 async def call_plugin(fn: Callable[..., Any], *args: Any) -> Any:
@@ -66,6 +71,16 @@ async def call_plugin(fn: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         return await result
     return result
+
+
+BROKER_RETRY_TIMEOUT_MS = 120_000
+
+
+def broker_kind(error: BaseException) -> str:
+    """How a failed call to the brokers counts: the client's retriable errors are outages."""
+    if isinstance(error, client_errors.TidelogError) and error.retriable:
+        return "retriable"
+    return classify(error)
 
 
 def _delivery_kind(error: BaseException) -> str:
@@ -117,8 +132,18 @@ class _Runner:
         kinds: Callable[[BaseException], str] = classify,
     ) -> T:
         """Runs ``operation``, retrying outages within ``errors.retry.timeout``; an outage beyond it,
-        or a fatal error, raises :class:`TaskFailedError`. Data errors are raised as they are."""
-        schedule = RetrySchedule(self.ctx.tolerance, time.monotonic() * 1000)
+        or a fatal error, raises :class:`TaskFailedError`. Data errors are raised as they are.
+
+        Calls to the brokers themselves (``kinds=broker_kind``) get at least
+        ``BROKER_RETRY_TIMEOUT_MS``: a broker restarting is not a reason to fail every task."""
+        tolerance = self.ctx.tolerance
+        if kinds is broker_kind and 0 <= tolerance.retry_timeout_ms < BROKER_RETRY_TIMEOUT_MS:
+            tolerance = dataclasses.replace(
+                tolerance,
+                retry_timeout_ms=BROKER_RETRY_TIMEOUT_MS,
+                retry_delay_max_ms=min(tolerance.retry_delay_max_ms, 2000),
+            )
+        schedule = RetrySchedule(tolerance, time.monotonic() * 1000)
         while True:
             try:
                 return await operation()
@@ -131,7 +156,9 @@ class _Runner:
                 if kind != "retriable":
                     raise TaskFailedError(stage, error) from error
                 delay = schedule.next_delay_ms(time.monotonic() * 1000)
-                if delay is None or self.stopping.is_set():
+                if self.stopping.is_set():
+                    raise TaskStoppingError from error
+                if delay is None:
                     raise TaskFailedError(stage, error) from error
                 self.ctx.counters.retries += 1
                 log.info(
@@ -220,6 +247,7 @@ class SourceRunner(_Runner):
         self.topics: set[str] = set()
         self._reported_topics: set[str] = set()
         self._failures: list[tuple[BaseException, SourceRecord, SubmittedRecord]] = []
+        self._in_flight: set[asyncio.Future[Any]] = set()
 
     async def load_offsets(self) -> None:
         answer = await self.ctx.client.call(
@@ -253,6 +281,9 @@ class SourceRunner(_Runner):
                         await self.commit()
                         last_commit = time.monotonic()
                 await producer.flush()
+                # every delivery callback has run (they were added before gather's own) before the
+                # last commit: the records just acknowledged are not produced again by the next owner
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
                 self._raise_failures()
                 await self.commit()
         finally:
@@ -316,6 +347,8 @@ class SourceRunner(_Runner):
                 self._failures.append((error, record, submitted))
 
         future.add_done_callback(done)
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
         await asyncio.sleep(0)
         # A delivery refused for the record itself goes to tolerance; an outage fails the task.
         data_failures = [f for f in self._failures if _delivery_kind(f[0]) == "data"]
@@ -371,6 +404,13 @@ class SourceRunner(_Runner):
             await call_plugin(self.task.commit, {k: o for k, (_p, o) in committable.items()})
 
 
+_REBALANCED = (
+    client_errors.IllegalGenerationError,
+    client_errors.UnknownMemberError,
+    client_errors.RebalanceInProgressError,
+)
+
+
 @dataclass
 class _Item:
     record: SinkRecord
@@ -389,7 +429,7 @@ class SinkRunner(_Runner):
         topics = [t for t in ctx.config.get("topics", []) if t]
         pattern = ctx.config.get("topics.regex") or None
         for topic in topics:  # a group subscribed to a missing topic would wait for a metadata refresh
-            await self.retrying(Stage.KAFKA_CONSUME, functools.partial(self.ensure_topic, topic))
+            await self.retrying(Stage.KAFKA_CONSUME, functools.partial(self.ensure_topic, topic), broker_kind)
         consumer = ctx.client.consumer(
             f"connect-{ctx.connector}",
             topics or None,
@@ -413,7 +453,9 @@ class SinkRunner(_Runner):
                     if self.paused:
                         await asyncio.sleep(0.2)
                         continue
-                    records = await self.retrying(Stage.KAFKA_CONSUME, lambda: consumer.poll(500))
+                    records = await self.retrying(
+                        Stage.KAFKA_CONSUME, lambda: consumer.poll(500), broker_kind
+                    )
                     if not records:
                         continue
                     if not reported:
@@ -439,9 +481,22 @@ class SinkRunner(_Runner):
                     await self.retrying(
                         Stage.TASK_PUT, functools.partial(call_plugin, self.task.flush, dict(next_offsets))
                     )
-                    await self.retrying(
-                        Stage.KAFKA_CONSUME, functools.partial(consumer.commit, dict(next_offsets))
-                    )
+                    try:
+                        await self.retrying(
+                            Stage.KAFKA_CONSUME,
+                            functools.partial(consumer.commit, dict(next_offsets)),
+                            broker_kind,
+                        )
+                    except TaskFailedError as error:
+                        if not isinstance(error.error, _REBALANCED):
+                            raise
+                        # the partitions moved on: their next owner re-reads from the last commit
+                        log.info(
+                            "%s/%d: commit after a rebalance refused: %s",
+                            ctx.connector,
+                            ctx.task_id,
+                            error.error,
+                        )
         finally:
             await self.close_dlq()
             await call_plugin(self.task.stop)
@@ -487,7 +542,7 @@ class SinkRunner(_Runner):
         pending = list(items)
         schedule = RetrySchedule(self.ctx.tolerance, time.monotonic() * 1000)
         operation = type(self.task).__name__
-        while pending and not self.stopping.is_set():
+        while pending:
             try:
                 outcomes = await call_plugin(self.task.put, [i.record for i in pending])
             except Exception as error:
@@ -522,6 +577,8 @@ class SinkRunner(_Runner):
             pending = again
 
     async def _wait(self, schedule: RetrySchedule, error: BaseException) -> None:
+        if self.stopping.is_set():
+            raise TaskStoppingError  # nothing more is committed: the next owner puts these again
         delay = schedule.next_delay_ms(time.monotonic() * 1000)
         if delay is None:
             raise TaskFailedError(Stage.TASK_PUT, error) from error

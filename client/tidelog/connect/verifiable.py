@@ -3,7 +3,8 @@
 Each source task emits ``{"task": <id>, "seqno": <n>}`` with n = 0, 1, 2, … at ``throughput`` records
 per second; its source partition is ``{"task": <id>}`` and its offset ``{"seqno": n}``, so a
 restarted task continues after the last stored sequence number. The sink appends every record it
-receives, with its topic, partition and offset, as one JSON line to ``file`` (fsynced on flush), so a
+receives, with its topic, partition and offset, as one JSON line to ``<file>.<task id>`` (fsynced on
+flush), so a
 test can check that no sequence number is missing and count duplicates.
 """
 
@@ -104,7 +105,9 @@ class VerifiableSinkTask(SinkTask):
         self._stream: IO[str] | None = None
 
     def start(self, config: Mapping[str, Any], context: SinkTaskContext) -> None:
-        self._stream = open(str(config["file"]), "a", encoding="utf-8")  # noqa: SIM115 - task's life
+        # one file per task: <file>.<task id>, appended to by whichever worker runs the task
+        path = f"{config['file']}.{config.get('task.id', 0)}"
+        self._stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the task's life
 
     def put(self, records: Sequence[SinkRecord]) -> None:
         assert self._stream is not None
@@ -144,4 +147,4 @@ class VerifiableSinkConnector(Connector):
         self._config = dict(config)
 
     def task_configs(self, max_tasks: int) -> list[dict[str, Any]]:
-        return [dict(self._config) for _ in range(max_tasks)]
+        return [{**self._config, "task.id": str(i)} for i in range(max_tasks)]

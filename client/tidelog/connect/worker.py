@@ -33,7 +33,7 @@ from tidelog._client import AsyncClient
 from tidelog.connect import _rest, plugins
 from tidelog.connect.api import SinkTask, SourceTask
 from tidelog.connect.config import ConfigValidationError, hide, normalise, parse_groups, resolve_providers
-from tidelog.connect.runtime import SinkRunner, SourceRunner, TaskContext
+from tidelog.connect.runtime import SinkRunner, SourceRunner, TaskContext, TaskStoppingError
 from tidelog.connect.tolerance import TaskFailedError, ToleranceConfig
 from tidelog.connect.transforms import build_chain
 
@@ -160,8 +160,14 @@ class TaskHandle:
                 return
             except asyncio.CancelledError:
                 raise
+            except TaskStoppingError:
+                return
             except Exception as error:
                 failure = error.error if isinstance(error, TaskFailedError) else error
+                if isinstance(failure, client_errors.StaleTaskGenerationError):
+                    # fenced: the task runs elsewhere now; stop without touching its status
+                    self.fenced = True
+                    return
                 trace = "".join(traceback.format_exception(failure))
                 config = runner.ctx.config
                 shown = hide(normalise({k: v for k, v in config.items() if isinstance(v, str)}))
@@ -239,16 +245,19 @@ class Worker:
         log.info("connect worker %s talking to %s", self.worker_id, self.broker_url)
         while not self._stopping.is_set():
             running = sorted(k for k, h in self.tasks.items() if not h.task.done())
+            sent = time.monotonic()
             try:
                 answer = await self.client.call(
                     _rest.heartbeat(self.worker_id, running, self.session_timeout_ms), retries=0
                 )
             except client_errors.TidelogError as error:
-                if time.monotonic() - last_ok > self.session_timeout_ms / 1000 and self.tasks:
+                # Stop before the brokers can give the tasks to another worker (the lease counts from
+                # when they last heard of us, at the latest when the last good heartbeat was sent).
+                if time.monotonic() - last_ok > 0.7 * self.session_timeout_ms / 1000 and self.tasks:
                     log.warning("lease of %s lost (%s): stopping every task", self.worker_id, error)
                     await self._stop_all()
             else:
-                last_ok = time.monotonic()
+                last_ok = sent
                 interval = max(0.2, int(answer.get("heartbeat_interval_ms", 1000)) / 1000)
                 await self._reconcile([Assignment.from_json(a) for a in answer.get("assignments", [])])
             with contextlib.suppress(TimeoutError):
@@ -261,10 +270,16 @@ class Worker:
         wanted = {(a.connector, a.task): a for a in assignments}
         for key, handle in list(self.tasks.items()):
             target = wanted.get(key)
-            if target is None or target.generation != handle.assignment.generation or handle.fenced or (
-                target.restart_epoch != handle.assignment.restart_epoch
-                or (handle.task.done()
-                and (target.connector_config != handle.assignment.connector_config))
+            if (
+                target is None
+                or target.generation != handle.assignment.generation
+                or handle.fenced
+                or (
+                    target.restart_epoch != handle.assignment.restart_epoch
+                    or (
+                        handle.task.done() and (target.connector_config != handle.assignment.connector_config)
+                    )
+                )
             ):
                 await handle.stop()
                 del self.tasks[key]
