@@ -77,6 +77,7 @@ typecheck: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/tidelog openapi > openapi/openapi.json
+	$(BIN)/tidelog openapi --spec-version 3.2 > openapi/openapi-3.2.json
 
 # The benchmark suite needs the `bench` extra (redis-py, nats-py, matplotlib, py-spy) on top of `dev`.
 bench: $(BENCH_STAMP)

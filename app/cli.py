@@ -228,10 +228,21 @@ def migrate(catalog_url: str | None, data_dir: str | None, revision: str) -> Non
 
 
 @click.command()
-def openapi() -> None:
+@click.option(
+    "--spec-version",
+    type=click.Choice(["3.1", "3.2"]),
+    default="3.1",
+    show_default=True,
+    help="3.1: what code generators read (openapi/openapi.json); 3.2: the same with itemSchema "
+    "for streamed bodies (openapi/openapi-3.2.json).",
+)
+def openapi(spec_version: str) -> None:
     """Print the broker's OpenAPI document (JSON) to stdout."""
     from app.config import Settings
     from app.main import create_app
+    from app.openapi import openapi_3_2
 
     spec = create_app(Settings()).openapi()
+    if spec_version == "3.2":
+        spec = openapi_3_2(spec)
     click.echo(json.dumps(spec, indent=2, ensure_ascii=False))

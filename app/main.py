@@ -13,23 +13,31 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from anyio import to_thread
 from fastapi import FastAPI
 
+from app.api_docs import install_api_docs
 from app.broker.storage_health import StorageHealth
 from app.catalog import Catalog
 from app.catalog.db import sqlite_directory
 from app.config import Settings
 from app.cors import CorsPolicy, install_cors
-from app.errors import PROBLEM_JSON, install_error_handlers
+from app.errors import install_error_handlers
 from app.limits import RequestLimits
 from app.metrics import Metrics
 from app.middleware import LimitsMiddleware, MetricsMiddleware, operation_id
+from app.openapi import install_openapi
 from app.scheduler import RetentionScheduler
 from app.topics import TopicService
 from storage.dirlock import DirectoryLock
+
+if TYPE_CHECKING:
+    from app.broker import Broker
+    from app.cluster.manager import ClusterManager
+    from app.groups.service import GroupService
+    from tidelog.connect.worker import Worker
 
 __all__ = ["begin_shutdown", "create_app", "operation_id"]
 
@@ -101,34 +109,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             data_dir_lock.release()
         raise
     state.catalog = catalog
-    broker: Any = None
+    broker: Broker | None = None
     scheduler: RetentionScheduler | None = None
-    group_service: Any = None
-    cluster: Any = None
-    forwarder: Any = None
-    connect_worker: Any = None
+    group_service: GroupService | None = None
+    cluster: ClusterManager | None = None
+    connect_worker: Worker | None = None
     metrics: Metrics = state.metrics
     try:
         await to_thread.run_sync(catalog.migrate)
         from app.broker import Broker
+        from app.broker.replication import Replication, SingleNode
 
-        broker = Broker(settings, catalog, state.storage_health)
-        await broker.start()
-        state.broker = broker
-        state.topic_service = TopicService(settings, catalog, broker)
+        replication: Replication = SingleNode()
         if settings.cluster:  # clustered mode (docs/cluster.md): membership, leadership, replication
             from app.cluster.manager import ClusterManager
 
-            cluster = ClusterManager(settings, catalog, broker)
-            await cluster.start()
-            broker.cluster = cluster
-            from app.cluster.forward import ProduceForwarder
-
-            forwarder = ProduceForwarder(cluster, settings)
-            broker.forwarder = forwarder
+            cluster = replication = ClusterManager(settings, catalog)
+        broker = Broker(settings, catalog, state.storage_health, replication)
+        await broker.start()
+        state.broker = broker
+        state.topic_service = TopicService(settings, catalog, broker, replication)
+        if cluster is not None:
+            await cluster.start(broker)
             state.cluster = cluster
-            state.topic_service.placer = cluster.placer
-            state.topic_service.readiness = cluster
         metrics.set_partition_source(broker.partition_sizes)
         from app.groups.service import GroupService
 
@@ -163,9 +166,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await scheduler.stop()
             if group_service is not None:
                 await group_service.close()
-            if forwarder is not None:
-                broker.forwarder = None
-                await forwarder.aclose()
             if cluster is not None:
                 await cluster.close()
             if broker is not None:
@@ -176,26 +176,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 data_dir_lock.release()
             state.phase = "stopped"
             logger.info("broker %d stopped", settings.broker_id)
-
-
-def _problem_only_errors(app: FastAPI) -> None:
-    """Error answers are only ever ``application/problem+json``: drop the ``application/json`` twin
-    FastAPI adds beside it for a ``responses=`` entry with a model."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = generate()
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                for response in operation.get("responses", {}).values():
-                    content = response.get("content", {})
-                    if PROBLEM_JSON in content:
-                        content.pop("application/json", None)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _storage_health(settings: Settings) -> StorageHealth:
@@ -222,6 +202,9 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
         summary="An HTTP-first event-streaming broker: partitioned, durable commit logs over REST and SSE.",
         lifespan=_lifespan,
         generate_unique_id_function=operation_id,
+        # /docs and /redoc are served by app.api_docs with their assets from the broker, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -234,7 +217,8 @@ def create_app(settings: Settings | None = None, *, data_dir_lock: DirectoryLock
     from app.cluster.http import install_cluster_handlers
 
     install_cluster_handlers(app)  # internal replication endpoints (not in the spec), leader redirects
-    _problem_only_errors(app)
+    install_openapi(app)
+    install_api_docs(app)
     limits = RequestLimits(
         max_inflight=settings.max_inflight_requests,
         max_parked=settings.max_parked_requests,

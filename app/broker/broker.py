@@ -1,6 +1,6 @@
 """The Broker: every open partition log of this process, and produce/fetch/offsets over them.
 
-Lifecycle: ``create_app``'s lifespan builds ``Broker(settings, catalog, storage_health)``, awaits
+Lifecycle: ``create_app``'s lifespan builds ``Broker(settings, catalog, storage_health, replication)``, awaits
 ``start()`` (removes what the catalog does not know from the data directory, then opens the log of
 every partition of every topic in the catalog, under ``<data_dir>/<topic>-<partition>/``) and
 ``close()`` on the way out (every log closed cleanly: flush, producer-state snapshot, clean-shutdown
@@ -51,7 +51,7 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.broker.errors import (
     InsufficientStorageError,
@@ -71,6 +71,7 @@ from app.broker.memory import freeze_startup_heap, tune_allocator
 from app.broker.partitioner import StickyPartitioner, partition_for_key
 from app.broker.partitions import PartitionHandle, PartitionState
 from app.broker.produce import ParsedRecords, RecordResult, estimated_size
+from app.broker.replication import Replication
 from app.broker.storage_health import StorageHealth
 from app.catalog import Catalog
 from app.catalog import groups as groups_catalog
@@ -88,10 +89,6 @@ from app.topics.configs import log_config_for
 from storage import AppendResult, LogConfig, PartitionLog, RecordIn, TimestampType, layout
 from storage import errors as storage_errors
 from storage.checkpoint import fsync_dir
-
-if TYPE_CHECKING:
-    from app.cluster.forward import ProduceForwarder
-    from app.cluster.hooks import ReplicationHooks
 
 __all__ = ["Acks", "Broker", "ProduceOutcome", "RetentionStats"]
 
@@ -201,7 +198,9 @@ def _error_of(exc: BaseException) -> tuple[int, str]:
 class Broker:
     """The partition logs of one broker process and the operations of the data path."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, storage_health: StorageHealth) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog, storage_health: StorageHealth, replication: Replication
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         #: Whether writes work (shared with ``/readyz`` and, in a cluster, the ClusterManager).
@@ -225,10 +224,9 @@ class Broker:
             + settings.broker_session_timeout_ms
             + ABANDONED_CLAIM_MARGIN_MS,
         )
-        #: Clustered mode's replication hooks (app/cluster), set by the lifespan; None on a single node.
-        self.cluster: ReplicationHooks | None = None
-        #: Clustered mode: sends a topic-level produce's records to their partitions' leaders.
-        self.forwarder: ProduceForwarder | None = None
+        #: Leadership, replication and forwarding (app/broker/replication.py): SingleNode, or the
+        #: cluster manager in clustered mode.
+        self.replication = replication
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -666,24 +664,19 @@ class Broker:
             (found.partitions[p], indices, self._split(records, indices, config, parsed.idempotent))
             for p, indices in groups.items()
         ]
-        forwarder = self.forwarder if partition is None else None
-        if forwarder is None:
-            calls = [
-                self._produce_partition(h, records, batches, parsed, acks, config) for h, _, batches in plans
-            ]
-        else:
-            # Clustered topic-level produce: partitions led elsewhere go to their leaders
-            # (app/cluster/forward.py), concurrently with the local appends.
-            calls = []
-            for h, indices, batches in plans:
-                leader = forwarder.leader_of(topic, h.partition)
-                if leader is None:
-                    calls.append(self._produce_partition(h, records, batches, parsed, acks, config))
-                else:
-                    forward = forwarder.forward(
-                        leader, topic, h.partition, records, indices, acks.value, key_producer
-                    )
-                    calls.append(_forwarded(forward))
+        # A topic-level produce in a cluster: partitions led elsewhere go to their leaders
+        # (app/cluster/forward.py), concurrently with the local appends.
+        replication = self.replication
+        calls = []
+        for h, indices, batches in plans:
+            leader = None if partition is not None else replication.leader_elsewhere(topic, h.partition)
+            if leader is None:
+                calls.append(self._produce_partition(h, records, batches, parsed, acks, config))
+            else:
+                forward = replication.forward(
+                    leader, topic, h.partition, records, indices, acks.value, key_producer
+                )
+                calls.append(_forwarded(forward))
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
         results: list[RecordResult | None] = [None] * len(records)
         appended_records = appended_bytes = 0
@@ -762,15 +755,14 @@ class Broker:
         acks: Acks,
         config: LogConfig,
     ) -> tuple[list[RecordResult], int]:
-        if self.cluster is not None:
-            await self.cluster.ensure_known(handle)
+        replication = self.replication
+        await replication.ensure_known(handle)
         await handle.write_lock.acquire()
-        if self.cluster is not None:
-            try:
-                self.cluster.check_append(handle, acks_all=acks is Acks.ALL)
-            except BaseException:
-                handle.write_lock.release()
-                raise
+        try:
+            replication.check_append(handle, acks_all=acks is Acks.ALL)
+        except BaseException:
+            handle.write_lock.release()
+            raise
         # The append runs in a task of its own that releases the lock when it ends: a request
         # cancelled meanwhile (client gone, shutdown) must neither stop an append half-way nor
         # free the lock while a thread still appends.
@@ -788,8 +780,7 @@ class Broker:
             except storage_errors.StorageError as exc:
                 self.note_storage_failure(handle, exc)
                 raise _translate(exc, self._closed) from exc
-            if self.cluster is not None:
-                await self.cluster.wait_replicated(handle, appended[-1].last_offset + 1)
+            await replication.wait_replicated(handle, appended[-1].last_offset + 1)
         log_append_time = config.message_timestamp_type == TimestampType.LOG_APPEND_TIME
         results: list[RecordResult] = []
         p = handle.partition
@@ -850,10 +841,7 @@ class Broker:
                 if sequence >= 0:
                     sequence += len(batch)
                 results.append(result)
-                if self.cluster is None:
-                    handle.advance_high_watermark()
-                else:
-                    self.cluster.after_append(handle)
+                self.replication.after_append(handle)
         except storage_errors.StorageError as exc:
             self.note_storage_failure(handle, exc)
             raise _translate(exc, self._closed) from exc
@@ -914,9 +902,8 @@ class Broker:
         """
         loop = asyncio.get_running_loop()
         handle = await self.partition(topic, partition)
-        if self.cluster is not None:
-            await self.cluster.ensure_known(handle)
-            self.cluster.check_fetch(handle, offset, leader_only=leader_only)
+        await self.replication.ensure_known(handle)
+        self.replication.check_fetch(handle, offset, leader_only=leader_only)
         log = handle.log
         deadline = loop.time() + max_wait_ms / 1000.0
         # Read in steps rather than max_bytes at once: a read copies every byte it covers, and a
@@ -1031,10 +1018,8 @@ class Broker:
     async def confirmed_high_watermark(self, handle: PartitionHandle) -> int:
         """The high watermark a stream or group poll served by this broker may read up to: in a
         cluster, on a follower, the local one once it covers the leader's (ReadIndex)."""
-        if self.cluster is None:
-            return handle.log.high_watermark
-        await self.cluster.ensure_known(handle)
-        return await self.cluster.read_index(handle)
+        await self.replication.ensure_known(handle)
+        return await self.replication.read_index(handle)
 
     # -- offsets ------------------------------------------------------------------------------------
 
@@ -1047,8 +1032,7 @@ class Broker:
         log start). An offset beyond the high watermark is ``OffsetOutOfRangeError``.
         """
         handle = await self.partition(topic, partition)
-        if self.cluster is not None:
-            self.cluster.check_append(handle, acks_all=False)
+        self.replication.check_append(handle, acks_all=False)
         log = handle.log
         target = log.high_watermark if offset == -1 else offset
         try:

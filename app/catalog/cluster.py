@@ -138,6 +138,16 @@ def heartbeat(session: Session, *, broker_id: int, incarnation: int) -> bool | N
     return None if result is None else bool(result[0])
 
 
+def expire_broker(session: Session, *, broker_id: int, incarnation: int) -> None:
+    """Mark a broker's session as lapsed at once (a clean shutdown, or writes that fail): the
+    controller fences it on its next pass, as if its heartbeats had stopped long ago."""
+    session.execute(
+        update(_brokers)
+        .where(_brokers.c.broker_id == broker_id, _brokers.c.incarnation == incarnation)
+        .values(last_heartbeat_ms=0)
+    )
+
+
 def list_brokers(session: Session) -> list[BrokerRow]:
     """Every registered broker, by id."""
     rows = session.execute(

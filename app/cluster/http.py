@@ -8,6 +8,11 @@ and the leader's ``leader_epoch``), ``offset`` (the follower's log end), ``max_b
 ``X-High-Watermark``, ``X-Log-Start-Offset``, ``X-Log-End-Offset`` and ``X-Leader-Epoch``.
 An offset outside the leader's log is 416 with ``log_start_offset`` and ``log_end_offset``.
 
+``POST /internal/v1/replication/fetch`` — the same for every partition a follower follows from this
+leader, in one request that waits until any of them has records (the framing is in
+``app/cluster/fetch_wire.py``); a partition this broker does not lead, or an offset outside its
+log, is an error of that partition's frame, not of the request. The replica fetchers use this one.
+
 ``GET /internal/v1/replication/{topic}/{partition}/epoch-end`` — OffsetsForLeaderEpoch (KIP-101):
 query ``leader_epoch`` and ``epoch``; answers ``{"epoch", "end_offset"}``.
 
@@ -33,6 +38,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from app.cluster.errors import NotLeaderError
+from app.cluster.fetch_wire import encode_fetched
+from app.cluster.partition import FetchPartition
 from app.error_codes import ErrorCode
 from app.errors import PROBLEM_JSON, error_responses, problem_body, problem_response
 from app.errors_base import TidelogError
@@ -132,6 +139,34 @@ async def replica_fetch(
             "X-Leader-Epoch": str(result.leader_epoch),
         },
     )
+
+
+class ReplicaFetchPartition(BaseModel):
+    topic: str = Field(min_length=1, max_length=249)
+    partition: int = Field(ge=0, le=2**31 - 1)
+    leader_epoch: int = Field(ge=0, le=2**31 - 1)
+    offset: int = Field(ge=0, le=2**63 - 1)
+    max_bytes: int = Field(4 * 1024 * 1024, ge=1, le=64 * 1024 * 1024)
+
+
+class ReplicaFetchRequest(BaseModel):
+    replica_id: int = Field(ge=0, le=2**31 - 1)
+    max_wait_ms: int = Field(500, ge=0, le=30_000)
+    max_bytes: int = Field(16 * 1024 * 1024, ge=1, le=256 * 1024 * 1024)
+    partitions: list[ReplicaFetchPartition] = Field(max_length=100_000)
+
+
+@router.post("/fetch")
+async def replica_fetch_many(request: Request, body: ReplicaFetchRequest) -> Response:
+    """A follower's fetch of all the partitions it follows from this leader (Kafka's replica Fetch)."""
+    answers = await _manager(request).serve_replica_fetches(
+        replica_id=body.replica_id, max_bytes=body.max_bytes, max_wait_ms=body.max_wait_ms,
+        partitions=[
+            FetchPartition(p.topic, p.partition, p.leader_epoch, p.offset, p.max_bytes)
+            for p in body.partitions
+        ],
+    )
+    return Response(encode_fetched(answers), media_type="application/octet-stream")
 
 
 @router.get("/{topic}/{partition}/high-watermark")

@@ -58,7 +58,6 @@ class Replica:
         self.followers: dict[int, FollowerState] = {}
         self.epoch_start_offset = 0
         self.servable = False
-        self.fetcher: asyncio.Task[None] | None = None
         self.isr_change: asyncio.Task[None] | None = None
 
     @property

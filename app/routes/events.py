@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.deps import BrokerDep
 from app.error_codes import ErrorCode
@@ -17,7 +17,9 @@ from app.errors import error_responses
 from app.errors_base import InvalidParameterError
 from app.groups.model import OffsetCommit
 from app.limits import slot_of
-from app.routes.groups import GroupId, GroupServiceDep, JoinIn, join_request
+from app.openapi import event_stream
+from app.routes.groups import GroupId, GroupServiceDep, JoinIn, TopicPartitionOut, join_request
+from app.routes.records import FetchedRecord
 from app.sse import (
     EventStreamResponse,
     group_stream,
@@ -29,11 +31,43 @@ from app.sse import (
 
 router = APIRouter(tags=["events"])
 
-_STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "An endless ``text/event-stream``.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    }
+
+
+class MemberEvent(BaseModel):
+    """``event: member``, first on a group stream: who this connection is in the group."""
+
+    member_id: str
+    generation: int
+
+
+class AssignmentEvent(BaseModel):
+    """``event: assignment``: the member's partitions changed."""
+
+    generation: int
+    assignment: list[TopicPartitionOut]
+
+
+class StreamErrorEvent(BaseModel):
+    """``event: error``: the stream cannot go on (its last event before the server closes it)."""
+
+    error_code: int
+    detail: str
+
+
+_TOPIC_STREAM: dict[int | str, dict[str, Any]] = {
+    200: event_stream(
+        {"record": FetchedRecord, "error": StreamErrorEvent},
+        with_id=("record",),
+        description="An endless `text/event-stream` of `record` events.",
+    )
+}
+_GROUP_STREAM: dict[int | str, dict[str, Any]] = {
+    200: event_stream(
+        {"member": MemberEvent, "assignment": AssignmentEvent, "record": FetchedRecord,
+         "error": StreamErrorEvent},
+        with_id=("record",),
+        description="An endless `text/event-stream`: `member`, then `assignment` and `record` events.",
+    )
 }
 HeartbeatMs = Annotated[
     int, Query(ge=100, le=300_000, description="A `: ping` comment after this much silence.")
@@ -58,7 +92,7 @@ def _csv(value: str | None) -> list[str]:
     "/v1/topics/{topic}/events",
     response_class=EventStreamResponse,
     responses={
-        **_STREAM_RESPONSE,
+        **_TOPIC_STREAM,
         **error_responses(ErrorCode.UNKNOWN_TOPIC, ErrorCode.UNKNOWN_PARTITION),
     },
 )
@@ -104,7 +138,7 @@ async def topic_events(
     "/v1/groups/{group}/events",
     response_class=EventStreamResponse,
     responses={
-        **_STREAM_RESPONSE,
+        **_GROUP_STREAM,
         **error_responses(ErrorCode.INVALID_SESSION_TIMEOUT, ErrorCode.NO_COMMITTED_OFFSET),
     },
 )

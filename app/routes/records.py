@@ -48,6 +48,7 @@ from app.errors import UnsupportedMediaTypeError, error_responses
 from app.errors_base import InvalidParameterError, TidelogError
 from app.limits import parked, until_stopping
 from app.metrics import Metrics
+from app.openapi import json_lines
 
 __all__ = ["router"]
 
@@ -90,6 +91,24 @@ class ProduceResult(BaseModel):
     timestamp: int | None = None
     error_code: int | None = Field(None, description="Set (with message) when the record's batch failed.")
     message: str | None = None
+
+
+class ProduceAck(BaseModel):
+    """An NDJSON produce answer line: the input line ``line`` was appended."""
+
+    line: int
+    partition: int
+    offset: int = Field(description="-1 with acks=0.")
+    timestamp: int
+
+
+class ProduceLineError(BaseModel):
+    """An NDJSON produce answer line: the input line ``line`` was not appended."""
+
+    line: int
+    partition: int | None = Field(None, description="Set when the partition's batch failed.")
+    error_code: int
+    message: str
 
 
 class ProduceResponse(BaseModel):
@@ -138,9 +157,7 @@ _PRODUCE_BODY = {
         "required": True,
         "content": {
             "application/json": {"schema": _inline_schema(ProduceRequest)},
-            NDJSON: {
-                "schema": {"type": "string", "description": "One ProduceRecord JSON object per line."}
-            },
+            NDJSON: json_lines(ProduceRecord, description="One ProduceRecord JSON object per line."),
         },
     }
 }
@@ -170,7 +187,7 @@ _PRODUCE_RESPONSES: dict[int | str, dict[str, Any]] = {
 _PRODUCE_RESPONSES[200] = {
     "model": ProduceResponse,
     "description": "Every record appended (offsets in request order), or NDJSON acknowledgements.",
-    "content": {NDJSON: {"schema": {"type": "string"}}},
+    "content": {NDJSON: json_lines(ProduceAck, ProduceLineError, description="One answer per input line.")},
 }
 
 AcksParam = Annotated[
@@ -494,7 +511,7 @@ def _check_limit(name: str, value: int, limit: int, setting: str) -> None:
         200: {
             "model": FetchResponse,
             "description": "Records from offset, never past the high watermark (NDJSON: one per line).",
-            "content": {NDJSON: {"schema": {"type": "string"}}},
+            "content": {NDJSON: json_lines(FetchedRecord, description="One record per line.")},
         },
         **error_responses(
             ErrorCode.INVALID_RECORD,

@@ -40,6 +40,7 @@ from app.topics.errors import (
 from storage.config import LogConfig
 
 if TYPE_CHECKING:
+    from app.broker.replication import Replication
     from app.cluster.placement import ReplicaPlacer
 
 __all__ = ["MAX_TOPIC_NAME_LENGTH", "PartitionInfo", "TopicConfigs", "TopicInfo", "TopicService",
@@ -50,15 +51,12 @@ _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 
 
 class PartitionOffsets(Protocol):
-    log_start_offset: int
-    high_watermark: int
-    log_end_offset: int
-
-
-class TopicReadiness(Protocol):
-    """Clustered mode: wait until every live broker can serve a new topic's partitions."""
-
-    async def wait_ready(self, topic: str, partitions: int, timeout_ms: int) -> list[int]: ...
+    @property
+    def log_start_offset(self) -> int: ...
+    @property
+    def high_watermark(self) -> int: ...
+    @property
+    def log_end_offset(self) -> int: ...
 
 
 class TopicHooks(Protocol):
@@ -157,17 +155,19 @@ def _record(row: catalog_topics.TopicRow) -> _TopicRecord:
 class TopicService:
     """Topic administration over the catalog and the Broker."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, broker: TopicHooks) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog, broker: TopicHooks, replication: Replication
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.broker = broker
         # Changes run one at a time: a delete's hook must not run after a re-create of the same name
         # has committed and opened its logs (admin operations are rare; reads are not serialised).
         self._changes = asyncio.Lock()
-        #: Clustered mode's replica placement (app/cluster/placement.py), set by the lifespan.
-        self.placer: ReplicaPlacer | None = None
-        #: Clustered mode's readiness of new partitions (the cluster manager), set by the lifespan.
-        self.readiness: TopicReadiness | None = None
+        #: Readiness of new partitions (app/broker/replication.py: SingleNode or the cluster manager).
+        self.replication = replication
+        #: Clustered mode's replica placement (app/cluster/placement.py); None on a single node.
+        self.placer: ReplicaPlacer | None = replication.placer
 
     # --- reads
 
@@ -247,9 +247,7 @@ class TopicService:
         min.insync.replicas) and every other broker knowing it, so that the first produce through
         any broker succeeds.
         """
-        if self.readiness is None:
-            return []
-        return await self.readiness.wait_ready(name, partitions, timeout_ms)
+        return await self.replication.wait_ready(name, partitions, timeout_ms)
 
     async def add_partitions(self, name: str, partitions: int) -> TopicInfo:
         """Raise the topic's partition count to ``partitions`` (the same count is a no-op)."""

@@ -72,6 +72,7 @@ def test_every_command_and_option_has_help() -> None:
                 )
         result = runner.invoke(main, [*path, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output, path
+        assert "``" not in result.output, f"`tidelog {' '.join(path)} --help` shows reST double backticks"
 
 
 def test_topics_commands(broker: BrokerProcess, topic_name: str) -> None:

@@ -1,5 +1,6 @@
-"""The Broker's clustered-mode hooks (``ClusterManager``) on a real partition log, without processes:
-who may append, who may serve which offset, and the high watermark as the ISR's smallest log end."""
+"""The Broker's clustered-mode hooks (``ClusterManager`` and its ``PartitionReplicas``) on a real
+partition log, without processes: who may append, who may serve which offset, and the high
+watermark as the ISR's smallest log end."""
 
 from __future__ import annotations
 
@@ -32,10 +33,10 @@ def handle(tmp_path: Path) -> Iterator[PartitionHandle]:
 def _manager(min_insync: int = 2) -> ClusterManager:
     settings = Settings(cluster=True, catalog_url="postgresql://unused/db", broker_id=ME,
                         min_insync_replicas=min_insync)
-    manager = ClusterManager(settings, catalog=None, broker=None)  # type: ignore[arg-type]
-    manager.brokers = {b: BrokerRow(b, f"http://broker-{b}", 1, 0, False) for b in (0, 1, 2)}
-    manager.fenced = False
-    manager._last_heartbeat = time.monotonic()
+    manager = ClusterManager(settings, catalog=None)  # type: ignore[arg-type]
+    manager.state.brokers = {b: BrokerRow(b, f"http://broker-{b}", 1, 0, False) for b in (0, 1, 2)}
+    manager.state.fenced = False
+    manager.state.last_heartbeat = time.monotonic()
     return manager
 
 
@@ -84,12 +85,12 @@ def test_leader_appends_checks_min_insync_and_refuses_once_fenced(handle: Partit
     with pytest.raises(NotEnoughReplicasError):
         manager.check_append(handle, acks_all=True)
     manager.check_append(handle, acks_all=False)  # acks=1 ignores min.insync.replicas
-    manager.fenced = True
+    manager.state.fenced = True
     with pytest.raises(NotLeaderError) as caught:
         manager.check_append(handle, acks_all=False)
     assert caught.value.leader_url is None
-    manager.fenced = False
-    manager._last_heartbeat = time.monotonic() - 60  # the catalog session lapsed: no more writes
+    manager.state.fenced = False
+    manager.state.last_heartbeat = time.monotonic() - 60  # the catalog session lapsed: no more writes
     with pytest.raises(NotLeaderError):
         manager.check_append(handle, acks_all=False)
 
@@ -102,18 +103,18 @@ def test_high_watermark_is_the_smallest_log_end_of_the_isr(handle: PartitionHand
     assert handle.log.log_end_offset == 10
     # Unknown follower positions: the high watermark does not move.
     before = handle.log.high_watermark
-    manager._update_high_watermark(replica)
+    manager.partitions.update_high_watermark(replica)
     assert handle.log.high_watermark == before
     replica.record_fetch(0, 8)
     replica.record_fetch(2, 4)
-    manager._update_high_watermark(replica)
+    manager.partitions.update_high_watermark(replica)
     assert handle.log.high_watermark == max(before, 4)
     replica.record_fetch(2, 10)
-    manager._update_high_watermark(replica)
+    manager.partitions.update_high_watermark(replica)
     assert handle.log.high_watermark == 8
     # A follower that left the ISR no longer holds it back.
     replica.isr = (1, 2)
-    manager._update_high_watermark(replica)
+    manager.partitions.update_high_watermark(replica)
     assert handle.log.high_watermark == 10
 
 

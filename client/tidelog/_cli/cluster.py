@@ -65,7 +65,7 @@ def _show(output: str, url: str | None, timeout: float) -> None:
 @handle_errors
 def cluster(ctx: click.Context, output: str, url: str | None, timeout: float) -> None:
     """Show the cluster: its brokers (alive or fenced), the controller and the under-replicated
-    partitions (like ``kafka-metadata-quorum`` and ``kafka-topics --under-replicated-partitions``)."""
+    partitions (like `kafka-metadata-quorum` and `kafka-topics --under-replicated-partitions`)."""
     if ctx.invoked_subcommand is None:
         _show(output, url, timeout)
 
@@ -75,5 +75,5 @@ def cluster(ctx: click.Context, output: str, url: str | None, timeout: float) ->
 @url_option
 @handle_errors
 def info(output: str, url: str | None, timeout: float) -> None:
-    """The same view as ``tidelog cluster`` (kept for scripts that name the subcommand)."""
+    """The same view as `tidelog cluster` (kept for scripts that name the subcommand)."""
     _show(output, url, timeout)
