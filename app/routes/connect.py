@@ -289,7 +289,16 @@ async def resume_connector(name: Name, connect: ConnectDep) -> Response:
 @router.get("/connectors/{name}/offsets", response_model=ConnectorOffsets, responses=_UNKNOWN)
 async def get_connector_offsets(name: Name, connect: ConnectDep, groups: GroupsDep) -> dict[str, Any]:
     """Source offsets per source partition, or a sink's committed offsets (group ``connect-<name>``)."""
-    return await connect.offsets(name, groups.offsets)
+
+    async def group_offsets(group: str) -> Any:
+        from app.groups.errors import UnknownGroupError
+
+        try:
+            return await groups.offsets(group)
+        except UnknownGroupError:
+            return []  # the sink has not consumed yet
+
+    return await connect.offsets(name, group_offsets)
 
 
 async def _alter_group(groups: GroupService, group: str, changes: list[tuple[str, int, int | None]]) -> None:

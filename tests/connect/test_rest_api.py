@@ -211,3 +211,9 @@ def test_plugins_config_and_validate(client: Any) -> None:
     assert set(errors) == {"file", "errors.tolerance", "topics"}
     assert report["error_count"] == 3
     assert_problem(client.get("/v1/connector-plugins/nope/config"), 404, 40432)
+
+
+def test_a_sink_that_never_consumed_has_no_offsets(client: Any, tmp_path: Path) -> None:
+    config = {"connector.class": "file-sink", "file": str(tmp_path / "out"), "topics": "t"}
+    assert client.post("/v1/connectors", json={"name": "k", "config": config}).status_code == 201
+    assert client.get("/v1/connectors/k/offsets").json() == {"offsets": []}

@@ -29,6 +29,7 @@ BUILT_IN = {
     "file-source": "tidelog.connect.file:FileSourceConnector",
     "file-sink": "tidelog.connect.file:FileSinkConnector",
     "http-sink": "tidelog.connect.http_sink:HttpSinkConnector",
+    "sql-sink": "tidelog.connect.sql_sink:SqlSinkConnector",
     "verifiable-source": "tidelog.connect.verifiable:VerifiableSourceConnector",
     "verifiable-sink": "tidelog.connect.verifiable:VerifiableSinkConnector",
 }

@@ -227,7 +227,7 @@ class _Runner:
 
         async def send() -> None:
             if self._dlq_producer is None:
-                self._dlq_producer = self.ctx.client.producer(acks="all", idempotent=True)
+                self._dlq_producer = self.ctx.client.producer(acks="all", idempotent=True, key_format="json")
             await self._dlq_producer.send_and_wait(
                 config.dlq_topic, value, key=key, headers=out_headers or None
             )
@@ -267,7 +267,7 @@ class SourceRunner(_Runner):
 
         await call_plugin(self.task.start, ctx.config, Context())
         try:
-            async with ctx.client.producer(acks="all", idempotent=True) as producer:
+            async with ctx.client.producer(acks="all", idempotent=True, key_format="json") as producer:
                 last_commit = time.monotonic()
                 while not self.stopping.is_set():
                     self._raise_failures()
