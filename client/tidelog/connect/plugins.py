@@ -30,6 +30,7 @@ BUILT_IN = {
     "file-sink": "tidelog.connect.file:FileSinkConnector",
     "http-sink": "tidelog.connect.http_sink:HttpSinkConnector",
     "sql-sink": "tidelog.connect.sql_sink:SqlSinkConnector",
+    "sql-source": "tidelog.connect.sql_source:SqlSourceConnector",
     "verifiable-source": "tidelog.connect.verifiable:VerifiableSourceConnector",
     "verifiable-sink": "tidelog.connect.verifiable:VerifiableSinkConnector",
 }

@@ -76,7 +76,9 @@ class SqlSinkTask(SinkTask):
         self._tables: dict[str, Any] = {}
         self._config: Mapping[str, Any] = {}
 
-    def start(self, config: Mapping[str, Any], context: SinkTaskContext) -> None:
+    @staticmethod
+    def engine_for(config: Mapping[str, Any]) -> Any:
+        """Gives the SQLAlchemy engine of ``connection.url`` (+ user and password), with our drivers."""
         from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
 
@@ -89,7 +91,10 @@ class SqlSinkTask(SinkTask):
             url = url.set(drivername="postgresql+psycopg2")
         elif url.drivername in ("mysql", "mariadb"):
             url = url.set(drivername=f"{url.drivername}+pymysql")
-        self._engine = create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True)
+
+    def start(self, config: Mapping[str, Any], context: SinkTaskContext) -> None:
+        self._engine = self.engine_for(config)
         self._config = config
 
     def _table(self, topic: str) -> Any:
