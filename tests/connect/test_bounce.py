@@ -146,3 +146,36 @@ def test_bounce(broker_process: BrokerProcess, tmp_path: Path, clean: bool) -> N
         for worker in workers:
             if worker.process is not None:
                 worker.stop(kill=True)
+
+
+def test_a_killed_workers_tasks_move_within_its_lease(broker_process: BrokerProcess, tmp_path: Path) -> None:
+    url = broker_process.url
+    workers = [WorkerProcess(url, f"w{i}", tmp_path).start() for i in range(2)]
+    try:
+        config = {
+            "connector.class": "verifiable-source",
+            "topic": "moves",
+            "tasks.max": "2",
+            "throughput": "5",
+        }
+        answer = httpx.post(f"{url}/v1/connectors", json={"name": "m", "config": config}, timeout=10)
+        assert answer.status_code == 201, answer.text
+        wait_for(
+            lambda: _all_running(url, "m") and len({t["worker_id"] for t in _status(url, "m")["tasks"]}) == 2,
+            90,
+        )
+        workers[0].stop(kill=True)
+        killed_at = time.monotonic()
+        wait_for(
+            lambda: all(
+                t["state"] == "RUNNING" and t["worker_id"] == "w1" for t in _status(url, "m")["tasks"]
+            ),
+            60,
+        )
+        moved_after = time.monotonic() - killed_at
+        # the lease is 10 s; a heartbeat and the task's start add a little (more on a loaded machine)
+        assert moved_after < 20, moved_after
+    finally:
+        for worker in workers:
+            if worker.process is not None:
+                worker.stop(kill=True)
