@@ -277,6 +277,7 @@ class SourceRunner(_Runner):
                         records = await self.retrying(Stage.TASK_POLL, lambda: call_plugin(self.task.poll))
                         for record in records or ():
                             await self._handle(producer, record)
+                        await self._tolerate_refused()
                     if time.monotonic() - last_commit >= OFFSET_FLUSH_INTERVAL_S:
                         await self.commit()
                         last_commit = time.monotonic()
@@ -284,6 +285,7 @@ class SourceRunner(_Runner):
                 # every delivery callback has run (they were added before gather's own) before the
                 # last commit: the records just acknowledged are not produced again by the next owner
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
+                await self._tolerate_refused()
                 self._raise_failures()
                 await self.commit()
         finally:
@@ -295,9 +297,10 @@ class SourceRunner(_Runner):
             await asyncio.wait_for(self.stopping.wait(), seconds)
 
     def _raise_failures(self) -> None:
-        if self._failures:
-            error, _record, _submitted = self._failures[0]
-            raise TaskFailedError(Stage.KAFKA_PRODUCE, error) from error
+        """Fails the task on an outage the producer gave up on (refused records wait for tolerance)."""
+        for error, _record, _submitted in self._failures:
+            if _delivery_kind(error) != "data":
+                raise TaskFailedError(Stage.KAFKA_PRODUCE, error) from error
 
     async def _handle(self, producer: Any, record: SourceRecord) -> None:
         submitted = self.submitted.submit(record.source_partition, record.source_offset)
@@ -349,8 +352,9 @@ class SourceRunner(_Runner):
         future.add_done_callback(done)
         self._in_flight.add(future)
         future.add_done_callback(self._in_flight.discard)
-        await asyncio.sleep(0)
-        # A delivery refused for the record itself goes to tolerance; an outage fails the task.
+
+    async def _tolerate_refused(self) -> None:
+        """A delivery refused for the record itself goes to tolerance; an outage fails the task."""
         data_failures = [f for f in self._failures if _delivery_kind(f[0]) == "data"]
         for failure in data_failures:
             self._failures.remove(failure)
