@@ -20,7 +20,6 @@ from app.connect import ConnectService
 from app.deps import JsonBody
 from app.error_codes import ErrorCode
 from app.errors import error_responses
-from app.groups.model import OffsetCommit
 from app.groups.service import GroupService
 from app.sse import SSE_HEADERS, format_event
 
@@ -302,18 +301,26 @@ async def get_connector_offsets(name: Name, connect: ConnectDep, groups: GroupsD
 
 
 async def _alter_group(groups: GroupService, group: str, changes: list[tuple[str, int, int | None]]) -> None:
-    await groups._run(
-        groups.coordinator.reset_offsets,
-        group,
-        [OffsetCommit(t, p, o) for t, p, o in changes if o is not None],
-    )
+    # The group's own reset (it refuses while the group still has members, as Kafka does); an offset
+    # of null leaves the partition's commit as it is (the group has no per-partition delete).
+    for topic, partition, offset in changes:
+        if offset is not None:
+            await groups.reset_offsets(
+                group, topics=[topic], partitions=[partition], to="offset", value=offset, dry_run=False
+            )
 
 
 @router.patch(
     "/connectors/{name}/offsets",
     response_model=Message,
     dependencies=[JsonBody],
-    responses=error_responses(ErrorCode.UNKNOWN_CONNECTOR, ErrorCode.CONNECTOR_NOT_STOPPED),
+    responses=error_responses(
+        ErrorCode.UNKNOWN_CONNECTOR,
+        ErrorCode.CONNECTOR_NOT_STOPPED,
+        ErrorCode.GROUP_NOT_EMPTY,
+        ErrorCode.UNKNOWN_TOPIC,
+        ErrorCode.UNKNOWN_PARTITION,
+    ),
 )
 async def alter_connector_offsets(
     name: Name, body: ConnectorOffsets, connect: ConnectDep, groups: GroupsDep

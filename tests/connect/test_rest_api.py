@@ -217,3 +217,18 @@ def test_a_sink_that_never_consumed_has_no_offsets(client: Any, tmp_path: Path) 
     config = {"connector.class": "file-sink", "file": str(tmp_path / "out"), "topics": "t"}
     assert client.post("/v1/connectors", json={"name": "k", "config": config}).status_code == 201
     assert client.get("/v1/connectors/k/offsets").json() == {"offsets": []}
+
+
+def test_a_stopped_sinks_offsets_are_its_groups_and_can_be_altered(client: Any, tmp_path: Path) -> None:
+    assert client.post("/v1/topics", json={"name": "t", "partitions": 2}).status_code == 201
+    config = {"connector.class": "file-sink", "file": str(tmp_path / "out"), "topics": "t"}
+    client.post("/v1/connectors", json={"name": "k", "config": config, "initial_state": "STOPPED"})
+    entry = {"partition": {"kafka_topic": "t", "kafka_partition": 1}, "offset": {"kafka_offset": 0}}
+    altered = client.patch("/v1/connectors/k/offsets", json={"offsets": [entry]})
+    assert altered.status_code == 200, altered.text
+    assert client.get("/v1/connectors/k/offsets").json() == {"offsets": [entry]}
+    assert client.get("/v1/groups/connect-k/offsets").json()["offsets"][0]["partition"] == 1
+    bad = {"partition": {"kafka_topic": "t", "kafka_partition": 9}, "offset": {"kafka_offset": 0}}
+    assert_problem(client.patch("/v1/connectors/k/offsets", json={"offsets": [bad]}), 404, 40402)
+    assert client.delete("/v1/connectors/k/offsets").status_code == 200
+    assert client.get("/v1/connectors/k/offsets").json() == {"offsets": []}
