@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.broker_process import BrokerProcess
-from tests.connect.conftest import await_for
+from tests.connect.conftest import await_for, read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +92,26 @@ async def test_file_source_to_file_sink_through_transforms(
         {"partition": {"kafka_topic": "orders", "kafka_partition": 0}, "offset": {"kafka_offset": 5}}
     ]
     assert httpx.get(f"{url}/v1/connectors/src/topics", timeout=10).json() == {"src": {"topics": ["orders"]}}
+
+
+async def test_config_providers_resolve_on_the_worker_and_the_catalog_keeps_the_reference(
+    broker_process: BrokerProcess, worker: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = broker_process.url
+    source_file = tmp_path / "in.txt"
+    source_file.write_text("one\ntwo\n")
+    secrets = tmp_path / "connect.properties"
+    secrets.write_text("topic=provided\n")
+    monkeypatch.setenv("CONNECT_TEST_FILE", str(source_file))
+    config = {
+        "connector.class": "file-source",
+        "file": "${env:CONNECT_TEST_FILE}",
+        "topic": f"${{file:{secrets}:topic}}",
+    }
+    _create(url, "prov", config)
+    shown = httpx.get(f"{url}/v1/connectors/prov/config", timeout=10).json()
+    assert shown["file"] == "${env:CONNECT_TEST_FILE}"
+    records = await await_for(
+        lambda: len(read_topic(url, "provided")) == 2 and read_topic(url, "provided"), 60
+    )
+    assert [r["value"] for r in records] == ["one", "two"]
