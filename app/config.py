@@ -180,6 +180,12 @@ class Settings(BaseSettings):
     audit_file: Path | None = Field(
         None, description="Also append each audit record, one JSON line, to this file."
     )
+    # --- tidelog connect (docs/connect.md)
+    connect: bool = Field(False, description="Embed one tidelog connect worker in this broker (development).")
+    connect_worker_session_timeout_ms: int = Field(
+        10_000, ge=1000, le=300_000,
+        description="A connect worker silent this long loses its tasks to the other workers.",
+    )
 
     # --- background work
     log_retention_check_interval_ms: int = Field(

@@ -33,6 +33,9 @@ class ErrorCode(IntEnum):
     UNKNOWN_PRODUCER = 40405
     UNKNOWN_API_KEY = 40420  # no API key with this id
     UNKNOWN_USER = 40421  # no password user with this name
+    UNKNOWN_CONNECTOR = 40430  # no connector of that name (tidelog connect, docs/connect.md)
+    UNKNOWN_CONNECTOR_TASK = 40431  # the connector has no task of that id
+    UNKNOWN_CONNECTOR_PLUGIN = 40432  # no installed connector type of that name
     NOT_FOUND = 40499  # a path that names no resource
     # 405 / 406
     METHOD_NOT_ALLOWED = 40501
@@ -49,6 +52,9 @@ class ErrorCode(IntEnum):
     OUT_OF_ORDER_SEQUENCE = 40906  # a gap in an idempotent producer's sequence numbers
     IDEMPOTENCY_KEY_REUSED = 40907  # the same Idempotency-Key with a different request body
     USER_EXISTS = 40920  # a password user with this name already exists
+    CONNECTOR_EXISTS = 40930  # POST /v1/connectors with a name already taken
+    CONNECTOR_NOT_STOPPED = 40931  # offsets are altered or reset only while the connector is STOPPED
+    STALE_TASK_GENERATION = 40932  # a worker reported for a task assignment that is no longer current
     # 413
     RECORD_TOO_LARGE = 41301  # one batch over max.message.bytes
     REQUEST_TOO_LARGE = 41302  # a body over the broker's request size limit
@@ -69,6 +75,7 @@ class ErrorCode(IntEnum):
     INVALID_TOPIC_PATTERN = 42220  # a topic_pattern RE2 cannot compile, or longer than the limit
     VALUE_TOO_DEEP = 42221  # a JSON key or value nested deeper than MAX_JSON_DEPTH
     NUMBER_OUT_OF_RANGE = 42222  # a JSON number no reader can hold (integer beyond 64 bits, 1e400)
+    INVALID_CONNECTOR_CONFIG = 42230  # a connector config that does not validate (see its `errors`)
     # 429
     TOO_MANY_REQUESTS = 42901
     TOO_MANY_CONNECTIONS_PER_IP = 42902  # max_connections_per_ip (or its override) reached

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from app.cluster.manager import ClusterManager
     from app.groups.service import GroupService
     from app.security.authn import Authenticator
+    from tidelog.connect.worker import Worker
 
 __all__ = ["begin_shutdown", "create_app", "operation_id"]
 
@@ -61,6 +62,8 @@ def _include_routers(app: FastAPI) -> None:
     from app.routes import (
         acls,
         cluster,
+        connect,
+        connect_workers,
         events,
         fetch_many,
         groups,
@@ -80,7 +83,8 @@ def _include_routers(app: FastAPI) -> None:
 
     for router in (health.router, cluster.router, log_dirs.router, topics.router, records.router,
                    fetch_many.router, offsets.router, producers.router, groups.router, events.router,
-                   keys.router, users.router, sessions.router, acls.router, quotas.router):
+                   keys.router, users.router, sessions.router, acls.router, quotas.router, connect.router,
+                   connect_workers.router):
         app.include_router(router)
     if app.state.settings.ui_enabled:
         app.include_router(ui_router)
@@ -125,6 +129,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     group_service: GroupService | None = None
     cluster: ClusterManager | None = None
     authenticator: Authenticator | None = None
+    connect_worker: Worker | None = None
     metrics: Metrics = state.metrics
     security: Security = state.security
     security_started = False
@@ -160,17 +165,30 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.group_service = group_service
         security_started = True
         await security.start(catalog, broker, state.topic_service)
+        from app.connect import ConnectService
+
+        state.connect_service = ConnectService(
+            catalog, worker_session_timeout_ms=settings.connect_worker_session_timeout_ms
+        )
         scheduler = RetentionScheduler(broker, metrics, interval_ms=settings.log_retention_check_interval_ms)
         state.retention_scheduler = scheduler
         scheduler.start()
         state.phase = "ready"
         logger.info("broker %d started, data in %s", settings.broker_id, settings.data_dir)
+        if settings.connect:  # `tidelog serve --connect`: one worker in this process, over HTTP
+            from tidelog.connect.worker import Worker
+
+            worker_id = f"broker-{settings.broker_id}"
+            connect_worker = Worker(settings.effective_advertised_url, worker_id=worker_id)
+            connect_worker.start_background()
         yield
     finally:
         state.phase = "stopping"
         state.stopping.set()
         metrics.set_partition_source(None)
         try:
+            if connect_worker is not None:
+                await connect_worker.stop()
             if scheduler is not None:
                 await scheduler.stop()
             if security_started:

@@ -5,6 +5,7 @@ Importing this package registers every model on ``Base.metadata`` (migrations/en
 
 from app.catalog import acls as acls
 from app.catalog import auth as auth
+from app.catalog import connect as connect
 from app.catalog import producers as producers
 from app.catalog import topics as topics
 from app.catalog.base import Base

@@ -34,6 +34,9 @@ Exception tree::
         │   ├── UnknownProducerError           40405
         │   ├── UnknownApiKeyError             40420
         │   ├── UnknownUserError               40421
+        │   ├── UnknownConnectorError          40430
+        │   ├── UnknownConnectorTaskError      40431
+        │   ├── UnknownConnectorPluginError    40432
         │   └── ResourceNotFoundError          40499
         ├── MethodNotAllowedError              40501
         ├── NotAcceptableError                 40601
@@ -46,6 +49,9 @@ Exception tree::
         │   ├── OutOfOrderSequenceError        40906
         │   ├── IdempotencyKeyReusedError      40907
         │   └── UserExistsError                40920
+        │   ├── ConnectorExistsError           40930
+        │   ├── ConnectorNotStoppedError       40931
+        │   └── StaleTaskGenerationError       40932
         ├── TooLargeError (413)
         │   ├── RecordTooLargeError            41301
         │   ├── RequestTooLargeError           41302
@@ -60,7 +66,8 @@ Exception tree::
         │   ├── InvalidReplicationFactorError  42205
         │   ├── NoCommittedOffsetError         42206
         │   ├── InvalidSessionTimeoutError     42207
-        │   └── InvalidTimestampError          42210  a timestamp outside the topic's KIP-937 bounds
+        │   ├── InvalidTimestampError          42210  a timestamp outside the topic's KIP-937 bounds
+        │   └── InvalidConnectorConfigError    42230  carries errors (setting → messages)
         ├── TooManyRequestsError               42901  retriable, honours Retry-After
         │   ├── TooManyAuthenticationFailuresError 42910  this address failed too often lately
         │   └── QuotaExceededError             42911  the principal's quota; carries retry_after_ms
@@ -98,6 +105,8 @@ __all__ = [
     "ClusterAuthorizationError",
     "ConflictError",
     "ConnectError",
+    "ConnectorExistsError",
+    "ConnectorNotStoppedError",
     "CorruptBatchError",
     "CsrfCheckFailedError",
     "GroupAuthorizationError",
@@ -108,6 +117,7 @@ __all__ = [
     "InternalServerError",
     "InvalidBatchRecordsError",
     "InvalidConfigError",
+    "InvalidConnectorConfigError",
     "InvalidInputError",
     "InvalidParameterError",
     "InvalidPartitionsError",
@@ -144,6 +154,7 @@ __all__ = [
     "ResourceNotFoundError",
     "ServerError",
     "ServiceUnavailableError",
+    "StaleTaskGenerationError",
     "StorageError",
     "StorageWriteFailedError",
     "TidelogError",
@@ -161,6 +172,9 @@ __all__ = [
     "TopicExistsError",
     "TransportError",
     "UnknownApiKeyError",
+    "UnknownConnectorError",
+    "UnknownConnectorPluginError",
+    "UnknownConnectorTaskError",
     "UnknownGroupError",
     "UnknownMemberError",
     "UnknownPartitionError",
@@ -567,6 +581,34 @@ class TooManyStreamsError(ServiceUnavailableError):
     """The broker has max_sse_streams event streams open."""
 
 
+class UnknownConnectorError(NotFoundError):
+    """No connector of that name."""
+
+
+class UnknownConnectorTaskError(NotFoundError):
+    """The connector has no task of that id."""
+
+
+class UnknownConnectorPluginError(NotFoundError):
+    """No installed connector type of that name."""
+
+
+class ConnectorExistsError(ConflictError):
+    """A connector of that name exists already."""
+
+
+class ConnectorNotStoppedError(ConflictError):
+    """Offsets change only while the connector is STOPPED."""
+
+
+class StaleTaskGenerationError(ConflictError):
+    """The task's assignment is no longer current: stop it."""
+
+
+class InvalidConnectorConfigError(InvalidInputError):
+    """A connector config that does not validate (``errors``)."""
+
+
 ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40001: InvalidRequestError,
     40002: InvalidRecordError,
@@ -598,6 +640,13 @@ ERROR_CLASSES: dict[int, type[BrokerError]] = {
     40905: ProducerFencedError,
     40906: OutOfOrderSequenceError,
     40907: IdempotencyKeyReusedError,
+    40430: UnknownConnectorError,
+    40431: UnknownConnectorTaskError,
+    40432: UnknownConnectorPluginError,
+    40930: ConnectorExistsError,
+    40931: ConnectorNotStoppedError,
+    40932: StaleTaskGenerationError,
+    42230: InvalidConnectorConfigError,
     40801: RequestHeaderTimeoutError,
     40802: RequestBodyTooSlowError,
     41301: RecordTooLargeError,

@@ -57,7 +57,13 @@ class ConnectError(Exception):
 
 
 class RetriableError(ConnectError):
-    """An outage of the external system: retried, then the task fails; never dead-lettered."""
+    """An outage of the external system: retried, then the task fails; never dead-lettered.
+
+    ``retry_after_s`` (an HTTP ``Retry-After``) makes the next attempt wait at least that long."""
+
+    def __init__(self, message: str = "", *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class DataError(ConnectError):
@@ -85,6 +91,10 @@ class SourceRecord:
     headers: Mapping[str, str] | None = None
     partition: int | None = None
     timestamp_ms: int | None = None
+    #: Set by a task that could not convert this record (a line that is not JSON, …): the runtime
+    #: applies ``errors.tolerance`` to it at the conversion stage, dead-lettering ``value`` as read,
+    #: and its offset still counts as handled when the error is tolerated.
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
