@@ -4,6 +4,8 @@ FastAPI writes OpenAPI 3.1 from the routes and models. ``refine`` post-processes
 hold for every route, present and future, so a new route needs no entry here:
 
 - error answers are ``application/problem+json`` only (FastAPI adds an ``application/json`` twin);
+- an operation that takes a JSON body documents the 400 of a body that is not JSON and the 415 of
+  another ``Content-Type`` (every JSON body is read the same way), where the route did not;
 - ``Problem.error_code`` is the ``ErrorCode`` enum of ``app/error_codes.py``, with its names
   (``x-enum-varnames``) and one description per code (``x-enum-descriptions``), so generators emit a
   named enum (``ErrorCode.UNKNOWN_TOPIC``) instead of a bare integer;
@@ -137,6 +139,23 @@ def _problem_only_errors(spec: dict[str, Any]) -> None:
             content = response.get("content", {})
             if PROBLEM_JSON in content:
                 content.pop("application/json", None)
+
+
+_BODY_ERRORS = {
+    "400": f"error_code {int(ErrorCode.INVALID_REQUEST)} invalid request: the body is not the JSON asked for",
+    "415": f"error_code {int(ErrorCode.UNSUPPORTED_MEDIA_TYPE)} unsupported media type: another Content-Type",
+}
+
+
+def _body_errors(spec: dict[str, Any]) -> None:
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operation in _operations(spec):
+        content = operation.get("requestBody", {}).get("content", {})
+        if not any(t == "application/json" or t.endswith("+json") for t in content):
+            continue
+        responses = operation.setdefault("responses", {})
+        for status, description in _BODY_ERRORS.items():
+            responses.setdefault(status, {"description": description, "content": copy.deepcopy(problem)})
 
 
 def _file_item_defs(spec: dict[str, Any]) -> None:
@@ -329,6 +348,7 @@ def refine(spec: dict[str, Any]) -> dict[str, Any]:
     """The refined copy of FastAPI's 3.1 document ``spec`` (the rules of this module's docstring)."""
     spec = copy.deepcopy(spec)
     _problem_only_errors(spec)
+    _body_errors(spec)
     _file_item_defs(spec)
     _error_code_enum(spec)
     _defaults(spec)

@@ -561,10 +561,13 @@ class Broker:
             )
         return topic.partitions[partition]
 
-    async def partition(self, topic: str, partition: int) -> PartitionHandle:
-        """The open partition; raises ``UnknownTopicError``/``UnknownPartitionError``."""
+    async def partition(self, topic: str, partition: int, *, refresh: bool = True) -> PartitionHandle:
+        """The open partition; raises ``UnknownTopicError``/``UnknownPartitionError``.
+
+        A partition beyond the known count re-reads the topic from the catalog first (another broker
+        may have added it), unless ``refresh`` is off (a caller that re-read it a moment ago)."""
         found = await self._topic(topic)
-        if partition >= len(found.partitions):
+        if partition >= len(found.partitions) and refresh:
             # Partitions may have been added by another broker sharing the catalog.
             found = await asyncio.to_thread(self._load_topic, topic)
         return self._handle(found, partition)

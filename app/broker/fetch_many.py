@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.errors_base import TidelogError
+from app.errors_base import TidelogError, UnknownPartitionError, UnknownTopicError
 
 if TYPE_CHECKING:
     from app.broker.broker import Broker
@@ -68,11 +68,30 @@ async def fetch_many(
     deadline = loop.time() + max_wait_ms / 1000.0
     handles: list[PartitionHandle | None] = []
     answers = [PartitionData(w.topic, w.partition, w.offset) for w in wanted]
+    # A topic refused or unknown once is so for every partition of it in this request: asked once,
+    # so a request naming one missing topic ten thousand times costs one lookup, not ten thousand.
+    refused: dict[str, TidelogError] = {}
+    reloaded: set[str] = set()  # topics re-read from the catalog for a partition beyond their count
     for want, answer in zip(wanted, answers, strict=True):
         try:
+            if want.topic in refused:
+                raise refused[want.topic]
             if authorize is not None:
-                authorize(want.topic)
-            found = await broker.partition(want.topic, want.partition)
+                try:
+                    authorize(want.topic)
+                except TidelogError as exc:
+                    refused[want.topic] = exc
+                    raise
+            try:
+                found = await broker.partition(
+                    want.topic, want.partition, refresh=want.topic not in reloaded
+                )
+            except UnknownTopicError as exc:
+                refused[want.topic] = exc
+                raise
+            except UnknownPartitionError:
+                reloaded.add(want.topic)
+                raise
             await broker.replication.ensure_known(found)
             broker.replication.check_fetch(found, want.offset, leader_only=leader_only)
         except TidelogError as exc:

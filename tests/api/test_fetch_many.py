@@ -152,3 +152,19 @@ def test_limits_and_bad_bodies(client: Any, settings: Any) -> None:
     response = client.post("/v1/fetch", content=b"{", headers={"Content-Type": "application/json"})
     assert response.status_code in (400, 422)
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_ten_thousand_missing_partitions_cost_one_lookup_per_topic(client: Any) -> None:
+    """One request naming a missing topic, or missing partitions, thousands of times must not hold
+    the broker for seconds (each used to re-read the catalog): asked once per topic."""
+    create_topic(client, "few", partitions=1)
+    for wanted in (
+        [{"topic": "nowhere", "partition": 0, "offset": 0}] * 10_000,
+        [{"topic": "few", "partition": p, "offset": 0} for p in range(1, 10_001)],
+    ):
+        started = time.monotonic()
+        answer = client.post("/v1/fetch", json={"partitions": wanted})
+        assert answer.status_code == 200
+        codes = {p["error_code"] for p in answer.json()["partitions"]}
+        assert codes == {40401} or codes == {40402}
+        assert time.monotonic() - started < 5.0  # was 16 s for the missing partitions
