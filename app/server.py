@@ -154,12 +154,14 @@ class _CoalescedWrites:
     ``100 Continue`` and everything else are written at once, as before.
     """
 
-    __slots__ = ("_cycle", "_held", "_transport")
+    __slots__ = ("_cycle", "_head_seen", "_held", "_transport")
 
     def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
         self._transport = transport
         self._cycle = cycle
         self._held: bytes | None = None
+        #: Only the head is ever held: every write after it goes out at once.
+        self._head_seen = False
 
     def write(self, data: bytes) -> None:
         held = self._held
@@ -169,12 +171,14 @@ class _CoalescedWrites:
             return
         cycle = self._cycle
         if (
-            cycle.response_started
+            not self._head_seen
+            and cycle.response_started
             and cycle.chunked_encoding is False
             and not cycle.response_complete
             and cycle.scope["method"] != "HEAD"  # uvicorn writes no body for HEAD: nothing would follow
         ):
             # The head of a response with a Content-Length: its body follows in the next write.
+            self._head_seen = True
             self._held = data
             return
         self._transport.write(data)

@@ -58,6 +58,17 @@ def test_the_head_waits_for_the_body_only_when_its_length_is_known(
     assert writes.is_closing() is False  # everything else is the real transport's
 
 
+def test_only_the_head_is_held_so_a_body_in_many_chunks_goes_out_whole() -> None:
+    """A file answer arrives in many body writes: after the head went out with the first chunk,
+    every later chunk is written at once (holding every other chunk lost the last one)."""
+    real = _RecordingTransport()
+    writes = _CoalescedWrites(real, _Cycle("GET", False))  # type: ignore[arg-type]
+    writes.write(b"HEAD\r\n\r\n")
+    for chunk in (b"one", b"two", b"three", b"four"):
+        writes.write(chunk)
+    assert real.writes == [b"HEAD\r\n\r\none", b"two", b"three", b"four"]
+
+
 def test_a_held_head_is_written_before_a_close() -> None:
     real = _RecordingTransport()
     writes = _CoalescedWrites(real, _Cycle("GET", False))  # type: ignore[arg-type]
@@ -79,7 +90,9 @@ def test_every_kind_of_answer_arrives_whole(broker_process: BrokerProcess) -> No
             content=b'{"value":1}\n{"value":2}\n',
             headers={"Content-Type": "application/x-ndjson"},
         )
-        assert ndjson.status_code == 200 and len(ndjson.content.splitlines()) == 2
+        ndjson_lines = ndjson.content.splitlines()
+        assert ndjson.status_code == 200 and len(ndjson_lines) == 3  # two results, then the summary
+        assert b'"summary"' in ndjson_lines[-1]
         with client.stream("GET", "/v1/topics/w/events", params={"from": "earliest"}) as stream:
             lines = []
             for line in stream.iter_lines():
@@ -88,5 +101,9 @@ def test_every_kind_of_answer_arrives_whole(broker_process: BrokerProcess) -> No
                 if len(lines) == 5:
                     break
         assert len(lines) == 5
+        # A static file of 1.5 MB is sent in many body writes: it must arrive whole.
+        bundle = client.get("/api-docs-assets/swagger-ui-bundle.js")
+        assert bundle.status_code == 200
+        assert len(bundle.content) == int(bundle.headers["content-length"]) > 1_000_000
         missing = client.get("/v1/topics/none/partitions/0/records")
         assert missing.status_code == 404 and missing.json()["error_code"] == 40401
